@@ -1,0 +1,5 @@
+"""Allow ``python -m geounet``."""
+
+from geounet.cli import main
+
+main()

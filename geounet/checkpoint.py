@@ -1,0 +1,235 @@
+"""The geounet checkpoint: weights plus everything needed to predict, in one safetensors file.
+
+The file is a plain safetensors file (no pickle, so loading never executes code). Its
+header metadata holds one JSON document under the key ``geounet`` that describes the
+architecture, the bands and their order, the input normalisation, the training pixel size,
+the tile size, the default threshold, the class names and the provenance.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from geounet.errors import CheckpointError
+from geounet.model import ModelConfig, build_model
+
+FORMAT_VERSION = 1
+METADATA_KEY = "geounet"
+BUNDLED_MODEL = "kampala_unet.safetensors"
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """Input normalisation: ``x = (raw * scale - mean) / std`` per band.
+
+    Attributes:
+        scale: Factor that brings raw values to [0, 1] (1/255 for uint8 imagery).
+        mean: Per-band mean after scaling, in the model's band order.
+        std: Per-band standard deviation after scaling, in the model's band order.
+    """
+
+    scale: float = 1.0 / 255.0
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+
+    def apply(self, raw: torch.Tensor) -> torch.Tensor:
+        """Normalise raw pixel values.
+
+        Args:
+            raw: Raw values with bands on axis -3: (C, H, W) or (N, C, H, W).
+
+        Returns:
+            A float32 tensor of the same shape.
+        """
+        shape = (-1, 1, 1)
+        mean = torch.tensor(self.mean, dtype=torch.float32, device=raw.device).view(shape)
+        std = torch.tensor(self.std, dtype=torch.float32, device=raw.device).view(shape)
+        return (raw.to(torch.float32) * self.scale - mean) / std
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a checkpoint says about its model, beside the weights.
+
+    Attributes:
+        model: The architecture.
+        bands: Names of the input bands, in the order the model expects them.
+        normalization: How raw pixel values are normalised.
+        pixel_size_m: Ground pixel size the model was trained at, in metres.
+        tile_size: Default tile size for prediction, in pixels.
+        threshold: Default probability threshold for footprints.
+        class_names: Meaning of each output channel (channel 0 is ``building``).
+        provenance: Free-form record: data, command, date, software versions.
+        format_version: Version of this checkpoint format.
+    """
+
+    model: ModelConfig
+    bands: tuple[str, ...] = ("red", "green", "blue")
+    normalization: Normalization = field(default_factory=Normalization)
+    pixel_size_m: float = 0.15
+    tile_size: int = 1024
+    threshold: float = 0.5
+    class_names: tuple[str, ...] = ("building",)
+    provenance: dict[str, str] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        """Serialise the card to JSON."""
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> ModelCard:
+        """Parse a card written by :meth:`to_json`.
+
+        Raises:
+            CheckpointError: If the JSON is malformed or from a newer format.
+        """
+        try:
+            data = json.loads(text)
+            version = int(data.get("format_version", 0))
+            if version > FORMAT_VERSION:
+                raise CheckpointError(
+                    f"checkpoint format {version} is newer than this geounet reads "
+                    f"({FORMAT_VERSION}); upgrade geounet"
+                )
+            norm = data.get("normalization", {})
+            known = {f.name for f in fields(cls)}
+            kwargs = {k: v for k, v in data.items() if k in known}
+            kwargs["model"] = ModelConfig.from_dict(data["model"])
+            kwargs["normalization"] = Normalization(
+                scale=float(norm.get("scale", 1 / 255)),
+                mean=tuple(norm.get("mean", Normalization.mean)),
+                std=tuple(norm.get("std", Normalization.std)),
+            )
+            kwargs["bands"] = tuple(data.get("bands", ()))
+            kwargs["class_names"] = tuple(data.get("class_names", ("building",)))
+            return cls(**kwargs)
+        except CheckpointError:
+            raise
+        except (ValueError, KeyError, TypeError) as exc:
+            raise CheckpointError(f"checkpoint metadata is malformed ({exc})") from exc
+
+
+@dataclass
+class Checkpoint:
+    """A model card and the network it describes, ready for inference or training."""
+
+    card: ModelCard
+    model: nn.Module
+
+
+def save_checkpoint(path: str | os.PathLike[str], card: ModelCard, model: nn.Module) -> Path:
+    """Write a checkpoint atomically (temporary file, then rename).
+
+    Args:
+        path: Destination file.
+        card: The model card.
+        model: The network; its state dict is saved in float32.
+
+    Returns:
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={METADATA_KEY: card.to_json()})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_card(path: str | os.PathLike[str]) -> ModelCard:
+    """Read only the model card of a checkpoint (no weights are loaded)."""
+    from safetensors import safe_open
+
+    path = _existing(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise _not_safetensors(path) from exc
+    if METADATA_KEY not in meta:
+        raise CheckpointError(f"{path} is a safetensors file but not a geounet checkpoint")
+    return ModelCard.from_json(meta[METADATA_KEY])
+
+
+def load_checkpoint(path: str | os.PathLike[str] | None = None) -> Checkpoint:
+    """Load a checkpoint without executing any code from the file.
+
+    Args:
+        path: The checkpoint; ``None`` loads the model bundled with geounet.
+
+    Returns:
+        The model card and the network in eval mode on the CPU.
+
+    Raises:
+        CheckpointError: If the file is missing, not a safetensors geounet checkpoint
+            (pickled ``.pt`` files are refused), corrupted, or its weights do not fit
+            the architecture it declares.
+    """
+    path = bundled_model_path() if path is None else _existing(path)
+    card = read_card(path)
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{path} is corrupted ({exc}); re-download or retrain it") from exc
+    model = build_model(card.model)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not match its architecture ({first})") from exc
+    model.eval()
+    return Checkpoint(card=card, model=model)
+
+
+def bundled_model_path() -> Path:
+    """Return the path of the model shipped inside the package.
+
+    Raises:
+        CheckpointError: If this installation has no bundled model.
+    """
+    ref = resources.files("geounet") / "data" / BUNDLED_MODEL
+    path = Path(str(ref))
+    if not path.is_file():
+        raise CheckpointError(
+            "this geounet installation has no bundled model; pass --model PATH "
+            "(train one with `geounet train`)"
+        )
+    return path
+
+
+def _existing(path: str | os.PathLike[str]) -> Path:
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path} is a directory; pass the checkpoint file itself")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; check the --model path")
+    return path
+
+
+def _not_safetensors(path: Path) -> CheckpointError:
+    with path.open("rb") as f:
+        head = f.read(2)
+    if head[:1] == b"\x80" or head == b"PK":
+        return CheckpointError(
+            f"{path} is a pickled PyTorch file; geounet refuses pickles because loading them "
+            "can execute code. Use a geounet .safetensors checkpoint"
+        )
+    return CheckpointError(f"{path} is not a geounet checkpoint (expected a safetensors file)")

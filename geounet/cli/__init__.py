@@ -1,0 +1,46 @@
+"""The ``geounet`` command line: a thin layer that parses options and calls the library.
+
+Each subcommand lives in its own module of this package and registers itself on
+:data:`app`. Library errors (:class:`geounet.errors.GeounetError`) become a one-line
+message on stderr and exit code 2; an interrupt exits with 130. No tracebacks for users.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+from geounet import __version__
+from geounet.cli._app import app, fail
+
+# Subcommands register themselves on `app` when imported.
+from geounet.cli import predict as _predict  # noqa: E402,F401  isort: skip
+
+__all__ = ["app", "fail", "main"]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"geounet {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Map building footprints from aerial and satellite GeoTIFFs with a U-Net."""
+
+
+def main() -> None:
+    """Entry point of the ``geounet`` console script."""
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover - exercised through a subprocess test
+        typer.echo("geounet: interrupted; no partial outputs were kept", err=True)
+        sys.exit(130)

@@ -1,0 +1,191 @@
+"""The U-Net of Ronneberger et al. (2015) and a U-Net with a swappable encoder.
+
+The classic network is composed from small parts (an encoder of double convolutions and
+max-pools, a decoder of up-sampling blocks that concatenate the matching encoder features,
+and a 1x1 head), with 'same' padding so that the output has the size of the input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from geounet.errors import CheckpointError
+
+Architecture = Literal["unet", "smp-unet"]
+Upsampling = Literal["transpose", "bilinear"]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a network.
+
+    Attributes:
+        arch: ``unet`` (the classic U-Net) or ``smp-unet`` (segmentation_models_pytorch U-Net).
+        in_channels: Number of input bands.
+        classes: Number of output channels (logits).
+        depth: Number of max-pool levels of the classic U-Net (or encoder depth for smp).
+        base_width: Channels of the first level; doubles at each level (classic U-Net).
+        upsampling: ``transpose`` (2x2 transposed convolution, as in the paper) or ``bilinear``.
+        dropout: Dropout probability before the bottleneck's convolutions (0 disables it).
+        batch_norm: Whether each 3x3 convolution is followed by batch normalisation.
+        encoder_name: Encoder of the ``smp-unet`` architecture (``resnet18``, ``mobilenet_v2``...).
+    """
+
+    arch: Architecture = "unet"
+    in_channels: int = 3
+    classes: int = 1
+    depth: int = 4
+    base_width: int = 16
+    upsampling: Upsampling = "transpose"
+    dropout: float = 0.0
+    batch_norm: bool = True
+    encoder_name: str = "resnet18"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the config as a JSON-ready dict."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        """Build a config from a dict, ignoring unknown keys from newer versions."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @property
+    def size_multiple(self) -> int:
+        """Input height and width must be multiples of this (2**depth)."""
+        return 2 ** (self.depth if self.arch == "unet" else 5)
+
+
+class DoubleConv(nn.Sequential):
+    """Two 3x3 convolutions ('same' padding), each with optional batch norm and a ReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int, batch_norm: bool = True, dropout: float = 0.0):
+        layers: list[nn.Module] = []
+        if dropout > 0:
+            layers.append(nn.Dropout2d(dropout))
+        for c_in in (in_ch, out_ch):
+            layers.append(nn.Conv2d(c_in, out_ch, 3, padding=1, bias=not batch_norm))
+            if batch_norm:
+                layers.append(nn.BatchNorm2d(out_ch))
+            layers.append(nn.ReLU(inplace=True))
+        super().__init__(*layers)
+
+
+class Encoder(nn.Module):
+    """Contracting path: a double conv per level, 2x2 max-pool between levels."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        widths = [cfg.base_width * 2**i for i in range(cfg.depth + 1)]
+        self.widths = widths
+        self.blocks = nn.ModuleList()
+        c_in = cfg.in_channels
+        for level, width in enumerate(widths):
+            drop = cfg.dropout if level == cfg.depth else 0.0
+            self.blocks.append(DoubleConv(c_in, width, cfg.batch_norm, drop))
+            c_in = width
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Return the features of every level, finest first."""
+        features = []
+        for level, block in enumerate(self.blocks):
+            if level > 0:
+                x = self.pool(x)
+            x = block(x)
+            features.append(x)
+        return features
+
+
+class UpBlock(nn.Module):
+    """Expanding step: up-sample, halve channels, concatenate the skip, double conv."""
+
+    def __init__(self, in_ch: int, out_ch: int, mode: Upsampling, batch_norm: bool):
+        super().__init__()
+        self.up: nn.Module
+        if mode == "transpose":
+            self.up = nn.ConvTranspose2d(in_ch, out_ch, kernel_size=2, stride=2)
+        else:
+            self.up = nn.Sequential(
+                nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                nn.Conv2d(in_ch, out_ch, kernel_size=1),
+            )
+        self.conv = DoubleConv(2 * out_ch, out_ch, batch_norm)
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        """Up-sample ``x`` and fuse it with ``skip``."""
+        return self.conv(torch.cat([skip, self.up(x)], dim=1))
+
+
+class Decoder(nn.Module):
+    """Expanding path: one :class:`UpBlock` per level, coarsest first."""
+
+    def __init__(self, cfg: ModelConfig, widths: list[int]):
+        super().__init__()
+        self.blocks = nn.ModuleList(
+            UpBlock(widths[i + 1], widths[i], cfg.upsampling, cfg.batch_norm)
+            for i in reversed(range(cfg.depth))
+        )
+
+    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
+        """Fuse the encoder features from coarse to fine."""
+        x = features[-1]
+        for block, skip in zip(self.blocks, reversed(features[:-1]), strict=True):
+            x = block(x, skip)
+        return x
+
+
+class UNet(nn.Module):
+    """The classic U-Net: encoder, decoder and a 1x1 convolution head.
+
+    Input height and width must be multiples of ``2**depth``; the output has the same size.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = Encoder(cfg)
+        self.decoder = Decoder(cfg, self.encoder.widths)
+        self.head = nn.Conv2d(cfg.base_width, cfg.classes, kernel_size=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return logits of shape (N, classes, H, W) for input of shape (N, bands, H, W)."""
+        return self.head(self.decoder(self.encoder(x)))
+
+
+def build_model(cfg: ModelConfig) -> nn.Module:
+    """Build the network that ``cfg`` describes, with random weights.
+
+    Args:
+        cfg: The architecture.
+
+    Returns:
+        The network (never with downloaded weights: smp encoders use ``encoder_weights=None``).
+
+    Raises:
+        CheckpointError: If the architecture or encoder is unknown.
+    """
+    if cfg.arch == "unet":
+        return UNet(cfg)
+    if cfg.arch == "smp-unet":
+        import segmentation_models_pytorch as smp
+
+        try:
+            model: nn.Module = smp.Unet(
+                encoder_name=cfg.encoder_name,
+                encoder_depth=5,
+                encoder_weights=None,
+                in_channels=cfg.in_channels,
+                classes=cfg.classes,
+            )
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(
+                f"unknown encoder {cfg.encoder_name!r}; try resnet18, resnet34, mobilenet_v2"
+            ) from exc
+        return model
+    raise CheckpointError(f"unknown architecture {cfg.arch!r}; use unet or smp-unet")
