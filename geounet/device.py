@@ -37,7 +37,9 @@ def select_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise InputError("--device cuda was asked for but no CUDA GPU is visible; use --device cpu")
+            raise InputError(
+                "--device cuda was asked for but no CUDA GPU is visible; use --device cpu"
+            )
         return torch.device(name)
     raise InputError(f"unknown device {name!r}; use auto, cpu or cuda")
 

@@ -118,5 +118,5 @@ def confusion(
 
 
 def _ratio(num: int, den: int) -> float:
-    """num / den, or 0.0 when nothing was counted (no division-by-zero NaNs in reports)."""
+    """Num / den, or 0.0 when nothing was counted (no division-by-zero NaNs in reports)."""
     return float(num) / den if den else 0.0

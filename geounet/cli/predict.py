@@ -1,0 +1,135 @@
+"""``geounet predict``: a scene in, a probability COG and a footprint GeoPackage out."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+from geounet.cli._app import app, fail, user_errors
+from geounet.predict import PredictOptions, predict_scene
+
+
+def _parse_bands(text: str | None) -> list[int] | None:
+    if not text:
+        return None
+    try:
+        return [int(b) for b in text.split(",") if b.strip()]
+    except ValueError:
+        fail(f"--bands {text!r} is not a comma-separated list of band numbers, e.g. 1,2,3")
+
+
+@app.command()
+def predict(
+    scene: Annotated[
+        Path, typer.Argument(help="Georeferenced raster to map (GeoTIFF, COG, VRT...).")
+    ],
+    model: Annotated[
+        Path | None,
+        typer.Option(
+            "--model", "-m", help="geounet checkpoint (.safetensors); default: the bundled model."
+        ),
+    ] = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out-dir", "-o", help="Folder for the outputs.")
+    ] = Path("."),
+    tile: Annotated[
+        int | None,
+        typer.Option(help="Tile size in pixels of the model's grid; default from the model."),
+    ] = None,
+    overlap: Annotated[
+        int | None,
+        typer.Option(help="Minimum overlap between tiles, in pixels; default tile/4, at most 128."),
+    ] = None,
+    border: Annotated[int, typer.Option(help="Mirrored context around the scene, in pixels.")] = 32,
+    batch_size: Annotated[int, typer.Option(min=1, help="Tiles per forward pass.")] = 2,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    precision: Annotated[
+        str,
+        typer.Option(help="auto (bfloat16 on AMX CPUs, AMP on CUDA), float32, bfloat16, float16."),
+    ] = "auto",
+    threshold: Annotated[
+        float | None, typer.Option(help="Footprint probability threshold; default from the model.")
+    ] = None,
+    min_area: Annotated[
+        float, typer.Option("--min-area", help="Smallest footprint kept, in m2.")
+    ] = 2.0,
+    simplify: Annotated[
+        float, typer.Option(help="Footprint simplification tolerance, in scene pixels (0 = off).")
+    ] = 0.75,
+    bands: Annotated[
+        str | None, typer.Option(help="Scene bands for the model, 1-based, in order, e.g. 1,2,3.")
+    ] = None,
+    resample: Annotated[
+        bool,
+        typer.Option(
+            help="Resample scenes of another pixel size to the model's, and back to the scene grid."
+        ),
+    ] = True,
+    float32: Annotated[
+        bool,
+        typer.Option(
+            "--float32", help="Store probabilities as float32 instead of uint8 (value/255)."
+        ),
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Map the buildings of SCENE: writes <stem>.prob.tif and <stem>.buildings.gpkg."""
+    options = PredictOptions(
+        tile=tile,
+        overlap=overlap,
+        border=border,
+        batch_size=batch_size,
+        device=device,
+        precision=precision,
+        threshold=threshold,
+        min_area_m2=min_area,
+        simplify_px=simplify,
+        resample=resample,
+        float32=float32,
+        bands=_parse_bands(bands),
+        overwrite=overwrite,
+    )
+    console = Console(stderr=True)
+    with (
+        user_errors(),
+        Progress(
+            TextColumn("[bold]{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            disable=quiet,
+            transient=False,
+        ) as bar,
+    ):
+        tasks: dict[str, TaskID] = {}
+
+        def progress(stage: str, n: int, total: int) -> None:
+            if stage not in tasks:
+                unit = "tiles" if stage == "predict" else "rows"
+                tasks[stage] = bar.add_task(f"{stage} ({unit})", total=total)
+            bar.advance(tasks[stage], n)
+
+        result = predict_scene(scene, out_dir, model, options, progress)
+    resample_note = (
+        f", resampled {result.pixel_size_m:.3f} m -> {result.model_pixel_size_m:.3f} m"
+        if result.resampled
+        else ""
+    )
+    typer.echo(
+        f"{scene.name}: {result.tiles} tiles, {result.buildings} buildings in "
+        f"{result.seconds:.1f} s on {result.device} ({result.precision}{resample_note}) -> "
+        f"{result.probability}, {result.footprints}"
+    )

@@ -1,0 +1,452 @@
+"""Predict a whole scene into a georeferenced probability raster and building footprints.
+
+Tiles are streamed through the U-Net, blended, written, then vectorised.
+
+Memory stays bounded by one tile row (tile height x scene width), whatever the scene's
+area: tiles are read with rasterio windows, predicted in batches, blended into a rolling
+accumulator, and every finished row strip is written straight to disk.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import rasterio
+import torch
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from geounet.checkpoint import Checkpoint, load_checkpoint
+from geounet.device import autocast, resolve_precision, select_device
+from geounet.errors import InputError
+from geounet.raster import (
+    Reader,
+    atomic_path,
+    check_outputs,
+    describe_probability,
+    ground_pixel_size_m,
+    open_scene,
+    probability_profile,
+    read_window,
+    select_bands,
+    write_cog,
+)
+from geounet.tiling import Tile, TilePlan, blend_weights, coverage_weights_1d, plan_tiles
+from geounet.vectorize import vectorize, write_footprints
+
+Progress = Callable[[str, int, int], None]
+"""Progress callback: ``(stage, done_increment, stage_total)``."""
+
+RESAMPLE_TOLERANCE = 0.15
+"""Relative pixel-size difference under which a scene is predicted on its own grid."""
+
+
+@dataclass(frozen=True)
+class PredictOptions:
+    """Settings of one prediction; ``None`` means "the model card's default".
+
+    Attributes:
+        tile: Tile size in pixels of the working grid.
+        overlap: Minimum overlap of neighbouring tiles in pixels (default: a quarter of
+            the tile, at most 128 px, about the U-Net's receptive field).
+        border: Mirrored context added around the scene in pixels.
+        batch_size: Tiles per forward pass.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        precision: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
+        threshold: Footprint probability threshold.
+        min_area_m2: Smallest footprint kept, in square metres.
+        simplify_px: Footprint simplification tolerance, in scene pixels.
+        resample: Resample scenes whose pixel size differs from the model's.
+        float32: Store probabilities as float32 instead of uint8 (value / 255).
+        bands: 1-based scene bands to use, in the model's order.
+        overwrite: Replace existing outputs.
+    """
+
+    tile: int | None = None
+    overlap: int | None = None
+    border: int = 32
+    batch_size: int = 2
+    device: str = "auto"
+    precision: str = "auto"
+    threshold: float | None = None
+    min_area_m2: float = 2.0
+    simplify_px: float = 0.75
+    resample: bool = True
+    float32: bool = False
+    bands: list[int] | None = None
+    overwrite: bool = False
+
+
+@dataclass
+class PredictResult:
+    """What a prediction produced."""
+
+    probability: Path
+    footprints: Path
+    tiles: int
+    buildings: int
+    seconds: float
+    pixel_size_m: float
+    model_pixel_size_m: float
+    resampled: bool
+    device: str
+    precision: str
+    redundancy: float
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class TilePredictor:
+    """Runs batches of raw tiles through the model: numpy in, numpy out.
+
+    Args:
+        checkpoint: The model and its card.
+        device: Device to run on.
+        dtype: Autocast dtype (``torch.float32`` disables autocast).
+    """
+
+    def __init__(self, checkpoint: Checkpoint, device: torch.device, dtype: torch.dtype):
+        self.card = checkpoint.card
+        self.device = device
+        self.dtype = dtype
+        self.model = checkpoint.model.to(device).eval()
+        self.model = self.model.to(memory_format=torch.channels_last)
+
+    @torch.inference_mode()
+    def __call__(self, images: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+        """Predict building probabilities.
+
+        Args:
+            images: Raw tiles, shape (N, bands, H, W), in the scene's value range.
+
+        Returns:
+            float32 probabilities of class 0 (``building``), shape (N, H, W).
+        """
+        x = torch.from_numpy(np.ascontiguousarray(images))
+        if self.device.type == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        x = self.card.normalization.apply(x).contiguous(memory_format=torch.channels_last)
+        with autocast(self.device, self.dtype):
+            logits = self.model(x)
+        prob = torch.sigmoid(logits[:, 0].float())
+        return prob.cpu().numpy()
+
+
+def predict_scene(
+    scene: str | Path,
+    out_dir: str | Path = ".",
+    model: str | Path | Checkpoint | None = None,
+    options: PredictOptions | None = None,
+    progress: Progress | None = None,
+) -> PredictResult:
+    """Predict a scene into ``<stem>.prob.tif`` and ``<stem>.buildings.gpkg``.
+
+    Args:
+        scene: Path of a georeferenced raster.
+        out_dir: Folder for the outputs (created if needed).
+        model: A checkpoint path, a loaded checkpoint, or ``None`` for the bundled model.
+        options: Prediction settings.
+        progress: Optional progress callback.
+
+    Returns:
+        Paths and figures of the run.
+
+    Raises:
+        InputError: On an unusable scene or settings.
+        CheckpointError: On an unusable model.
+        OutputExistsError: If an output exists and ``overwrite`` is false.
+        OutputError: If outputs cannot be written.
+    """
+    t0 = time.perf_counter()
+    opts = options or PredictOptions()
+    scene = Path(scene)
+    out = Path(out_dir)
+    stem = scene.stem
+    prob_path, fp_path = out / f"{stem}.prob.tif", out / f"{stem}.buildings.gpkg"
+    ckpt = model if isinstance(model, Checkpoint) else load_checkpoint(model)
+    card = ckpt.card
+    threshold = card.threshold if opts.threshold is None else opts.threshold
+    if not 0.0 < threshold < 1.0:
+        raise InputError(f"threshold {threshold} must lie strictly between 0 and 1")
+    device = select_device(opts.device)
+    dtype = resolve_precision(device, opts.precision)
+
+    with open_scene(scene) as src:
+        bands = select_bands(src, card.model.in_channels, opts.bands)
+        _check_dtype(src, card.normalization.scale)
+        check_outputs([prob_path, fp_path], opts.overwrite)
+        px_m = ground_pixel_size_m(src)
+        factor = card.pixel_size_m / px_m
+        resampled = opts.resample and abs(factor - 1.0) > RESAMPLE_TOLERANCE
+        predictor = TilePredictor(ckpt, device, dtype)
+        tile = opts.tile or card.tile_size
+        multiple = card.model.size_multiple
+        if tile % multiple:
+            raise InputError(f"--tile {tile} must be a multiple of {multiple} for this model")
+        overlap = min(128, tile // 4) if opts.overlap is None else opts.overlap
+        if not 0 <= overlap < tile:
+            raise InputError(f"--overlap {overlap} must be in [0, tile size {tile})")
+        timings: dict[str, float] = {}
+        with atomic_path(prob_path) as final_tmp:
+            work_tmp = final_tmp.with_name(final_tmp.name + ".work.tif")
+            try:
+                with _working_grid(src, factor if resampled else 1.0) as grid:
+                    plan = plan_tiles(grid.height, grid.width, tile, overlap, opts.border, multiple)
+                    t = time.perf_counter()
+                    predict_to_raster(
+                        grid,
+                        bands,
+                        plan,
+                        predictor,
+                        work_tmp,
+                        opts.batch_size,
+                        opts.float32,
+                        progress,
+                    )
+                    timings["predict"] = time.perf_counter() - t
+                if resampled:
+                    t = time.perf_counter()
+                    regridded = final_tmp.with_name(final_tmp.name + ".regrid.tif")
+                    try:
+                        warp_to_scene(work_tmp, src, regridded)
+                        work_tmp.unlink()
+                        regridded.rename(work_tmp)
+                    finally:
+                        regridded.unlink(missing_ok=True)
+                    timings["resample"] = time.perf_counter() - t
+                t = time.perf_counter()
+                write_cog(work_tmp, final_tmp)
+                timings["cog"] = time.perf_counter() - t
+            finally:
+                work_tmp.unlink(missing_ok=True)
+
+    t = time.perf_counter()
+    done_rows = _stage(progress, "vectorise", _raster_height(prob_path))
+    try:
+        gdf = vectorize(prob_path, threshold, opts.min_area_m2, opts.simplify_px, advance=done_rows)
+        write_footprints(gdf, fp_path)
+    except BaseException:
+        # Both outputs or neither: a probability raster without its footprints is half a run.
+        prob_path.unlink(missing_ok=True)
+        raise
+    timings["vectorise"] = time.perf_counter() - t
+    return PredictResult(
+        probability=prob_path,
+        footprints=fp_path,
+        tiles=len(plan),
+        buildings=len(gdf),
+        seconds=time.perf_counter() - t0,
+        pixel_size_m=px_m,
+        model_pixel_size_m=card.pixel_size_m,
+        resampled=resampled,
+        device=str(device),
+        precision=str(dtype).removeprefix("torch."),
+        redundancy=plan.redundancy,
+        timings=timings,
+    )
+
+
+def predict_to_raster(
+    src: Reader,
+    bands: list[int],
+    plan: TilePlan,
+    predictor: Callable[[npt.NDArray[Any]], npt.NDArray[np.float32]],
+    path: Path,
+    batch_size: int = 2,
+    float32: bool = False,
+    progress: Progress | None = None,
+) -> None:
+    """Stream a tile plan through a predictor into a tiled GeoTIFF on ``src``'s grid.
+
+    Tile rows are read one ahead in a background thread while the model works. Each
+    tile's probabilities are weighted by the cosine blending window and added to a
+    rolling accumulator of one tile's height; the weight sum is separable and computed
+    once, so every finished strip is divided once and written immediately.
+
+    Args:
+        src: The grid to predict (a scene or a resampling VRT).
+        bands: 1-based bands, in the model's order.
+        plan: The tile plan of ``src``.
+        predictor: Maps raw tiles (N, C, H, W) to probabilities (N, H, W).
+        path: Output GeoTIFF (uint8 probability * 255 or float32), mask = valid pixels.
+        batch_size: Tiles per predictor call.
+        float32: Write float32 probabilities instead of uint8.
+        progress: Optional progress callback (stage ``predict``, counted in tiles).
+    """
+    height, width = plan.height, plan.width
+    th, tw, ramp = plan.tile_height, plan.tile_width, plan.overlap
+    weights = blend_weights(th, tw, ramp)
+    row_norm = coverage_weights_1d(height, plan.row_starts, th, ramp)
+    col_norm = coverage_weights_1d(width, plan.col_starts, tw, ramp)
+    acc = np.zeros((th, width), dtype=np.float32)
+    valid_acc = np.zeros((th, width), dtype=bool)
+    top = 0  # scene row of acc[0]
+    advance = _stage(progress, "predict", len(plan))
+    dtype = "float32" if float32 else "uint8"
+    tile_rows = list(plan.tile_rows())
+    next_starts = [*plan.row_starts[1:], height]
+
+    def read_row(tiles: list[Tile]) -> list[tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]]:
+        return [read_window(src, bands, t.row, t.col, t.height, t.width) for t in tiles]
+
+    with (
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
+        rasterio.open(path, "w", **probability_profile(src, dtype)) as dst,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="geounet-read") as pool,
+    ):
+        describe_probability(dst, 1.0 if float32 else 1.0 / 255.0)
+        pending = pool.submit(read_row, tile_rows[0])
+        for k, tiles in enumerate(tile_rows):
+            data = pending.result()
+            if k + 1 < len(tile_rows):
+                pending = pool.submit(read_row, tile_rows[k + 1])
+            for batch in _batches(list(zip(tiles, data, strict=True)), batch_size):
+                live = [(t, img, v) for t, (img, v) in batch if v.any()]
+                if live:
+                    probs = predictor(np.stack([img for _, img, _ in live]))
+                    for (t, _, v), p in zip(live, probs, strict=True):
+                        _accumulate(acc, valid_acc, top, t, p * weights, v, height, width)
+                if advance:
+                    advance(len(batch))
+            # Rows above the next tile row receive no more contributions: write them.
+            done = min(max(next_starts[k], 0), height)
+            if done > top:
+                n = done - top
+                strip = acc[:n] / (row_norm[top:done, None] * col_norm[None, :])
+                valid = valid_acc[:n]
+                _write_strip(dst, strip, valid, top, float32)
+                acc[:-n] = acc[n:].copy()
+                acc[-n:] = 0
+                valid_acc[:-n] = valid_acc[n:].copy()
+                valid_acc[-n:] = False
+                top = done
+
+
+def _accumulate(
+    acc: npt.NDArray[np.float32],
+    valid_acc: npt.NDArray[np.bool_],
+    top: int,
+    tile: Tile,
+    weighted: npt.NDArray[np.float32],
+    valid: npt.NDArray[np.bool_],
+    height: int,
+    width: int,
+) -> None:
+    """Add a weighted tile prediction to the rolling accumulator (scene part only)."""
+    r0, r1 = max(tile.row, 0), min(tile.row_stop, height)
+    c0, c1 = max(tile.col, 0), min(tile.col_stop, width)
+    src_rows = slice(r0 - tile.row, r1 - tile.row)
+    src_cols = slice(c0 - tile.col, c1 - tile.col)
+    acc[r0 - top : r1 - top, c0:c1] += weighted[src_rows, src_cols]
+    valid_acc[r0 - top : r1 - top, c0:c1] |= valid[src_rows, src_cols]
+
+
+def _write_strip(
+    dst: Any, prob: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_], top: int, float32: bool
+) -> None:
+    window = Window(0, top, prob.shape[1], prob.shape[0])
+    if float32:
+        data = np.where(valid, prob, 0).astype(np.float32)
+    else:
+        data = np.where(valid, np.rint(np.clip(prob, 0, 1) * 255), 0).astype(np.uint8)
+    dst.write(data, 1, window=window)
+    dst.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
+
+
+def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), max(size, 1)):
+        yield items[i : i + size]
+
+
+def _stage(progress: Progress | None, stage: str, total: int) -> Callable[[int], None] | None:
+    if progress is None:
+        return None
+    progress(stage, 0, total)
+    return lambda n: progress(stage, n, total)
+
+
+def _raster_height(path: Path) -> int:
+    with rasterio.open(path) as src:
+        return int(src.height)
+
+
+def _check_dtype(src: Reader, scale: float) -> None:
+    dtype = np.dtype(src.dtypes[0])
+    if abs(scale - 1 / 255) < 1e-9 and dtype != np.uint8:
+        raise InputError(
+            f"the model expects 8-bit imagery but the scene is {dtype}; convert it, e.g. "
+            "gdal_translate -ot Byte -scale <min> <max> 0 255 scene.tif scene8.tif"
+        )
+
+
+class _working_grid:  # noqa: N801 - used as a context manager like open()
+    """The grid the model sees: the scene itself, or a VRT resampled to the model's pixel size."""
+
+    def __init__(self, src: Any, factor: float):
+        self.src = src
+        self.factor = factor
+        self.vrt: WarpedVRT | None = None
+
+    def __enter__(self) -> Reader:
+        if self.factor == 1.0:
+            return self.src
+        width = max(1, round(self.src.width / self.factor))
+        height = max(1, round(self.src.height / self.factor))
+        transform = self.src.transform @ Affine.scale(
+            self.src.width / width, self.src.height / height
+        )
+        self.vrt = WarpedVRT(
+            self.src,
+            crs=self.src.crs,
+            transform=transform,
+            width=width,
+            height=height,
+            resampling=Resampling.average if self.factor > 1 else Resampling.bilinear,
+        )
+        return self.vrt
+
+    def __exit__(self, *exc: object) -> None:
+        if self.vrt is not None:
+            self.vrt.close()
+
+
+def warp_to_scene(work: Path, scene: Any, out: Path, strip_rows: int = 2048) -> None:
+    """Resample a probability raster on the model's grid back onto the scene's grid.
+
+    Streams in row strips; pixels invalid in the scene stay no data.
+
+    Args:
+        work: Probability GeoTIFF on the working grid.
+        scene: The open scene (target grid and validity mask).
+        out: Output GeoTIFF on the scene grid.
+        strip_rows: Rows per strip.
+    """
+    with (
+        rasterio.open(work) as wsrc,
+        WarpedVRT(
+            wsrc,
+            crs=scene.crs,
+            transform=scene.transform,
+            width=scene.width,
+            height=scene.height,
+            resampling=Resampling.bilinear,
+        ) as vrt,
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
+        rasterio.open(out, "w", **probability_profile(scene, wsrc.dtypes[0])) as dst,
+    ):
+        float32 = wsrc.dtypes[0] == "float32"
+        describe_probability(dst, 1.0 if float32 else 1.0 / 255.0)
+        for top in range(0, scene.height, strip_rows):
+            win = Window(0, top, scene.width, min(strip_rows, scene.height - top))
+            data = vrt.read(1, window=win)
+            valid = (vrt.read_masks(1, window=win) > 0) & (scene.read_masks(1, window=win) > 0)
+            dst.write(np.where(valid, data, 0).astype(data.dtype), 1, window=win)
+            dst.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=win)

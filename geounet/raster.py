@@ -1,0 +1,280 @@
+"""Raster input and output for scenes and probability rasters.
+
+Opening scenes with user-facing errors, band selection, windowed reads with mirrored
+borders, ground pixel size, and atomic Cloud Optimized GeoTIFF output.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeAlias
+
+import numpy as np
+import numpy.typing as npt
+import rasterio
+import rasterio.shutil
+from pyproj import CRS as ProjCRS
+from pyproj import Transformer
+from rasterio.enums import ColorInterp
+from rasterio.errors import RasterioError, RasterioIOError
+from rasterio.io import DatasetReader, DatasetWriter
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from geounet.errors import InputError, OutputError, OutputExistsError
+
+Reader: TypeAlias = DatasetReader | WarpedVRT
+
+
+def open_scene(path: str | os.PathLike[str]) -> DatasetReader:
+    """Open a georeferenced raster for reading, with user-facing errors.
+
+    Args:
+        path: The scene (any GDAL raster: GeoTIFF, COG, VRT, JPEG2000 ...).
+
+    Returns:
+        An open rasterio dataset (the caller closes it).
+
+    Raises:
+        InputError: If the path is missing, a directory, not a raster, or has no CRS or
+            geotransform.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p} is a directory; pass a raster file such as scene.tif")
+    if not p.exists():
+        raise InputError(f"{p} does not exist; check the path")
+    if p.stat().st_size == 0:
+        raise InputError(f"{p} is an empty file; pass a GeoTIFF or another GDAL raster")
+    try:
+        src = rasterio.open(p)
+    except RasterioIOError as exc:
+        raise InputError(
+            f"{p} is not a readable raster; pass a GeoTIFF or another GDAL raster"
+        ) from exc
+    if src.crs is None:
+        src.close()
+        raise InputError(
+            f"{p} has no coordinate reference system; assign one, e.g. "
+            f"gdal_edit.py -a_srs EPSG:32636 {p.name}"
+        )
+    if src.transform.is_identity:
+        src.close()
+        raise InputError(f"{p} has no geotransform (not georeferenced); georeference it first")
+    return src
+
+
+def data_bands(src: Reader) -> list[int]:
+    """1-based indexes of the bands that are image data (alpha bands excluded)."""
+    return [i + 1 for i, ci in enumerate(src.colorinterp) if ci != ColorInterp.alpha]
+
+
+def select_bands(src: Reader, expected: int, bands: list[int] | None = None) -> list[int]:
+    """Choose the scene bands that feed the model, in the model's order.
+
+    Args:
+        src: The scene.
+        expected: Number of bands the model takes.
+        bands: 1-based band indexes chosen by the user (``--bands``), or ``None`` for the
+            scene's data bands (all bands but alpha).
+
+    Returns:
+        1-based band indexes.
+
+    Raises:
+        InputError: If an index is out of range or the count differs from the model's.
+    """
+    if bands:
+        bad = [b for b in bands if not 1 <= b <= src.count]
+        if bad:
+            raise InputError(f"--bands {bad} out of range: the scene has bands 1..{src.count}")
+    chosen = list(bands) if bands else data_bands(src)
+    if len(chosen) != expected:
+        raise InputError(
+            f"the model takes {expected} bands but the scene offers {len(chosen)} "
+            f"(bands {chosen}); choose them with --bands, e.g. --bands "
+            + ",".join(str(i) for i in range(1, expected + 1))
+        )
+    return chosen
+
+
+def read_window(
+    src: Reader, bands: list[int], row: int, col: int, height: int, width: int
+) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
+    """Read a window that may extend past the scene, mirroring the scene at its edges.
+
+    Args:
+        src: The scene.
+        bands: 1-based band indexes to read.
+        row: Top row (may be negative).
+        col: Left column (may be negative).
+        height: Rows to return.
+        width: Columns to return.
+
+    Returns:
+        ``(image, valid)``: image of shape (bands, height, width) in the scene's dtype, and
+        a boolean validity mask of shape (height, width) (False where the scene is nodata
+        and in the mirrored border, NaN pixels included).
+    """
+    r0, c0 = max(row, 0), max(col, 0)
+    r1, c1 = min(row + height, src.height), min(col + width, src.width)
+    win = Window.from_slices((r0, r1), (c0, c1))
+    image = src.read(bands, window=win)
+    valid = src.read_masks(1, window=win) > 0
+    if image.dtype.kind == "f":
+        finite = np.isfinite(image).all(axis=0)
+        valid &= finite
+        image = np.where(np.isfinite(image), image, 0)
+    pads = ((r0 - row, row + height - r1), (c0 - col, col + width - c1))
+    if any(p for pair in pads for p in pair):
+        # mirror the scene at its edges (symmetric: the edge pixel repeats once)
+        image = np.pad(image, ((0, 0), *pads), mode="symmetric")
+        valid = np.pad(valid, pads, mode="constant", constant_values=False)
+    return image, valid
+
+
+def ground_pixel_size_m(src: Reader) -> float:
+    """Mean ground size of a pixel at the scene centre, in metres.
+
+    Works for any CRS (degrees included) by measuring the centre pixel in the UTM zone
+    of the scene centre.
+    """
+    crs = ProjCRS.from_user_input(src.crs.to_wkt())
+    cx, cy = src.xy(src.height // 2, src.width // 2)
+    to_ll = Transformer.from_crs(crs, 4326, always_xy=True)
+    lon, lat = to_ll.transform(cx, cy)
+    zone = int((lon + 180) // 6) % 60 + 1
+    utm = ProjCRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+    to_utm = Transformer.from_crs(crs, utm, always_xy=True)
+    t = src.transform
+    x0, y0 = to_utm.transform(cx, cy)
+    x1, y1 = to_utm.transform(cx + t.a, cy + t.d)
+    x2, y2 = to_utm.transform(cx + t.b, cy + t.e)
+    dx = float(np.hypot(x1 - x0, y1 - y0))
+    dy = float(np.hypot(x2 - x0, y2 - y0))
+    return (dx + dy) / 2 if dx and dy else max(dx, dy)
+
+
+def check_outputs(paths: list[Path], overwrite: bool) -> None:
+    """Fail early if an output exists and may not be overwritten, or its folder is unusable.
+
+    Raises:
+        OutputExistsError: If an output exists and ``overwrite`` is false.
+        OutputError: If the output folder cannot be created or written.
+    """
+    for p in paths:
+        if p.exists() and not overwrite:
+            raise OutputExistsError(f"{p} exists; pass --overwrite to replace it")
+        try:
+            p.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise OutputError(f"cannot create output folder {p.parent} ({exc.strerror})") from exc
+        if not os.access(p.parent, os.W_OK):
+            raise OutputError(f"output folder {p.parent} is not writable; choose --out-dir")
+
+
+@contextmanager
+def atomic_path(final: Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``final``; rename it to ``final`` only on success.
+
+    Whatever happens inside (an error, Ctrl-C, a full disk), nothing is left under the
+    final name and the temporary file is removed.
+
+    Raises:
+        OutputError: If writing fails for lack of space or permission.
+    """
+    fd, name = tempfile.mkstemp(
+        prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent
+    )
+    os.close(fd)
+    tmp = Path(name)
+    tmp.unlink()
+    try:
+        yield tmp
+        os.replace(tmp, final)
+    except OSError as exc:
+        _remove(tmp)
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise OutputError(f"disk full while writing {final}; free space and run again") from exc
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise OutputError(f"cannot write {final} ({exc.strerror}); choose --out-dir") from exc
+        raise
+    except RasterioError as exc:
+        _remove(tmp)
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if "No space left" in msg:
+            raise OutputError(f"disk full while writing {final}; free space and run again") from exc
+        raise OutputError(f"could not write {final}: {msg}") from exc
+    except BaseException:
+        _remove(tmp)
+        raise
+
+
+def _remove(path: Path) -> None:
+    for p in (path, path.with_name(path.name + ".aux.xml"), path.with_name(path.name + ".msk")):
+        p.unlink(missing_ok=True)
+
+
+def probability_profile(src: Reader, dtype: str) -> dict[str, Any]:
+    """Creation profile of the working probability GeoTIFF on ``src``'s grid.
+
+    Args:
+        src: The grid to match (CRS, transform, size).
+        dtype: ``uint8`` (probability * 255) or ``float32``.
+    """
+    return {
+        "driver": "GTiff",
+        "width": src.width,
+        "height": src.height,
+        "count": 1,
+        "dtype": dtype,
+        "crs": src.crs,
+        "transform": src.transform,
+        "tiled": True,
+        "blockxsize": 512,
+        "blockysize": 512,
+        "compress": "deflate",
+        "predictor": 2 if dtype == "uint8" else 3,
+        "BIGTIFF": "IF_SAFER",
+    }
+
+
+def describe_probability(dst: DatasetWriter, scale: float) -> None:
+    """Tag a probability band so GIS users can read it: description, scale, units."""
+    dst.set_band_description(1, "building probability")
+    dst.update_tags(
+        1,
+        PROBABILITY_SCALE=f"{scale:.10g}",
+        DESCRIPTION=(
+            "probability that the pixel is a building = value * PROBABILITY_SCALE; "
+            "masked pixels are no data"
+        ),
+    )
+
+
+def write_cog(src_path: Path, dst_path: Path) -> None:
+    """Copy a tiled GeoTIFF to a Cloud Optimized GeoTIFF with overviews (streaming).
+
+    Args:
+        src_path: A tiled GeoTIFF, with an internal mask for no data.
+        dst_path: Destination (written as is: callers use :func:`atomic_path`).
+    """
+    with rasterio.open(src_path) as src:
+        predictor = "2" if src.dtypes[0] == "uint8" else "3"
+    rasterio.shutil.copy(
+        src_path,
+        dst_path,
+        driver="COG",
+        COMPRESS="DEFLATE",
+        PREDICTOR=predictor,
+        BLOCKSIZE="512",
+        OVERVIEWS="AUTO",
+        RESAMPLING="AVERAGE",
+        BIGTIFF="IF_SAFER",
+        NUM_THREADS="ALL_CPUS",
+    )

@@ -1,0 +1,108 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from typer.testing import CliRunner
+
+import geounet.checkpoint as checkpoint_mod
+from geounet import __version__
+from geounet.cli import app
+from tests.conftest import MakeScene
+
+runner = CliRunner()
+
+
+def one_line_error(result) -> str:  # type: ignore[no-untyped-def]
+    assert result.exit_code != 0
+    assert "Traceback" not in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+def test_version_and_help() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0 and __version__ in result.output
+    result = runner.invoke(app, ["predict", "--help"])
+    assert result.exit_code == 0 and "--overwrite" in result.output
+
+
+def test_predict_writes_outputs(make_scene: MakeScene, tiny_model: Path, tmp_path: Path) -> None:
+    scene = make_scene(alpha=np.full((45, 67), 255))
+    out = tmp_path / "out"
+    args = [
+        "predict",
+        str(scene),
+        "--model",
+        str(tiny_model),
+        "--out-dir",
+        str(out),
+        "--tile",
+        "64",
+    ]
+    result = runner.invoke(app, [*args, "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "buildings" in result.output
+    with rasterio.open(out / f"{scene.stem}.prob.tif") as src:
+        assert src.crs.to_epsg() == 32636
+    again = runner.invoke(app, [*args, "--quiet"])
+    assert "--overwrite" in one_line_error(again)
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("text", "not a readable raster"),
+        ("nocrs", "no coordinate reference system"),
+        ("bands", "takes 3 bands but the scene offers 4"),
+        ("missing", "does not exist"),
+    ],
+)
+def test_bad_input_gives_one_line_error(
+    make_scene: MakeScene, tiny_model: Path, tmp_path: Path, kind: str, message: str
+) -> None:
+    if kind == "text":
+        scene = tmp_path / "a.tif"
+        scene.write_text("hello")
+    elif kind == "nocrs":
+        scene = make_scene(crs=None)
+    elif kind == "bands":
+        scene = make_scene(count=4)
+    else:
+        scene = tmp_path / "nope.tif"
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["predict", str(scene), "-m", str(tiny_model), "-o", str(out), "-q"]
+    )
+    assert message in one_line_error(result)
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_bad_model_gives_one_line_error(make_scene: MakeScene, tmp_path: Path) -> None:
+    pickled = tmp_path / "model.pt"
+    torch.save({"a": torch.zeros(1)}, pickled)
+    result = runner.invoke(app, ["predict", str(make_scene()), "-m", str(pickled), "-q"])
+    assert "refuses pickles" in one_line_error(result)
+    truncated = tmp_path / "t.safetensors"
+    truncated.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
+    result = runner.invoke(app, ["predict", str(make_scene()), "-m", str(truncated), "-q"])
+    assert "not a geounet checkpoint" in one_line_error(result)
+
+
+def test_no_bundled_model_says_pass_model(
+    make_scene: MakeScene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(checkpoint_mod, "BUNDLED_MODEL", "absent.safetensors")
+    result = runner.invoke(app, ["predict", str(make_scene()), "-q"])
+    assert "--model" in one_line_error(result)
+
+
+def test_python_dash_m_entry_point() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "geounet", "--version"], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == f"geounet {__version__}"

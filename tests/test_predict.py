@@ -1,0 +1,154 @@
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import torch
+
+from geounet.checkpoint import load_checkpoint
+from geounet.errors import InputError, OutputExistsError
+from geounet.predict import PredictOptions, TilePredictor, predict_scene, predict_to_raster
+from geounet.tiling import plan_tiles
+from tests.conftest import MakeScene
+
+
+def read_prob(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with rasterio.open(path) as src:
+        scale = 1 / 255 if src.dtypes[0] == "uint8" else 1.0
+        return src.read(1).astype(np.float64) * scale, src.read_masks(1) > 0
+
+
+@pytest.mark.parametrize(("h", "w"), [(45, 67), (1, 1), (1, 90), (200, 31)])
+def test_output_is_georeferenced_on_the_scene_grid(
+    make_scene: MakeScene, tiny_model: Path, tmp_path: Path, h: int, w: int
+) -> None:
+    scene = make_scene(height=h, width=w)
+    res = predict_scene(scene, tmp_path / "out", tiny_model, PredictOptions(tile=64, overlap=16))
+    with rasterio.open(scene) as s, rasterio.open(res.probability) as p:
+        assert p.crs == s.crs and p.transform == s.transform and p.shape == s.shape
+        assert p.count == 1 and p.dtypes[0] == "uint8"
+        assert p.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+    fp = gpd.read_file(res.footprints, layer="buildings")
+    assert fp.crs == gpd.read_file(res.footprints).crs
+    assert res.footprints.name == f"{scene.stem}.buildings.gpkg"
+
+
+def test_pointwise_predictor_is_stitched_exactly(make_scene: MakeScene, tmp_path: Path) -> None:
+    """With a predictor without spatial context, tiling and blending must be invisible."""
+    scene = make_scene(height=97, width=131)
+
+    def pointwise(images: np.ndarray) -> np.ndarray:
+        return (images[:, 0].astype(np.float32) / 255.0) ** 2
+
+    outs = []
+    for tile, overlap, border in [(32, 8, 0), (48, 16, 8), (256, 0, 0)]:
+        path = tmp_path / f"p{tile}.tif"
+        with rasterio.open(scene) as src:
+            plan = plan_tiles(src.height, src.width, tile, overlap, border, multiple=16)
+            predict_to_raster(src, [1, 2, 3], plan, pointwise, path, batch_size=3, float32=True)
+        outs.append(read_prob(path)[0])
+    with rasterio.open(scene) as src:
+        expected = (src.read(1).astype(np.float64) / 255.0) ** 2
+    for out in outs:
+        np.testing.assert_allclose(out, expected, atol=1e-5)
+
+
+def test_tiled_prediction_is_seam_free(
+    make_scene: MakeScene, tiny_model: Path, tmp_path: Path
+) -> None:
+    scene = make_scene(height=96, width=128, seed=4)
+    ckpt = load_checkpoint(tiny_model)
+    predictor = TilePredictor(ckpt, torch.device("cpu"), torch.float32)
+    results = {}
+    for name, tile, overlap in [("single", 160, 0), ("tiled", 48, 24)]:
+        path = tmp_path / f"{name}.tif"
+        with rasterio.open(scene) as src:
+            plan = plan_tiles(src.height, src.width, tile, overlap, 16, multiple=4)
+            predict_to_raster(src, [1, 2, 3], plan, predictor, path, float32=True)
+            results[name] = (read_prob(path)[0], len(plan))
+    single, n1 = results["single"]
+    tiled, n2 = results["tiled"]
+    assert n1 == 1 and n2 > 4
+    diff = np.abs(single - tiled)
+    # depth-2 U-Net: receptive field ~ 20 px < overlap; blending keeps tile edges out
+    assert diff.mean() < 2e-3, diff.mean()
+    assert diff.max() < 0.03, diff.max()
+
+
+def test_nodata_stays_nodata(make_scene: MakeScene, tiny_model: Path, tmp_path: Path) -> None:
+    alpha = np.full((45, 67), 255)
+    alpha[10:30, 20:50] = 0
+    scene = make_scene(alpha=alpha)
+    res = predict_scene(
+        scene, tmp_path, tiny_model, PredictOptions(tile=64, overlap=16, threshold=0.01)
+    )
+    prob, valid = read_prob(res.probability)
+    np.testing.assert_array_equal(valid, alpha > 0)
+    assert (prob[~valid] == 0).all()
+    fp = gpd.read_file(res.footprints)
+    with rasterio.open(scene) as src:
+        from rasterio.features import rasterize
+
+        burnt = (
+            rasterize(fp.geometry, out_shape=src.shape, transform=src.transform) if len(fp) else 0
+        )
+    assert not np.any(np.asarray(burnt)[alpha == 0]), "no footprint covers no-data pixels"
+
+
+def test_all_nodata_scene_gives_empty_valid_outputs(
+    make_scene: MakeScene, tiny_model: Path, tmp_path: Path
+) -> None:
+    scene = make_scene(alpha=np.zeros((45, 67)))
+    res = predict_scene(scene, tmp_path, tiny_model, PredictOptions(tile=64, overlap=16))
+    _, valid = read_prob(res.probability)
+    assert not valid.any()
+    assert res.buildings == 0 and len(gpd.read_file(res.footprints)) == 0
+
+
+def test_resampling_returns_to_the_scene_grid(
+    make_scene: MakeScene, tiny_model: Path, tmp_path: Path
+) -> None:
+    scene = make_scene(height=120, width=100, res=0.075)  # model is at 0.15 m
+    res = predict_scene(scene, tmp_path, tiny_model, PredictOptions(tile=64, overlap=16))
+    assert res.resampled
+    with rasterio.open(scene) as s, rasterio.open(res.probability) as p:
+        assert p.transform == s.transform and p.shape == s.shape
+    prob, valid = read_prob(res.probability)
+    assert valid.all() and prob.std() > 0
+    off = predict_scene(
+        scene, tmp_path / "raw", tiny_model, PredictOptions(tile=64, overlap=16, resample=False)
+    )
+    assert not off.resampled
+
+
+def test_refuses_existing_outputs_and_wrong_bands(
+    make_scene: MakeScene, tiny_model: Path, tmp_path: Path
+) -> None:
+    scene = make_scene()
+    opts = PredictOptions(tile=64, overlap=16)
+    predict_scene(scene, tmp_path, tiny_model, opts)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        predict_scene(scene, tmp_path, tiny_model, opts)
+    predict_scene(scene, tmp_path, tiny_model, PredictOptions(tile=64, overlap=16, overwrite=True))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    with pytest.raises(InputError, match="takes 3 bands but the scene offers 4"):
+        predict_scene(make_scene(count=4), tmp_path / "x", tiny_model, opts)
+    with pytest.raises(InputError, match="8-bit"):
+        predict_scene(make_scene(dtype="uint16"), tmp_path / "y", tiny_model, opts)
+
+
+def test_interrupt_leaves_nothing(
+    make_scene: MakeScene, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import geounet.predict as predict_mod
+
+    def boom(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(predict_mod, "write_footprints", boom)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        predict_scene(make_scene(), out, tiny_model, PredictOptions(tile=64, overlap=16))
+    assert list(out.iterdir()) == []

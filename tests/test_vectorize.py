@@ -1,0 +1,105 @@
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from rasterio.transform import from_origin
+from shapely.geometry import box
+
+from geounet.vectorize import LAYER, vectorize, write_footprints
+
+RES = 0.5
+
+
+def write_prob(path: Path, prob: np.ndarray, valid: np.ndarray | None = None) -> Path:
+    h, w = prob.shape
+    profile = {
+        "driver": "GTiff",
+        "height": h,
+        "width": w,
+        "count": 1,
+        "dtype": "uint8",
+        "crs": "EPSG:32636",
+        "transform": from_origin(500000.0, 40000.0, RES, RES),
+    }
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.rint(prob * 255).astype(np.uint8), 1)
+        if valid is not None:
+            dst.write_mask(np.where(valid, 255, 0).astype(np.uint8))
+    return path
+
+
+def known_mask() -> np.ndarray:
+    prob = np.zeros((40, 50), dtype=np.float32)
+    prob[2:12, 3:13] = 0.8  # 10 x 10 square
+    prob[20:36, 5:11] = 1.0  # L-shape, vertical bar
+    prob[30:36, 11:21] = 1.0  # L-shape, foot
+    prob[5:25, 30:46] = 0.6  # square with a 4 x 4 hole
+    prob[12:16, 36:40] = 0.0
+    return prob
+
+
+def test_known_mask_gives_known_polygons(tmp_path: Path) -> None:
+    path = write_prob(tmp_path / "p.tif", known_mask())
+    gdf = vectorize(path, threshold=0.5, min_area_m2=0.1, simplify_px=0)
+    assert gdf.crs.to_epsg() == 32636
+    assert list(gdf.columns) == ["id", "area_m2", "confidence", "geometry"]
+    assert len(gdf) == 3
+    by_area = gdf.sort_values("area_m2").reset_index(drop=True)
+    px = RES * RES
+    np.testing.assert_allclose(by_area.area_m2, [100 * px, 156 * px, 304 * px], rtol=2e-3)
+    square = by_area.geometry[0]
+    expected = box(500000 + 3 * RES, 40000 - 12 * RES, 500000 + 13 * RES, 40000 - 2 * RES)
+    assert square.equals(expected)
+    assert by_area.confidence[0] == pytest.approx(round(0.8 * 255) / 255, abs=1e-6)
+    holed = by_area.geometry[2]
+    assert len(holed.interiors) == 1
+    assert gdf.id.tolist() == [1, 2, 3]
+
+
+def test_small_holes_and_objects_dropped(tmp_path: Path) -> None:
+    prob = known_mask()
+    prob[0, 49] = 1.0  # a one-pixel speck
+    path = write_prob(tmp_path / "p.tif", prob)
+    gdf = vectorize(path, threshold=0.5, min_area_m2=5.0, simplify_px=0)
+    # the 16-pixel hole (4 m2) is filled, the speck (0.25 m2) dropped, 25 m2 square kept
+    assert len(gdf) == 3
+    assert all(len(g.interiors) == 0 for g in gdf.geometry)
+
+
+@pytest.mark.parametrize("strip_rows", [1, 3, 7, 13, 1000])
+def test_strips_give_the_same_footprints_as_one_pass(tmp_path: Path, strip_rows: int) -> None:
+    rng = np.random.default_rng(3)
+    prob = (rng.random((60, 70)) > 0.45).astype(np.float32)
+    path = write_prob(tmp_path / "p.tif", prob)
+    one = vectorize(path, 0.5, min_area_m2=0, simplify_px=0, strip_rows=10_000)
+    many = vectorize(path, 0.5, min_area_m2=0, simplify_px=0, strip_rows=strip_rows)
+    assert len(one) == len(many)
+    assert one.geometry.union_all().symmetric_difference(many.geometry.union_all()).area < 1e-6
+    np.testing.assert_allclose(sorted(one.area_m2), sorted(many.area_m2), rtol=1e-9)
+
+
+def test_nodata_is_never_a_building(tmp_path: Path) -> None:
+    prob = np.ones((20, 20), dtype=np.float32)
+    valid = np.zeros((20, 20), dtype=bool)
+    valid[:, :10] = True
+    path = write_prob(tmp_path / "p.tif", prob, valid)
+    gdf = vectorize(path, 0.5, min_area_m2=0, simplify_px=0)
+    assert len(gdf) == 1
+    assert gdf.area_m2[0] == pytest.approx(200 * RES * RES, rel=2e-3)
+
+
+def test_empty_raster_and_gpkg_round_trip(tmp_path: Path) -> None:
+    path = write_prob(tmp_path / "p.tif", np.zeros((10, 10), dtype=np.float32))
+    gdf = vectorize(path, 0.5)
+    assert len(gdf) == 0
+    out = tmp_path / "b.gpkg"
+    write_footprints(gdf, out)
+    back = gpd.read_file(out, layer=LAYER)
+    assert len(back) == 0 and back.crs.to_epsg() == 32636
+    full = vectorize(write_prob(tmp_path / "q.tif", known_mask()), 0.5, 0.1)
+    write_footprints(full, out)
+    back = gpd.read_file(out, layer=LAYER)
+    assert len(back) == 3 and set(back.columns) >= {"id", "area_m2", "confidence"}
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
