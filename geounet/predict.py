@@ -25,7 +25,7 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from geounet.checkpoint import Checkpoint, load_checkpoint
+from geounet.checkpoint import Checkpoint, ModelCard, load_checkpoint
 from geounet.device import autocast, resolve_precision, select_device
 from geounet.errors import InputError
 from geounet.raster import (
@@ -69,6 +69,9 @@ class PredictOptions:
         float32: Store probabilities as float32 instead of uint8 (value / 255).
         bands: 1-based scene bands to use, in the model's order.
         overwrite: Replace existing outputs.
+        plan: A ready tile plan of the working grid (from ``geounet plan``); ``None``
+            plans with ``tile``, ``overlap`` and ``border``.
+        footprints: Also vectorise footprints (``False`` writes only the raster).
     """
 
     tile: int | None = None
@@ -84,6 +87,8 @@ class PredictOptions:
     float32: bool = False
     bands: list[int] | None = None
     overwrite: bool = False
+    plan: TilePlan | None = None
+    footprints: bool = True
 
 
 @dataclass
@@ -91,9 +96,9 @@ class PredictResult:
     """What a prediction produced."""
 
     probability: Path
-    footprints: Path
+    footprints: Path | None
     tiles: int
-    buildings: int
+    buildings: int | None
     seconds: float
     pixel_size_m: float
     model_pixel_size_m: float
@@ -182,24 +187,22 @@ def predict_scene(
     with open_scene(scene) as src:
         bands = select_bands(src, card.model.in_channels, opts.bands)
         _check_dtype(src, card.normalization.scale)
-        check_outputs([prob_path, fp_path], opts.overwrite)
+        check_outputs([prob_path, fp_path] if opts.footprints else [prob_path], opts.overwrite)
         px_m = ground_pixel_size_m(src)
-        factor = card.pixel_size_m / px_m
-        resampled = opts.resample and abs(factor - 1.0) > RESAMPLE_TOLERANCE
+        resampled = needs_resampling(px_m, card.pixel_size_m, opts.resample)
         predictor = TilePredictor(ckpt, device, dtype)
-        tile = opts.tile or card.tile_size
-        multiple = card.model.size_multiple
-        if tile % multiple:
-            raise InputError(f"--tile {tile} must be a multiple of {multiple} for this model")
-        overlap = min(128, tile // 4) if opts.overlap is None else opts.overlap
-        if not 0 <= overlap < tile:
-            raise InputError(f"--overlap {overlap} must be in [0, tile size {tile})")
         timings: dict[str, float] = {}
         with atomic_path(prob_path) as final_tmp:
             work_tmp = final_tmp.with_name(final_tmp.name + ".work.tif")
             try:
-                with _working_grid(src, factor if resampled else 1.0) as grid:
-                    plan = plan_tiles(grid.height, grid.width, tile, overlap, opts.border, multiple)
+                with working_grid(src, card.pixel_size_m / px_m if resampled else 1.0) as grid:
+                    plan = opts.plan or plan_for_grid(grid.height, grid.width, card, opts)
+                    if (plan.height, plan.width) != (grid.height, grid.width):
+                        raise InputError(
+                            f"the tile plan was made for a {plan.width} x {plan.height} px grid "
+                            f"but this scene's is {grid.width} x {grid.height}; re-plan it "
+                            "with the same model and settings"
+                        )
                     t = time.perf_counter()
                     predict_to_raster(
                         grid,
@@ -228,21 +231,26 @@ def predict_scene(
             finally:
                 work_tmp.unlink(missing_ok=True)
 
-    t = time.perf_counter()
-    done_rows = _stage(progress, "vectorise", _raster_height(prob_path))
-    try:
-        gdf = vectorize(prob_path, threshold, opts.min_area_m2, opts.simplify_px, advance=done_rows)
-        write_footprints(gdf, fp_path)
-    except BaseException:
-        # Both outputs or neither: a probability raster without its footprints is half a run.
-        prob_path.unlink(missing_ok=True)
-        raise
-    timings["vectorise"] = time.perf_counter() - t
+    buildings = None
+    if opts.footprints:
+        t = time.perf_counter()
+        done_rows = _stage(progress, "vectorise", _raster_height(prob_path))
+        try:
+            gdf = vectorize(
+                prob_path, threshold, opts.min_area_m2, opts.simplify_px, advance=done_rows
+            )
+            write_footprints(gdf, fp_path)
+        except BaseException:
+            # Both outputs or neither: a probability raster without footprints is half a run.
+            prob_path.unlink(missing_ok=True)
+            raise
+        timings["vectorise"] = time.perf_counter() - t
+        buildings = len(gdf)
     return PredictResult(
         probability=prob_path,
-        footprints=fp_path,
+        footprints=fp_path if opts.footprints else None,
         tiles=len(plan),
-        buildings=len(gdf),
+        buildings=buildings,
         seconds=time.perf_counter() - t0,
         pixel_size_m=px_m,
         model_pixel_size_m=card.pixel_size_m,
@@ -252,6 +260,30 @@ def predict_scene(
         redundancy=plan.redundancy,
         timings=timings,
     )
+
+
+def needs_resampling(scene_px_m: float, model_px_m: float, allowed: bool = True) -> bool:
+    """Whether a scene is resampled to the model's pixel size before prediction."""
+    return allowed and abs(model_px_m / scene_px_m - 1.0) > RESAMPLE_TOLERANCE
+
+
+def plan_for_grid(height: int, width: int, card: ModelCard, opts: PredictOptions) -> TilePlan:
+    """Plan the tiles of a working grid with the options' (or the model card's) settings.
+
+    Raises:
+        InputError: If the tile is not a multiple the network accepts or the overlap is
+            out of range.
+    """
+    tile = opts.tile or card.tile_size
+    multiple = card.model.size_multiple
+    if tile <= 0 or tile % multiple:
+        raise InputError(f"--tile {tile} must be a positive multiple of {multiple} for this model")
+    overlap = min(128, tile // 4) if opts.overlap is None else opts.overlap
+    if not 0 <= overlap < tile:
+        raise InputError(f"--overlap {overlap} must be in [0, tile size {tile})")
+    if opts.border < 0:
+        raise InputError(f"--border {opts.border} must be >= 0")
+    return plan_tiles(height, width, tile, overlap, opts.border, multiple)
 
 
 def predict_to_raster(
@@ -387,8 +419,13 @@ def _check_dtype(src: Reader, scale: float) -> None:
         )
 
 
-class _working_grid:  # noqa: N801 - used as a context manager like open()
-    """The grid the model sees: the scene itself, or a VRT resampled to the model's pixel size."""
+class working_grid:  # noqa: N801 - used as a context manager like open()
+    """The grid the model sees: the scene itself, or a VRT resampled by ``factor``.
+
+    Args:
+        src: The open scene.
+        factor: Model pixel size / scene pixel size (1.0 keeps the scene's grid).
+    """
 
     def __init__(self, src: Any, factor: float):
         self.src = src

@@ -82,6 +82,9 @@ def predict(
             "--float32", help="Store probabilities as float32 instead of uint8 (value/255)."
         ),
     ] = False,
+    footprints: Annotated[
+        bool, typer.Option(help="Also vectorise footprints (--no-footprints: raster only).")
+    ] = True,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -100,6 +103,7 @@ def predict(
         float32=float32,
         bands=_parse_bands(bands),
         overwrite=overwrite,
+        footprints=footprints,
     )
     console = Console(stderr=True)
     with (
@@ -128,8 +132,9 @@ def predict(
         if result.resampled
         else ""
     )
+    found = "" if result.buildings is None else f", {result.buildings} buildings"
+    outputs = ", ".join(str(p) for p in (result.probability, result.footprints) if p)
     typer.echo(
-        f"{scene.name}: {result.tiles} tiles, {result.buildings} buildings in "
-        f"{result.seconds:.1f} s on {result.device} ({result.precision}{resample_note}) -> "
-        f"{result.probability}, {result.footprints}"
+        f"{scene.name}: {result.tiles} tiles{found} in {result.seconds:.1f} s on "
+        f"{result.device} ({result.precision}{resample_note}) -> {outputs}"
     )
