@@ -126,6 +126,8 @@ class Checkpoint:
 
     card: ModelCard
     model: nn.Module
+    source: Path | None = None
+    """The file the checkpoint was loaded from (``None`` if built in memory)."""
 
 
 def save_checkpoint(path: str | os.PathLike[str], card: ModelCard, model: nn.Module) -> Path:
@@ -197,7 +199,7 @@ def load_checkpoint(path: str | os.PathLike[str] | None = None) -> Checkpoint:
         first = str(exc).splitlines()[0]
         raise CheckpointError(f"{path}: weights do not match its architecture ({first})") from exc
     model.eval()
-    return Checkpoint(card=card, model=model)
+    return Checkpoint(card=card, model=model, source=path)
 
 
 def bundled_model_path() -> Path:

@@ -10,8 +10,9 @@ accumulator, and every finished row strip is written straight to disk.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,8 @@ class PredictOptions:
         plan: A ready tile plan of the working grid (from ``geounet plan``); ``None``
             plans with ``tile``, ``overlap`` and ``border``.
         footprints: Also vectorise footprints (``False`` writes only the raster).
+        workers: Local dask worker processes; 1 runs the plain in-process pipeline.
+        scheduler: Address of a dask.distributed scheduler to run the tiles on.
     """
 
     tile: int | None = None
@@ -89,6 +92,8 @@ class PredictOptions:
     overwrite: bool = False
     plan: TilePlan | None = None
     footprints: bool = True
+    workers: int = 1
+    scheduler: str | None = None
 
 
 @dataclass
@@ -204,16 +209,15 @@ def predict_scene(
                             "with the same model and settings"
                         )
                     t = time.perf_counter()
-                    predict_to_raster(
-                        grid,
-                        bands,
-                        plan,
-                        predictor,
-                        work_tmp,
-                        opts.batch_size,
-                        opts.float32,
-                        progress,
-                    )
+                    rows_ctx: AbstractContextManager[Iterator[list[TileResult]]]
+                    if opts.workers > 1 or opts.scheduler:
+                        rows_ctx = _dask_rows(ckpt, scene, src, bands, plan, resampled, card, opts)
+                    else:
+                        rows_ctx = nullcontext(
+                            local_tile_rows(grid, bands, plan, predictor, opts.batch_size)
+                        )
+                    with rows_ctx as rows:
+                        stitch_to_raster(grid, plan, rows, work_tmp, opts.float32, progress)
                     timings["predict"] = time.perf_counter() - t
                 if resampled:
                     t = time.perf_counter()
@@ -262,6 +266,36 @@ def predict_scene(
     )
 
 
+@contextmanager
+def _dask_rows(
+    ckpt: Checkpoint,
+    scene: Path,
+    src: Reader,
+    bands: list[int],
+    plan: TilePlan,
+    resampled: bool,
+    card: ModelCard,
+    opts: PredictOptions,
+) -> Iterator[Iterator[list[TileResult]]]:
+    """Run the plan's tiles on a dask cluster (see :mod:`geounet.parallel`)."""
+    from geounet.parallel import TileJob, dask_client, dask_tile_rows
+
+    if ckpt.source is None:
+        raise InputError("dask workers load the model from a file: pass --model PATH")
+    px_m = ground_pixel_size_m(src)
+    job = TileJob(
+        scene=str(scene.resolve()),
+        factor=card.pixel_size_m / px_m if resampled else 1.0,
+        bands=tuple(bands),
+        model=str(Path(ckpt.source).resolve()),
+        device=opts.device,
+        precision=opts.precision,
+    )
+    with dask_client(opts.workers, opts.scheduler) as client:
+        n = max(len(client.scheduler_info().get("workers", {})), 1)
+        yield dask_tile_rows(client, job, plan, opts.batch_size, in_flight=2 * n + 1)
+
+
 def needs_resampling(scene_px_m: float, model_px_m: float, allowed: bool = True) -> bool:
     """Whether a scene is resampled to the model's pixel size before prediction."""
     return allowed and abs(model_px_m / scene_px_m - 1.0) > RESAMPLE_TOLERANCE
@@ -286,30 +320,97 @@ def plan_for_grid(height: int, width: int, card: ModelCard, opts: PredictOptions
     return plan_tiles(height, width, tile, overlap, opts.border, multiple)
 
 
-def predict_to_raster(
+TileResult = tuple[Tile, npt.NDArray[np.float32] | None, npt.NDArray[np.bool_]]
+"""A tile, its building probabilities (``None`` when it holds no valid pixel) and validity."""
+
+
+def predict_tiles(
+    src: Reader,
+    bands: list[int],
+    tiles: list[Tile],
+    predictor: Callable[[npt.NDArray[Any]], npt.NDArray[np.float32]],
+) -> list[TileResult]:
+    """Read a batch of tiles and predict them; tiles without valid pixels are skipped.
+
+    Args:
+        src: The working grid.
+        bands: 1-based bands, in the model's order.
+        tiles: The batch.
+        predictor: Maps raw tiles (N, C, H, W) to probabilities (N, H, W).
+
+    Returns:
+        One result per tile, in order.
+    """
+    return infer_batch(
+        [(t, *read_window(src, bands, t.row, t.col, t.height, t.width)) for t in tiles], predictor
+    )
+
+
+def infer_batch(
+    batch: list[tuple[Tile, npt.NDArray[Any], npt.NDArray[np.bool_]]],
+    predictor: Callable[[npt.NDArray[Any]], npt.NDArray[np.float32]],
+) -> list[TileResult]:
+    """Predict a batch of read tiles in one forward pass (skipping all-no-data tiles)."""
+    live = [i for i, (_, _, valid) in enumerate(batch) if valid.any()]
+    probs: dict[int, npt.NDArray[np.float32]] = {}
+    if live:
+        out = predictor(np.stack([batch[i][1] for i in live]))
+        probs = dict(zip(live, out, strict=True))
+    return [(t, probs.get(i), valid) for i, (t, _, valid) in enumerate(batch)]
+
+
+def local_tile_rows(
     src: Reader,
     bands: list[int],
     plan: TilePlan,
     predictor: Callable[[npt.NDArray[Any]], npt.NDArray[np.float32]],
-    path: Path,
     batch_size: int = 2,
+) -> Iterator[list[TileResult]]:
+    """Predict a plan row by row in this process, reading the next row in a thread.
+
+    While the model works on one tile row, a background thread reads the windows of
+    the next; only this thread touches ``src`` then, so the handle is never shared.
+
+    Yields:
+        The results of each tile row, top to bottom.
+    """
+    tile_rows = list(plan.tile_rows())
+
+    def read_row(tiles: list[Tile]) -> list[tuple[Tile, npt.NDArray[Any], npt.NDArray[np.bool_]]]:
+        return [(t, *read_window(src, bands, t.row, t.col, t.height, t.width)) for t in tiles]
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geounet-read") as pool:
+        pending = pool.submit(read_row, tile_rows[0])
+        for k in range(len(tile_rows)):
+            data = pending.result()
+            if k + 1 < len(tile_rows):
+                pending = pool.submit(read_row, tile_rows[k + 1])
+            row: list[TileResult] = []
+            for batch in _batches(data, batch_size):
+                row.extend(infer_batch(batch, predictor))
+            yield row
+
+
+def stitch_to_raster(
+    src: Reader,
+    plan: TilePlan,
+    rows: Iterable[list[TileResult]],
+    path: Path,
     float32: bool = False,
     progress: Progress | None = None,
 ) -> None:
-    """Stream a tile plan through a predictor into a tiled GeoTIFF on ``src``'s grid.
+    """Blend tile predictions into a tiled GeoTIFF on ``src``'s grid, strip by strip.
 
-    Tile rows are read one ahead in a background thread while the model works. Each
-    tile's probabilities are weighted by the cosine blending window and added to a
+    Each tile's probabilities are weighted by the cosine blending window and added to a
     rolling accumulator of one tile's height; the weight sum is separable and computed
-    once, so every finished strip is divided once and written immediately.
+    once, so every finished strip is divided once and written at once. This is the one
+    writer of the output file, whatever produced the predictions.
 
     Args:
-        src: The grid to predict (a scene or a resampling VRT).
-        bands: 1-based bands, in the model's order.
+        src: The working grid (its CRS, transform and size are copied).
         plan: The tile plan of ``src``.
-        predictor: Maps raw tiles (N, C, H, W) to probabilities (N, H, W).
+        rows: Tile results, one list per tile row of the plan, top to bottom.
         path: Output GeoTIFF (uint8 probability * 255 or float32), mask = valid pixels.
-        batch_size: Tiles per predictor call.
         float32: Write float32 probabilities instead of uint8.
         progress: Optional progress callback (stage ``predict``, counted in tiles).
     """
@@ -323,43 +424,55 @@ def predict_to_raster(
     top = 0  # scene row of acc[0]
     advance = _stage(progress, "predict", len(plan))
     dtype = "float32" if float32 else "uint8"
-    tile_rows = list(plan.tile_rows())
     next_starts = [*plan.row_starts[1:], height]
-
-    def read_row(tiles: list[Tile]) -> list[tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]]:
-        return [read_window(src, bands, t.row, t.col, t.height, t.width) for t in tiles]
-
     with (
         rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
         rasterio.open(path, "w", **probability_profile(src, dtype)) as dst,
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="geounet-read") as pool,
     ):
         describe_probability(dst, 1.0 if float32 else 1.0 / 255.0)
-        pending = pool.submit(read_row, tile_rows[0])
-        for k, tiles in enumerate(tile_rows):
-            data = pending.result()
-            if k + 1 < len(tile_rows):
-                pending = pool.submit(read_row, tile_rows[k + 1])
-            for batch in _batches(list(zip(tiles, data, strict=True)), batch_size):
-                live = [(t, img, v) for t, (img, v) in batch if v.any()]
-                if live:
-                    probs = predictor(np.stack([img for _, img, _ in live]))
-                    for (t, _, v), p in zip(live, probs, strict=True):
-                        _accumulate(acc, valid_acc, top, t, p * weights, v, height, width)
-                if advance:
-                    advance(len(batch))
+        for k, row in enumerate(rows):
+            for tile, prob, valid in row:
+                if prob is not None:
+                    _accumulate(acc, valid_acc, top, tile, prob * weights, valid, height, width)
+            if advance:
+                advance(len(row))
             # Rows above the next tile row receive no more contributions: write them.
             done = min(max(next_starts[k], 0), height)
             if done > top:
                 n = done - top
                 strip = acc[:n] / (row_norm[top:done, None] * col_norm[None, :])
-                valid = valid_acc[:n]
-                _write_strip(dst, strip, valid, top, float32)
+                _write_strip(dst, strip, valid_acc[:n], top, float32)
                 acc[:-n] = acc[n:].copy()
                 acc[-n:] = 0
                 valid_acc[:-n] = valid_acc[n:].copy()
                 valid_acc[-n:] = False
                 top = done
+
+
+def predict_to_raster(
+    src: Reader,
+    bands: list[int],
+    plan: TilePlan,
+    predictor: Callable[[npt.NDArray[Any]], npt.NDArray[np.float32]],
+    path: Path,
+    batch_size: int = 2,
+    float32: bool = False,
+    progress: Progress | None = None,
+) -> None:
+    """Predict a plan in this process and stitch it into a GeoTIFF (the sequential path).
+
+    Args:
+        src: The grid to predict (a scene or a resampling VRT).
+        bands: 1-based bands, in the model's order.
+        plan: The tile plan of ``src``.
+        predictor: Maps raw tiles (N, C, H, W) to probabilities (N, H, W).
+        path: Output GeoTIFF.
+        batch_size: Tiles per predictor call.
+        float32: Write float32 probabilities instead of uint8.
+        progress: Optional progress callback.
+    """
+    rows = local_tile_rows(src, bands, plan, predictor, batch_size)
+    stitch_to_raster(src, plan, rows, path, float32, progress)
 
 
 def _accumulate(

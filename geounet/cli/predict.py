@@ -85,6 +85,13 @@ def predict(
     footprints: Annotated[
         bool, typer.Option(help="Also vectorise footprints (--no-footprints: raster only).")
     ] = True,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Local dask worker processes (1 = in-process pipeline).")
+    ] = 1,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Address of a dask.distributed scheduler, e.g. tcp://host:8786."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -104,6 +111,8 @@ def predict(
         bands=_parse_bands(bands),
         overwrite=overwrite,
         footprints=footprints,
+        workers=workers,
+        scheduler=scheduler,
     )
     console = Console(stderr=True)
     with (

@@ -1,0 +1,165 @@
+"""Dask-parallel prediction: batches of tiles run on dask.distributed workers.
+
+Workers are plain functions, numpy in and numpy out: each opens the scene itself (no
+rasterio handle crosses a process or thread), reads its windows and runs the model, which
+it loads once per worker process. The driver submits batches a few ahead of the one it is
+stitching, takes results back in plan order, and is the only writer of the output, so the
+result is the same however many workers ran it. The scheduler is dask's: a LocalCluster
+for ``--workers N``, or any existing cluster by address (``--scheduler tcp://...``),
+e.g. one started on SLURM with dask-jobqueue.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from geounet.device import resolve_precision, select_device
+from geounet.errors import InputError
+from geounet.raster import open_scene
+from geounet.tiling import Tile, TilePlan
+
+if TYPE_CHECKING:
+    from distributed import Client
+
+    from geounet.predict import TilePredictor, TileResult
+
+
+CONNECT_TIMEOUT = "20s"
+"""How long to wait for an existing dask scheduler to answer."""
+
+
+@dataclass(frozen=True)
+class TileJob:
+    """Everything a worker needs to predict tiles of one scene (small and picklable).
+
+    Attributes:
+        scene: Path of the scene, as the workers see it.
+        factor: Resampling factor of the working grid (1.0 = the scene's own grid).
+        bands: 1-based bands, in the model's order.
+        model: Path of the checkpoint, as the workers see it.
+        device: ``auto``, ``cpu`` or ``cuda`` (resolved on each worker).
+        precision: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
+    """
+
+    scene: str
+    factor: float
+    bands: tuple[int, ...]
+    model: str
+    device: str = "auto"
+    precision: str = "auto"
+
+
+@lru_cache(maxsize=2)
+def _worker_predictor(model: str, device: str, precision: str) -> TilePredictor:
+    """Load the model once per worker process (cached across tasks)."""
+    from geounet.checkpoint import load_checkpoint
+    from geounet.predict import TilePredictor
+
+    dev = select_device(device)
+    return TilePredictor(load_checkpoint(model), dev, resolve_precision(dev, precision))
+
+
+def run_batch(job: TileJob, tiles: list[Tile]) -> list[TileResult]:
+    """Worker task: read and predict one batch of tiles.
+
+    Args:
+        job: The scene, model and settings.
+        tiles: Tiles of one tile row.
+
+    Returns:
+        One result per tile, in order.
+    """
+    from geounet.predict import predict_tiles, working_grid
+
+    predictor = _worker_predictor(job.model, job.device, job.precision)
+    with open_scene(job.scene) as src, working_grid(src, job.factor) as grid:
+        return predict_tiles(grid, list(job.bands), tiles, predictor)
+
+
+def dask_tile_rows(
+    client: Client, job: TileJob, plan: TilePlan, batch_size: int, in_flight: int
+) -> Iterator[list[TileResult]]:
+    """Predict a plan on a dask cluster, yielding tile rows in plan order.
+
+    At most ``in_flight`` batches are submitted ahead of the one being consumed, so the
+    driver's memory stays bounded whatever the scene size.
+
+    Args:
+        client: A dask.distributed client.
+        job: The scene, model and settings.
+        plan: The tile plan of the working grid.
+        batch_size: Tiles per task.
+        in_flight: Batches submitted ahead.
+
+    Yields:
+        The results of each tile row, top to bottom.
+    """
+    batches = [
+        (r, row[i : i + batch_size])
+        for r, row in enumerate(plan.tile_rows())
+        for i in range(0, len(row), max(batch_size, 1))
+    ]
+    queue: deque[tuple[int, Any]] = deque()
+    next_batch = 0
+    current: list[TileResult] = []
+    current_row = 0
+    while next_batch < len(batches) or queue:
+        while next_batch < len(batches) and len(queue) < max(in_flight, 1):
+            r, tiles = batches[next_batch]
+            queue.append((r, client.submit(run_batch, job, tiles, pure=False)))
+            next_batch += 1
+        r, future = queue.popleft()
+        if r != current_row:
+            yield current
+            current, current_row = [], r
+        current.extend(future.result())
+        future.release()
+    yield current
+
+
+@contextmanager
+def dask_client(workers: int = 1, scheduler: str | None = None) -> Iterator[Client]:
+    """Connect to a dask cluster, or start a local one of ``workers`` processes.
+
+    Args:
+        workers: Worker processes of a local cluster (one thread each).
+        scheduler: Address of an existing scheduler; overrides ``workers``.
+
+    Yields:
+        A connected client; a local cluster is shut down on exit.
+
+    Raises:
+        InputError: If the scheduler cannot be reached.
+    """
+    from distributed import Client, LocalCluster
+
+    if scheduler:
+        try:
+            client = Client(scheduler, timeout=CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            raise InputError(
+                f"cannot reach the dask scheduler at {scheduler}; check the address "
+                "(tcp://host:8786) and that the scheduler is running"
+            ) from exc
+        with client:
+            yield client
+        return
+    threads = max(1, torch.get_num_threads() // max(workers, 1))
+    with (
+        LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            env={"OMP_NUM_THREADS": str(threads)},
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client

@@ -1,0 +1,95 @@
+"""The result of a prediction does not depend on how it ran."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from distributed import Client, LocalCluster
+
+from geounet.checkpoint import load_checkpoint
+from geounet.errors import InputError
+from geounet.parallel import TileJob, dask_tile_rows
+from geounet.predict import PredictOptions, TilePredictor, local_tile_rows, predict_scene
+from geounet.tiling import plan_tiles
+from tests.conftest import MakeScene
+
+
+def read(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with rasterio.open(path) as src:
+        return src.read(1), src.read_masks(1)
+
+
+def test_dask_rows_match_local_rows(make_scene: MakeScene, tiny_model: Path) -> None:
+    alpha = np.full((90, 70), 255)
+    alpha[:30, :30] = 0
+    scene = make_scene(height=90, width=70, alpha=alpha)
+    plan = plan_tiles(90, 70, 32, 8, 4, multiple=4)
+    ckpt = load_checkpoint(tiny_model)
+    predictor = TilePredictor(ckpt, torch.device("cpu"), torch.float32)
+    with rasterio.open(scene) as src:
+        local = [r for row in local_tile_rows(src, [1, 2, 3], plan, predictor, 3) for r in row]
+    job = TileJob(str(scene), 1.0, (1, 2, 3), str(tiny_model), "cpu", "float32")
+    with (
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=False) as cluster,
+        Client(cluster) as client,
+    ):
+        rows = list(dask_tile_rows(client, job, plan, batch_size=3, in_flight=2))
+    assert len(rows) == len(plan.row_starts)
+    remote = [r for row in rows for r in row]
+    assert [t.index for t, _, _ in remote] == [t.index for t in plan]
+    skipped = 0
+    for (t1, p1, v1), (t2, p2, v2) in zip(local, remote, strict=True):
+        assert t1 == t2
+        np.testing.assert_array_equal(v1, v2)
+        if p1 is None:
+            skipped += 1
+            assert p2 is None
+        else:
+            np.testing.assert_array_equal(p1, p2)
+    assert skipped >= 1, "the all-no-data corner tile is never sent to the model"
+
+
+@pytest.mark.slow
+def test_sequential_threads_and_processes_give_identical_outputs(
+    make_scene: MakeScene, tiny_model: Path, tmp_path: Path
+) -> None:
+    scene = make_scene(height=150, width=110, seed=7)
+    base = dict(tile=64, overlap=16, precision="float32", device="cpu")
+    seq = predict_scene(scene, tmp_path / "seq", tiny_model, PredictOptions(**base))  # type: ignore[arg-type]
+    par = predict_scene(
+        scene,
+        tmp_path / "par",
+        tiny_model,
+        PredictOptions(**base, workers=2),  # type: ignore[arg-type]
+    )
+    with LocalCluster(n_workers=1, threads_per_worker=2, processes=False) as cluster:
+        thr = predict_scene(
+            scene,
+            tmp_path / "thr",
+            tiny_model,
+            PredictOptions(**base, scheduler=cluster.scheduler_address),  # type: ignore[arg-type]
+        )
+    ref = read(seq.probability)
+    for other in (par, thr):
+        got = read(other.probability)
+        np.testing.assert_array_equal(ref[0], got[0])
+        np.testing.assert_array_equal(ref[1], got[1])
+        assert other.buildings == seq.buildings
+
+
+def test_unreachable_scheduler_is_a_clear_error(
+    make_scene: MakeScene, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import geounet.parallel
+
+    monkeypatch.setattr(geounet.parallel, "CONNECT_TIMEOUT", "1s")
+    with pytest.raises(InputError, match="cannot reach the dask scheduler"):
+        predict_scene(
+            make_scene(),
+            tmp_path / "out",
+            tiny_model,
+            PredictOptions(tile=64, scheduler="tcp://127.0.0.1:9"),
+        )
+    assert list((tmp_path / "out").iterdir()) == []
