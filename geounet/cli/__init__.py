@@ -18,6 +18,7 @@ from geounet.cli._app import app, fail
 # Subcommands register themselves on `app` when imported.
 from geounet.cli import predict as _predict  # noqa: E402,F401  isort: skip
 from geounet.cli import evaluate as _evaluate  # noqa: E402,F401  isort: skip
+from geounet.cli import train as _train  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "fail", "main"]
 

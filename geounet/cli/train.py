@@ -1,0 +1,136 @@
+"""``geounet train``: scenes and footprints in, a checkpoint with its model card out."""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from geounet.cli._app import app, user_errors
+from geounet.train import TrainConfig, train
+
+
+@app.command("train")
+def train_command(
+    images: Annotated[
+        list[Path],
+        typer.Option("--images", "-i", help="Training scene(s); repeat the option for several."),
+    ],
+    labels: Annotated[
+        list[Path],
+        typer.Option(
+            "--labels",
+            "-l",
+            help="Footprints (GeoPackage, GeoJSON, Shapefile; any CRS); repeatable.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write (.safetensors).")],
+    class_column: Annotated[
+        str | None,
+        typer.Option(help="Label column naming each footprint's class (one output per class)."),
+    ] = None,
+    arch: Annotated[str, typer.Option(help="unet (classic U-Net) or smp-unet.")] = "unet",
+    encoder: Annotated[
+        str, typer.Option(help="segmentation_models_pytorch encoder for smp-unet (no downloads).")
+    ] = "resnet18",
+    depth: Annotated[int, typer.Option(min=1, max=6, help="U-Net levels.")] = 4,
+    width: Annotated[int, typer.Option(min=1, help="U-Net base width (channels).")] = 16,
+    upsampling: Annotated[str, typer.Option(help="transpose or bilinear.")] = "transpose",
+    dropout: Annotated[float, typer.Option(min=0.0, max=1.0, help="Bottleneck dropout.")] = 0.0,
+    init: Annotated[
+        Path | None, typer.Option(help="Checkpoint to fine-tune (its architecture is kept).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run whose state lies beside --out.")
+    ] = False,
+    pixel_size: Annotated[
+        float | None,
+        typer.Option(help="Ground pixel size to train at, in metres; default: the first scene's."),
+    ] = None,
+    chip_size: Annotated[int, typer.Option(min=16, help="Training chip size, in pixels.")] = 256,
+    batch_size: Annotated[int, typer.Option(min=1, help="Chips per step.")] = 8,
+    epochs: Annotated[int, typer.Option(min=1, help="Maximum number of epochs.")] = 100,
+    steps_per_epoch: Annotated[int, typer.Option(min=1, help="Optimizer steps per epoch.")] = 50,
+    minutes: Annotated[
+        float | None, typer.Option(help="Time budget in minutes; the learning rate follows it.")
+    ] = None,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = 2e-3,
+    val_fraction: Annotated[
+        float, typer.Option(help="Eastern fraction of each scene held out for validation.")
+    ] = 0.2,
+    patience: Annotated[
+        int, typer.Option(min=0, help="Epochs without improvement before stopping (0: never).")
+    ] = 15,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+    loss: Annotated[str, typer.Option(help="bce-dice, bce or dice.")] = "bce-dice",
+    w0: Annotated[float, typer.Option(help="Border weight amplitude (0 disables it).")] = 10.0,
+    sigma: Annotated[float, typer.Option(help="Border weight width, in pixels.")] = 5.0,
+    balance: Annotated[bool, typer.Option(help="Class-balance weighting.")] = True,
+    augment: Annotated[bool, typer.Option(help="Augment the training chips.")] = True,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Fixed default threshold for the card; default: chosen on validation."),
+    ] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto (bfloat16 on AMX CPUs, AMP on CUDA), float32, bfloat16.")
+    ] = "auto",
+    workers: Annotated[int, typer.Option(min=0, help="Data-loader worker processes.")] = 1,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Train the U-Net on scenes and building footprints; keep the best checkpoint."""
+    if loss not in ("bce-dice", "bce", "dice"):
+        from geounet.cli._app import fail
+
+        fail(f"unknown --loss {loss!r}; use bce-dice, bce or dice")
+    cfg = TrainConfig(
+        images=images,
+        labels=labels,
+        out=out,
+        class_column=class_column,
+        arch=arch,
+        encoder=encoder,
+        depth=depth,
+        width=width,
+        upsampling=upsampling,
+        dropout=dropout,
+        init=init,
+        resume=resume,
+        pixel_size_m=pixel_size,
+        chip_size=chip_size,
+        batch_size=batch_size,
+        epochs=epochs,
+        steps_per_epoch=steps_per_epoch,
+        minutes=minutes,
+        lr=lr,
+        val_fraction=val_fraction,
+        patience=patience,
+        seed=seed,
+        loss=loss,  # type: ignore[arg-type]
+        w0=w0,
+        sigma=sigma,
+        balance=balance,
+        augment=augment,
+        threshold=threshold,
+        device=device,
+        precision=precision,
+        workers=workers,
+        overwrite=overwrite,
+        command=shlex.join(["geounet", *sys.argv[1:]]),
+        progress=progress,
+    )
+    with user_errors():
+        result = train(cfg, console=Console(stderr=True))
+    figures = "  ".join(
+        f"{k} {v:.4f}" for k, v in result.figures.items() if k not in ("threshold", "score")
+    )
+    typer.echo(
+        f"wrote {result.checkpoint} (best epoch {result.best_epoch} of {result.epochs_run}, "
+        f"stopped by {result.stopped}, {result.elapsed_s / 60:.1f} min)"
+    )
+    typer.echo(f"validation at threshold {result.threshold:.2f}: {figures}")

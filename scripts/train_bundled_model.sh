@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Train the model bundled with geounet (geounet/data/kampala_unet.safetensors).
+#
+# Input: sample_data/kampala_a_z20.tif (area a at 0.149 m) and sample_data/buildings.gpkg.
+# The eastern 20 % of area a is held out for validation and for choosing the threshold;
+# area b is never read. Output: the checkpoint below, copied into the package data.
+# Run from anywhere: bash scripts/train_bundled_model.sh  (about 30 minutes of CPU).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+GEOUNET=${GEOUNET:-$( [ -x .venv/bin/geounet ] && echo .venv/bin/geounet || echo geounet )}
+OUT=${OUT:-build/kampala_unet.safetensors}
+mkdir -p "$(dirname "$OUT")"
+"$GEOUNET" train \
+  --images sample_data/kampala_a_z20.tif \
+  --labels sample_data/buildings.gpkg \
+  --out "$OUT" \
+  --arch unet --depth 4 --width 16 \
+  --chip-size 256 --batch-size 8 \
+  --epochs 200 --steps-per-epoch 40 --minutes 30 --patience 0 \
+  --w0 10 --sigma 5 --seed 0 --overwrite --no-progress
+cp "$OUT" geounet/data/kampala_unet.safetensors
+ls -l geounet/data/kampala_unet.safetensors

@@ -1,0 +1,215 @@
+"""End-to-end training on a small crop of area a (tiny network, a few steps)."""
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.windows import Window
+from typer.testing import CliRunner
+
+from geounet.checkpoint import load_checkpoint, save_checkpoint
+from geounet.cli import app
+from geounet.errors import InputError
+from geounet.model import ModelConfig, build_model
+from geounet.train import TrainConfig, train
+from geounet.train.datasets import build_training_data
+from geounet.train.losses import LossConfig, SegmentationLoss
+from geounet.train.validation import object_counts
+
+SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
+
+
+@pytest.fixture(scope="module")
+def crop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A 240 x 160 px crop of area a at 0.149 m, and its footprints as gpkg and EPSG:4326 json."""
+    folder = tmp_path_factory.mktemp("crop")
+    scene = folder / "crop.tif"
+    with rasterio.open(SAMPLE / "kampala_a_z20.tif") as src:
+        window = Window(0, 600, 240, 160)
+        profile = src.profile | {
+            "width": 240,
+            "height": 160,
+            "transform": src.window_transform(window),
+            "tiled": False,
+        }
+        profile.pop("blockxsize", None)
+        profile.pop("blockysize", None)
+        data = src.read(window=window)
+        bounds = src.window_bounds(window)
+    with rasterio.open(scene, "w", **profile) as dst:
+        dst.write(data)
+    labels = gpd.read_file(SAMPLE / "buildings.gpkg").cx[
+        bounds[0] : bounds[2], bounds[1] : bounds[3]
+    ]
+    gpkg = folder / "labels.gpkg"
+    labels.to_file(gpkg, layer="buildings")
+    geojson = folder / "labels_4326.geojson"
+    labels.to_crs(4326).to_file(geojson, driver="GeoJSON")
+    return scene, gpkg, geojson
+
+
+def _cfg(scene: Path, labels: Path, out: Path, **kw: object) -> TrainConfig:
+    base: dict[str, object] = dict(
+        images=[scene],
+        labels=[labels],
+        out=out,
+        depth=2,
+        width=4,
+        chip_size=64,
+        batch_size=2,
+        epochs=1,
+        steps_per_epoch=3,
+        workers=0,
+        progress=False,
+        val_fraction=0.3,
+        command="pytest",
+    )
+    base.update(kw)
+    return TrainConfig(**base)  # type: ignore[arg-type]
+
+
+def test_split_is_by_area_and_labels_in_another_crs_line_up(crop: tuple[Path, Path, Path]) -> None:
+    scene, gpkg, geojson = crop
+    a = build_training_data([scene], [gpkg], chip_size=64, val_fraction=0.3)
+    b = build_training_data([scene], [geojson], chip_size=64, val_fraction=0.3)
+    try:
+        assert a.train_roi.intersection(a.val_roi).area == pytest.approx(0.0, abs=1e-9)
+        assert a.val_roi.bounds[0] > a.train_roi.bounds[0]
+        assert a.pixel_size_m == pytest.approx(0.1493, rel=0.01)  # ground metres
+        xmin, ymin, _, _ = a.train_roi.bounds
+        q = (
+            slice(xmin, xmin + 64 * a.res[0], a.res[0]),
+            slice(ymin, ymin + 64 * a.res[1], a.res[1]),
+        )
+        sa = a.dataset[q + (slice(None),)]
+        sb = b.dataset[q + (slice(None),)]
+        assert sa["image"].shape == (3, 64, 64)
+        assert sa["target"].sum() > 0
+        agree = (sa["target"] == sb["target"]).float().mean()
+        assert agree > 0.99  # EPSG:4326 labels reprojected onto the image grid
+        assert sa["valid"].all()
+    finally:
+        a.labels.cleanup()
+        b.labels.cleanup()
+
+
+def test_a_few_steps_on_a_small_crop_reduce_the_loss(crop: tuple[Path, Path, Path]) -> None:
+    scene, gpkg, _ = crop
+    torch.manual_seed(0)
+    data = build_training_data([scene], [gpkg], chip_size=64, w0=10, sigma=5)
+    try:
+        xmin, ymin, _, _ = data.train_roi.bounds
+        rx, ry = data.res
+        samples = [
+            data.dataset[
+                (slice(x, x + 64 * rx, rx), slice(ymin + 40 * ry, ymin + 104 * ry, ry), slice(None))
+            ]
+            for x in (xmin, xmin + 64 * rx)
+        ]
+    finally:
+        data.labels.cleanup()
+    x = torch.stack([s["image"] for s in samples]) / 255.0
+    x = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / x.std(dim=(0, 2, 3), keepdim=True)
+    target = torch.stack([s["target"] for s in samples])
+    border = torch.stack([s["weight"] for s in samples])
+    valid = torch.stack([s["valid"] for s in samples])
+    model = build_model(ModelConfig(depth=2, base_width=8))
+    loss_fn = SegmentationLoss(LossConfig())
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(12):
+        loss = loss_fn(model(x), target, border, valid)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_train_writes_a_checkpoint_that_round_trips_and_resumes(
+    crop: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    scene, gpkg, _ = crop
+    out = tmp_path / "m.safetensors"
+    result = train(_cfg(scene, gpkg, out))
+    assert out.is_file() and (tmp_path / "m.state.safetensors").is_file()
+    assert result.epochs_run == 1 and result.best_epoch == 1
+    assert set(result.figures) >= {"iou", "accuracy", "sensitivity", "precision", "object_f1"}
+    ck = load_checkpoint(out)
+    card = ck.card
+    assert card.bands == ("red", "green", "blue")
+    assert card.class_names == ("building",)
+    assert card.pixel_size_m == pytest.approx(0.1493, rel=0.01)
+    assert card.threshold == pytest.approx(result.threshold)
+    assert card.provenance["command"] == "pytest"
+    assert "torch" in card.provenance and "training_time_s" in card.provenance
+    # Round trip: saving and loading again predicts identically.
+    x = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        before = ck.model(x)
+    save_checkpoint(tmp_path / "again.safetensors", card, ck.model)
+    with torch.no_grad():
+        after = load_checkpoint(tmp_path / "again.safetensors").model(x)
+    assert torch.equal(before, after)
+    # Resume continues from the saved state.
+    resumed = train(_cfg(scene, gpkg, out, epochs=2, resume=True))
+    assert resumed.epochs_run == 2 and len(resumed.history) == 2
+    # Fine-tuning from it keeps its architecture.
+    tuned = train(_cfg(scene, gpkg, tmp_path / "ft.safetensors", init=out, width=32))
+    assert load_checkpoint(tuned.checkpoint).card.model.base_width == 4
+
+
+def test_train_is_reproducible(crop: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    scene, gpkg, _ = crop
+    kw = dict(augment=False, precision="float32", steps_per_epoch=2)
+    a = train(_cfg(scene, gpkg, tmp_path / "a.safetensors", **kw))
+    b = train(_cfg(scene, gpkg, tmp_path / "b.safetensors", **kw))
+    assert a.history[0]["loss"] == b.history[0]["loss"]
+
+
+def test_bad_inputs_raise_input_errors(crop: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    scene, gpkg, _ = crop
+    with pytest.raises(InputError, match="does not exist"):
+        train(_cfg(scene, tmp_path / "missing.gpkg", tmp_path / "x.safetensors"))
+    with pytest.raises(InputError, match="no column"):
+        train(_cfg(scene, gpkg, tmp_path / "x.safetensors", class_column="kind"))
+    with pytest.raises(InputError, match="safetensors"):
+        train(_cfg(scene, gpkg, tmp_path / "x.pt"))
+
+
+def test_object_counts_match_one_to_one() -> None:
+    truth = np.zeros((40, 40), dtype=np.int64)
+    truth[2:12, 2:12] = 1
+    truth[2:12, 20:30] = 2
+    pred = np.zeros((40, 40), dtype=bool)
+    pred[2:12, 3:12] = True  # IoU 0.9 with building 1
+    pred[30:38, 30:38] = True  # a false positive
+    counts = object_counts(pred, truth)
+    assert (counts.tp, counts.fp, counts.fn) == (1, 1, 1)
+    assert counts.f1 == pytest.approx(0.5)
+
+
+def test_cli_bad_labels_path_is_a_one_line_error(
+    crop: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    scene, _, _ = crop
+    result = CliRunner().invoke(
+        app,
+        [
+            "train",
+            "--images",
+            str(scene),
+            "--labels",
+            str(tmp_path / "nope.gpkg"),
+            "--out",
+            str(tmp_path / "m.safetensors"),
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 2
+    message = result.output.strip()
+    assert len(message.splitlines()) == 1 and "nope.gpkg" in message and "does not exist" in message
+    assert "Traceback" not in result.output
