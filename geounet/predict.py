@@ -75,6 +75,7 @@ class PredictOptions:
         footprints: Also vectorise footprints (``False`` writes only the raster).
         workers: Local dask worker processes; 1 runs the plain in-process pipeline.
         scheduler: Address of a dask.distributed scheduler to run the tiles on.
+        regularize: Square footprint outlines (right angles).
     """
 
     tile: int | None = None
@@ -94,6 +95,7 @@ class PredictOptions:
     footprints: bool = True
     workers: int = 1
     scheduler: str | None = None
+    regularize: bool = False
 
 
 @dataclass
@@ -241,7 +243,12 @@ def predict_scene(
         done_rows = _stage(progress, "vectorise", _raster_height(prob_path))
         try:
             gdf = vectorize(
-                prob_path, threshold, opts.min_area_m2, opts.simplify_px, advance=done_rows
+                prob_path,
+                threshold,
+                opts.min_area_m2,
+                opts.simplify_px,
+                advance=done_rows,
+                regularize=opts.regularize,
             )
             write_footprints(gdf, fp_path)
         except BaseException:

@@ -141,6 +141,7 @@ def vectorize(
     simplify_px: float = 0.75,
     strip_rows: int = 2048,
     advance: Callable[[int], None] | None = None,
+    regularize: bool = False,
 ) -> gpd.GeoDataFrame:
     """Turn a probability raster into building footprints.
 
@@ -152,6 +153,8 @@ def vectorize(
         simplify_px: Simplification tolerance in pixels (0 disables simplification).
         strip_rows: Rows read per strip (bounds memory to strip_rows x width).
         advance: Called with the number of rows done after each strip (progress).
+        regularize: Square the footprints (edges aligned to right angles, with
+            buildingregulariser).
 
     Returns:
         Footprints in the raster's CRS with columns ``id``, ``area_m2``, ``confidence``
@@ -183,6 +186,8 @@ def vectorize(
     gdf = gpd.GeoDataFrame(
         {"confidence": np.asarray(conf, dtype=np.float64)}, geometry=geoms, crs=crs
     )
+    if regularize and len(gdf):
+        gdf = regularize_footprints(gdf, pixel=abs(a.a))
     if len(gdf):
         order = np.lexsort(
             (gdf.geometry.bounds["minx"].to_numpy(), -gdf.geometry.bounds["maxy"].to_numpy())
@@ -191,6 +196,29 @@ def vectorize(
     gdf.insert(0, "id", np.arange(1, len(gdf) + 1, dtype=np.int64))
     gdf.insert(1, "area_m2", area_m2(gdf))
     return gdf
+
+
+def regularize_footprints(gdf: gpd.GeoDataFrame, pixel: float) -> gpd.GeoDataFrame:
+    """Align footprint edges to right angles (and 45 degrees) with buildingregulariser.
+
+    Tolerances are in pixels, so the result does not depend on the CRS units: the
+    pixel staircase is simplified away at 1.5 px and nearly parallel edges closer than
+    2 px are merged.
+
+    Args:
+        gdf: Footprints in a projected CRS.
+        pixel: Pixel size in CRS units.
+
+    Returns:
+        The footprints with regular outlines; attributes are kept.
+    """
+    from buildingregulariser import regularize_geodataframe
+
+    out = regularize_geodataframe(
+        gdf, parallel_threshold=2.0 * pixel, simplify_tolerance=1.5 * pixel, num_cores=1
+    )
+    out = out[~out.geometry.is_empty & out.geometry.notna()]
+    return gpd.GeoDataFrame(out.reset_index(drop=True), geometry="geometry", crs=gdf.crs)
 
 
 def area_m2(gdf: gpd.GeoDataFrame) -> pd.Series:

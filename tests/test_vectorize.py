@@ -103,3 +103,25 @@ def test_empty_raster_and_gpkg_round_trip(tmp_path: Path) -> None:
     back = gpd.read_file(out, layer=LAYER)
     assert len(back) == 3 and set(back.columns) >= {"id", "area_m2", "confidence"}
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_regularize_squares_a_staircase_outline(tmp_path: Path) -> None:
+    # a rotated rectangle rasterised: its outline is a staircase
+    from rasterio.features import rasterize
+    from shapely import affinity
+
+    rect = affinity.rotate(box(10, 10, 40, 26), 20, origin="centroid")
+    mask = rasterize([rect], out_shape=(50, 50)).astype(np.float32)
+    path = write_prob(tmp_path / "p.tif", mask)
+    raw = vectorize(path, 0.5, min_area_m2=1, simplify_px=0)
+    reg = vectorize(path, 0.5, min_area_m2=1, simplify_px=0, regularize=True)
+    assert len(raw) == len(reg) == 1
+    ring = np.asarray(reg.geometry[0].exterior.coords)[:-1]
+    assert len(ring) < len(raw.geometry[0].exterior.coords) / 4
+    edges = np.diff(np.vstack([ring, ring[:1]]), axis=0)
+    angles = np.degrees(np.arctan2(edges[:, 1], edges[:, 0]))
+    rel = np.mod(angles - angles[0], 90)
+    assert np.all(np.minimum(rel, 90 - rel) < 2), "edges meet at right angles"
+    true = affinity.affine_transform(rect, [RES, 0, 0, -RES, 500000, 40000])
+    assert reg.area_m2[0] == pytest.approx(true.area, rel=0.05)
+    assert reg.geometry[0].intersection(true).area > 0.93 * true.area

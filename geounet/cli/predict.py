@@ -82,6 +82,9 @@ def predict(
             "--float32", help="Store probabilities as float32 instead of uint8 (value/255)."
         ),
     ] = False,
+    regularize: Annotated[
+        bool, typer.Option(help="Square footprint outlines to right angles (buildingregulariser).")
+    ] = False,
     footprints: Annotated[
         bool, typer.Option(help="Also vectorise footprints (--no-footprints: raster only).")
     ] = True,
@@ -113,6 +116,7 @@ def predict(
         footprints=footprints,
         workers=workers,
         scheduler=scheduler,
+        regularize=regularize,
     )
     console = Console(stderr=True)
     with (
