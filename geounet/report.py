@@ -337,12 +337,14 @@ def headline_table(report: Mapping[str, Any]) -> Table:
         f"{ob['precision']:.3f}",
         f"{ob['recall']:.3f}",
         f"{ob['f1']:.3f}",
-        f"{ob['mean_iou']:.3f} (mean of matches)",
+        f"{ob['mean_iou']:.3f}",
         f"{ob['tp']} / {ob['fp']} / {ob['fn']}",
     )
+    caption = "object IoU: mean IoU of the matched pairs"
     best = report.get("sweep", {}).get("best_pixel")
     if best:
-        table.caption = (
-            f"best pixel-F1 threshold on this scene: {best['threshold']:g} (F1 {best['f1']:.3f})"
+        caption += (
+            f"; best pixel-F1 threshold on this scene: {best['threshold']:g} (F1 {best['f1']:.3f})"
         )
+    table.caption = caption
     return table
