@@ -19,6 +19,9 @@ from geounet.cli._app import app, fail
 from geounet.cli import predict as _predict  # noqa: E402,F401  isort: skip
 from geounet.cli import evaluate as _evaluate  # noqa: E402,F401  isort: skip
 from geounet.cli import train as _train  # noqa: E402,F401  isort: skip
+from geounet.cli import plan as _plan  # noqa: E402,F401  isort: skip
+from geounet.cli import vectorize as _vectorize  # noqa: E402,F401  isort: skip
+from geounet.cli import merge as _merge  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "fail", "main"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from rich.progress import (
 
 from geounet.cli._app import app, fail, user_errors
 from geounet.predict import PredictOptions, predict_scene
+from geounet.tileplan import read_plan
 
 
 def _parse_bands(text: str | None) -> list[int] | None:
@@ -95,6 +97,10 @@ def predict(
         str | None,
         typer.Option(help="Address of a dask.distributed scheduler, e.g. tcp://host:8786."),
     ] = None,
+    plan: Annotated[
+        Path | None,
+        typer.Option(help="Tile plan from `geounet plan` (same model and settings) to follow."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -139,6 +145,8 @@ def predict(
                 tasks[stage] = bar.add_task(f"{stage} ({unit})", total=total)
             bar.advance(tasks[stage], n)
 
+        if plan is not None:
+            options = replace(options, plan=read_plan(plan))
         result = predict_scene(scene, out_dir, model, options, progress)
     resample_note = (
         f", resampled {result.pixel_size_m:.3f} m -> {result.model_pixel_size_m:.3f} m"

@@ -1,0 +1,55 @@
+"""``geounet vectorize``: footprints from a probability raster of ``geounet predict``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from geounet.cli._app import app, user_errors
+from geounet.errors import InputError
+from geounet.raster import check_outputs
+from geounet.vectorize import vectorize as vectorize_raster
+from geounet.vectorize import write_footprints
+
+
+@app.command()
+def vectorize(
+    prob: Annotated[Path, typer.Argument(help="<stem>.prob.tif written by geounet predict.")],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Footprints to write (GeoPackage, .gpkg).")
+    ],
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Probability threshold; default: the --model card's, else 0.5."),
+    ] = None,
+    model: Annotated[
+        Path | None,
+        typer.Option("--model", "-m", help="Checkpoint whose card gives the default threshold."),
+    ] = None,
+    min_area: Annotated[
+        float, typer.Option("--min-area", help="Smallest footprint kept, in m2.")
+    ] = 2.0,
+    simplify: Annotated[
+        float, typer.Option(help="Simplification tolerance, in raster pixels (0 = off).")
+    ] = 0.75,
+    regularize: Annotated[
+        bool, typer.Option(help="Square footprint outlines to right angles (buildingregulariser).")
+    ] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """Turn building probabilities into footprint polygons (layer `buildings`)."""
+    with user_errors():
+        if threshold is None:
+            from geounet.checkpoint import read_card
+
+            threshold = read_card(model).threshold if model is not None else 0.5
+        if not 0.0 < threshold < 1.0:
+            raise InputError(f"--threshold {threshold} must lie strictly between 0 and 1")
+        if not prob.is_file():
+            raise InputError(f"{prob} does not exist; pass a .prob.tif of geounet predict")
+        check_outputs([out], overwrite)
+        gdf = vectorize_raster(prob, threshold, min_area, simplify, regularize=regularize)
+        write_footprints(gdf, out)
+    typer.echo(f"{prob.name}: {len(gdf)} buildings at p >= {threshold:g} -> {out}")
