@@ -47,6 +47,9 @@ from geounet.vectorize import vectorize, write_footprints
 Progress = Callable[[str, int, int], None]
 """Progress callback: ``(stage, done_increment, stage_total)``."""
 
+GDAL_CACHE_MB = 256
+"""GDAL's block cache during prediction (its default, 5 % of RAM, grows with the scene)."""
+
 RESAMPLE_TOLERANCE = 0.15
 """Relative pixel-size difference under which a scene is predicted on its own grid."""
 
@@ -191,7 +194,7 @@ def predict_scene(
     device = select_device(opts.device)
     dtype = resolve_precision(device, opts.precision)
 
-    with open_scene(scene) as src:
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(scene) as src:
         bands = select_bands(src, card.model.in_channels, opts.bands)
         _check_dtype(src, card.normalization.scale)
         check_outputs([prob_path, fp_path] if opts.footprints else [prob_path], opts.overwrite)
