@@ -30,6 +30,7 @@ from geounet.checkpoint import Checkpoint, ModelCard, load_checkpoint
 from geounet.device import autocast, resolve_precision, select_device
 from geounet.errors import InputError
 from geounet.raster import (
+    GDAL_CACHE_MB,
     Reader,
     atomic_path,
     check_outputs,
@@ -46,9 +47,6 @@ from geounet.vectorize import vectorize, write_footprints
 
 Progress = Callable[[str, int, int], None]
 """Progress callback: ``(stage, done_increment, stage_total)``."""
-
-GDAL_CACHE_MB = 256
-"""GDAL's block cache during prediction (its default, 5 % of RAM, grows with the scene)."""
 
 RESAMPLE_TOLERANCE = 0.15
 """Relative pixel-size difference under which a scene is predicted on its own grid."""

@@ -30,6 +30,9 @@ from geounet.errors import InputError, OutputError, OutputExistsError
 
 Reader: TypeAlias = DatasetReader | WarpedVRT
 
+GDAL_CACHE_MB = 256
+"""GDAL's block cache while streaming a scene (its default, 5 % of RAM, grows with it)."""
+
 
 def open_scene(path: str | os.PathLike[str]) -> DatasetReader:
     """Open a georeferenced raster for reading, with user-facing errors.

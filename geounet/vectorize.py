@@ -28,7 +28,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from shapely.geometry import Polygon, shape
 
-from geounet.raster import atomic_path, ground_pixel_size_m
+from geounet.raster import GDAL_CACHE_MB, atomic_path, ground_pixel_size_m
 
 LAYER = "buildings"
 
@@ -160,7 +160,7 @@ def vectorize(
         Footprints in the raster's CRS with columns ``id``, ``area_m2``, ``confidence``
         and ``geometry``, ordered top to bottom.
     """
-    with rasterio.open(prob_path) as src:
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(prob_path) as src:
         scale = 1.0 / 255.0 if src.dtypes[0] == "uint8" else 1.0
         px_m = ground_pixel_size_m(src)
         transform, crs, height, width = src.transform, src.crs, src.height, src.width
