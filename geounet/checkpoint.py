@@ -229,8 +229,12 @@ def _existing(path: str | os.PathLike[str]) -> Path:
 
 def _not_safetensors(path: Path) -> CheckpointError:
     with path.open("rb") as f:
-        head = f.read(2)
-    if head[:1] == b"\x80" or head == b"PK":
+        head = f.read(9)
+    if len(head) == 9 and head[8:9] == b"{":
+        return CheckpointError(
+            f"{path} is a truncated or corrupted safetensors file; re-download or retrain it"
+        )
+    if head[:1] == b"\x80" or head[:2] == b"PK":
         return CheckpointError(
             f"{path} is a pickled PyTorch file; geounet refuses pickles because loading them "
             "can execute code. Use a geounet .safetensors checkpoint"

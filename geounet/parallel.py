@@ -46,6 +46,7 @@ class TileJob:
         model: Path of the checkpoint, as the workers see it.
         device: ``auto``, ``cpu`` or ``cuda`` (resolved on each worker).
         precision: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
+        value_range: Raw values mapped onto 0..255 before normalisation, or ``None``.
     """
 
     scene: str
@@ -54,16 +55,21 @@ class TileJob:
     model: str
     device: str = "auto"
     precision: str = "auto"
+    value_range: tuple[float, float] | None = None
 
 
 @lru_cache(maxsize=2)
-def _worker_predictor(model: str, device: str, precision: str) -> TilePredictor:
+def _worker_predictor(
+    model: str, device: str, precision: str, value_range: tuple[float, float] | None
+) -> TilePredictor:
     """Load the model once per worker process (cached across tasks)."""
     from geounet.checkpoint import load_checkpoint
     from geounet.predict import TilePredictor
 
     dev = select_device(device)
-    return TilePredictor(load_checkpoint(model), dev, resolve_precision(dev, precision))
+    return TilePredictor(
+        load_checkpoint(model), dev, resolve_precision(dev, precision), value_range
+    )
 
 
 def run_batch(job: TileJob, tiles: list[Tile]) -> list[TileResult]:
@@ -78,7 +84,7 @@ def run_batch(job: TileJob, tiles: list[Tile]) -> list[TileResult]:
     """
     from geounet.predict import predict_tiles, working_grid
 
-    predictor = _worker_predictor(job.model, job.device, job.precision)
+    predictor = _worker_predictor(job.model, job.device, job.precision, job.value_range)
     with open_scene(job.scene) as src, working_grid(src, job.factor) as grid:
         return predict_tiles(grid, list(job.bands), tiles, predictor)
 

@@ -77,6 +77,8 @@ class PredictOptions:
         workers: Local dask worker processes; 1 runs the plain in-process pipeline.
         scheduler: Address of a dask.distributed scheduler to run the tiles on.
         regularize: Square footprint outlines (right angles).
+        value_range: Raw values mapped onto 0..255 before the model's normalisation
+            (16-bit or float scenes with an 8-bit model).
     """
 
     tile: int | None = None
@@ -97,6 +99,7 @@ class PredictOptions:
     workers: int = 1
     scheduler: str | None = None
     regularize: bool = False
+    value_range: tuple[float, float] | None = None
 
 
 @dataclass
@@ -117,6 +120,12 @@ class PredictResult:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+def rescale_to_8bit(x: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
+    """Map raw values in ``value_range`` linearly onto 0..255 (clipped), as float32."""
+    lo, hi = value_range
+    return ((x.to(torch.float32) - lo) * (255.0 / (hi - lo))).clamp_(0.0, 255.0)
+
+
 class TilePredictor:
     """Runs batches of raw tiles through the model: numpy in, numpy out.
 
@@ -124,10 +133,19 @@ class TilePredictor:
         checkpoint: The model and its card.
         device: Device to run on.
         dtype: Autocast dtype (``torch.float32`` disables autocast).
+        value_range: Raw values mapped linearly onto 0..255 before the model's own
+            normalisation (for 16-bit or float scenes fed to an 8-bit model).
     """
 
-    def __init__(self, checkpoint: Checkpoint, device: torch.device, dtype: torch.dtype):
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        device: torch.device,
+        dtype: torch.dtype,
+        value_range: tuple[float, float] | None = None,
+    ):
         self.card = checkpoint.card
+        self.value_range = value_range
         self.device = device
         self.dtype = dtype
         self.model = checkpoint.model.to(device).eval()
@@ -146,6 +164,8 @@ class TilePredictor:
         x = torch.from_numpy(np.ascontiguousarray(images))
         if self.device.type == "cuda":
             x = x.pin_memory().to(self.device, non_blocking=True)
+        if self.value_range is not None:
+            x = rescale_to_8bit(x, self.value_range)
         x = self.card.normalization.apply(x).contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.dtype):
             logits = self.model(x)
@@ -194,11 +214,11 @@ def predict_scene(
 
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(scene) as src:
         bands = select_bands(src, card.model.in_channels, opts.bands)
-        _check_dtype(src, card.normalization.scale)
+        _check_dtype(src, card.normalization.scale, opts.value_range)
         check_outputs([prob_path, fp_path] if opts.footprints else [prob_path], opts.overwrite)
         px_m = ground_pixel_size_m(src)
         resampled = needs_resampling(px_m, card.pixel_size_m, opts.resample)
-        predictor = TilePredictor(ckpt, device, dtype)
+        predictor = TilePredictor(ckpt, device, dtype, opts.value_range)
         timings: dict[str, float] = {}
         with atomic_path(prob_path) as final_tmp:
             work_tmp = final_tmp.with_name(final_tmp.name + ".work.tif")
@@ -298,6 +318,7 @@ def _dask_rows(
         model=str(Path(ckpt.source).resolve()),
         device=opts.device,
         precision=opts.precision,
+        value_range=opts.value_range,
     )
     with dask_client(opts.workers, opts.scheduler) as client:
         n = max(len(client.scheduler_info().get("workers", {})), 1)
@@ -531,12 +552,18 @@ def _raster_height(path: Path) -> int:
         return int(src.height)
 
 
-def _check_dtype(src: Reader, scale: float) -> None:
+def _check_dtype(src: Reader, scale: float, value_range: tuple[float, float] | None) -> None:
+    if value_range is not None:
+        lo, hi = value_range
+        if not hi > lo:
+            raise InputError(f"--value-range {lo},{hi}: the maximum must exceed the minimum")
+        return
     dtype = np.dtype(src.dtypes[0])
     if abs(scale - 1 / 255) < 1e-9 and dtype != np.uint8:
+        hint = "0,65535 (or 0,4095 for 12-bit)" if dtype.kind in "ui" else "0,1 for reflectance"
         raise InputError(
-            f"the model expects 8-bit imagery but the scene is {dtype}; convert it, e.g. "
-            "gdal_translate -ot Byte -scale <min> <max> 0 255 scene.tif scene8.tif"
+            f"the model expects 8-bit imagery but the scene is {dtype}; pass "
+            f"--value-range MIN,MAX to map the scene's values onto 0..255, e.g. {hint}"
         )
 
 

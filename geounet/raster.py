@@ -123,12 +123,22 @@ def read_window(
         ``(image, valid)``: image of shape (bands, height, width) in the scene's dtype, and
         a boolean validity mask of shape (height, width) (False where the scene is nodata
         and in the mirrored border, NaN pixels included).
+
+    Raises:
+        InputError: If the pixels cannot be read (a truncated or corrupt file).
     """
     r0, c0 = max(row, 0), max(col, 0)
     r1, c1 = min(row + height, src.height), min(col + width, src.width)
     win = Window.from_slices((r0, r1), (c0, c1))
-    image = src.read(bands, window=win)
-    valid = src.read_masks(1, window=win) > 0
+    try:
+        image = src.read(bands, window=win)
+        valid = src.read_masks(1, window=win) > 0
+    except RasterioError as exc:
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise InputError(
+            f"cannot read pixels of {src.name} ({detail}); the file may be truncated or "
+            "corrupt: re-download or re-export it"
+        ) from exc
     if image.dtype.kind == "f":
         finite = np.isfinite(image).all(axis=0)
         valid &= finite

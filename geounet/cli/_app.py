@@ -29,8 +29,14 @@ def fail(message: str, code: int = 2) -> NoReturn:
 
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn geounet's own errors into one-line messages and a non-zero exit code."""
+    """Turn geounet's own errors into one-line messages and a non-zero exit code.
+
+    Ctrl-C exits with code 130 and says so; outputs are written atomically, so an
+    interrupted command leaves nothing half-written behind.
+    """
     try:
         yield
     except GeounetError as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except KeyboardInterrupt:
+        fail("interrupted; no partial outputs were kept", code=130)

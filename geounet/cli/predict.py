@@ -22,6 +22,16 @@ from geounet.predict import PredictOptions, predict_scene
 from geounet.tileplan import read_plan
 
 
+def _parse_range(text: str | None) -> tuple[float, float] | None:
+    if not text:
+        return None
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        fail(f"--value-range {text!r} must be two numbers MIN,MAX, e.g. 0,65535")
+    return lo, hi
+
+
 def _parse_bands(text: str | None) -> list[int] | None:
     if not text:
         return None
@@ -71,6 +81,13 @@ def predict(
     ] = 0.75,
     bands: Annotated[
         str | None, typer.Option(help="Scene bands for the model, 1-based, in order, e.g. 1,2,3.")
+    ] = None,
+    value_range: Annotated[
+        str | None,
+        typer.Option(
+            help="Map raw values MIN,MAX onto 0..255 first, for 16-bit or float scenes "
+            "(e.g. 0,65535 or 0,1)."
+        ),
     ] = None,
     resample: Annotated[
         bool,
@@ -123,6 +140,7 @@ def predict(
         workers=workers,
         scheduler=scheduler,
         regularize=regularize,
+        value_range=_parse_range(value_range),
     )
     console = Console(stderr=True)
     with (
