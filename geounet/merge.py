@@ -14,7 +14,8 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from geounet.errors import InputError
-from geounet.raster import atomic_path, check_outputs
+from geounet.raster import check_outputs
+from geounet.vectorize import write_footprints
 
 LAYER = "buildings"
 FOOTPRINT_SUFFIX = ".buildings.gpkg"
@@ -87,8 +88,5 @@ def merge_footprints(
         gdf.insert(0, "scene_id", scene)
         parts.append(gdf)
     merged = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=target)
-    with atomic_path(out) as tmp:
-        # an empty layer still needs a geometry type for QGIS
-        kind = None if len(merged) else "Polygon"
-        pyogrio.write_dataframe(merged, tmp, layer=LAYER, driver="GPKG", geometry_type=kind)
+    write_footprints(merged, out)  # layer `buildings` with geounet's QGIS style, atomically
     return merged

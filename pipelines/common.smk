@@ -1,0 +1,132 @@
+# Shared by every stage: validates the config and reads the scene catalogue.
+# Inputs:  config (pipelines/config.yaml, --config), the scene catalogue it names.
+# Outputs: none; defines SCENES, the option helpers of the rules and final_outputs().
+import re
+import shlex
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import min_version, validate
+
+from geounet.catalogue import read_catalogue
+from geounet.errors import GeounetError
+
+
+min_version("8.0")
+
+
+validate(config, "config.schema.yaml")
+
+try:
+    SCENES = {s.scene_id: s for s in read_catalogue(config["catalogue"])}
+except GeounetError as exc:
+    raise WorkflowError(str(exc)) from None
+
+TRAINED_MODEL = "results/model/model.safetensors"
+
+
+wildcard_constraints:
+    scene="|".join(re.escape(s) for s in SCENES),
+
+
+def model_path():
+    """The checkpoint the workflow maps with, or None for the bundled model."""
+    if config["train"]:
+        return TRAINED_MODEL
+    return config["model"]
+
+
+def model_input(wildcards):
+    """The model as an input file (nothing for the bundled model)."""
+    path = model_path()
+    return [path] if path else []
+
+
+def model_option(wildcards):
+    """`--model PATH` for geounet, or nothing for the bundled model."""
+    path = model_path()
+    return f"--model {shlex.quote(path)}" if path else ""
+
+
+def tiling_options(wildcards):
+    """Tile plan options of `geounet plan` from the config."""
+    opts = [f"--border {int(config['border'])}"]
+    if config["tile"] is not None:
+        opts.append(f"--tile {int(config['tile'])}")
+    if config["overlap"] is not None:
+        opts.append(f"--overlap {int(config['overlap'])}")
+    return " ".join([*opts, resample_option(wildcards)])
+
+
+def resample_option(wildcards):
+    """`--resample` or `--no-resample`: plan and predict must agree on it."""
+    return "--resample" if config["resample"] else "--no-resample"
+
+
+def dask_options(wildcards, resources):
+    """Dask execution of `geounet predict` from resources (profiles or --set-resources)."""
+    opts = [f"--workers {int(resources.get('dask_workers', 1))}"]
+    scheduler = resources.get("dask_scheduler")
+    if scheduler:
+        opts.append(f"--scheduler {shlex.quote(str(scheduler))}")
+    return " ".join(opts)
+
+
+def scene_image(wildcards):
+    """The image of a scene."""
+    return str(SCENES[wildcards.scene].image)
+
+
+def scene_truth(wildcards):
+    """The true footprints of a scene (only scenes with truth are evaluated)."""
+    truth = SCENES[wildcards.scene].truth
+    if truth is None:
+        raise WorkflowError(f"scene {wildcards.scene} has no truth in the catalogue")
+    return str(truth)
+
+
+def scenes_with_truth():
+    """Ids of the scenes whose catalogue entry gives ground truth."""
+    return [sid for sid, s in SCENES.items() if s.truth is not None]
+
+
+def final_outputs(wildcards):
+    """Everything a run produces: per scene and for the whole catalogue."""
+    per_scene = [
+        f"results/{sid}/{sid}.{kind}"
+        for sid in SCENES
+        for kind in ("tiles.gpkg", "prob.tif", "buildings.gpkg")
+    ]
+    reports = [f"results/{sid}/evaluation/report.json" for sid in scenes_with_truth()]
+    summary = ["results/summary.json", "results/summary.csv"] if reports else []
+    return [*per_scene, *reports, "results/buildings.gpkg", *summary]
+
+
+def train_inputs(wildcards):
+    """Training scenes and footprints named by the config."""
+    return {"images": config["train"]["images"], "labels": config["train"]["labels"]}
+
+
+def train_options(wildcards):
+    """`--images`/`--labels` per file and the config's `geounet train` options."""
+    train = config["train"]
+    opts = [f"--images {shlex.quote(p)}" for p in train["images"]]
+    opts += [f"--labels {shlex.quote(p)}" for p in train["labels"]]
+    for key, value in (train.get("options") or {}).items():
+        flag = f"--{key.replace('_', '-')}"
+        if isinstance(value, bool):
+            opts.append(flag if value else f"--no-{key.replace('_', '-')}")
+        else:
+            opts.append(f"{flag} {shlex.quote(str(value))}")
+    return " ".join(opts)
+
+
+def staged_probability(wildcards):
+    """Where `geounet predict` writes the scene's probability raster."""
+    stem = Path(scene_image(wildcards)).stem
+    return f"results/{wildcards.scene}/.predict/{stem}.prob.tif"
+
+
+def scene_id_options(wildcards):
+    """`--scene-id ID` for each scene, in catalogue order."""
+    return " ".join(f"--scene-id {shlex.quote(sid)}" for sid in SCENES)

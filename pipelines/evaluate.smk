@@ -1,0 +1,32 @@
+# Stage 4, evaluate (scenes whose catalogue entry gives truth): pixel and object scores.
+# Inputs:  the scene image and truth, results/{scene}/{scene}.prob.tif and
+#          .buildings.gpkg, config threshold and evaluation (iou, min_size, unit).
+# Outputs: results/{scene}/evaluation/report.json and report.html (+ figures).
+
+
+rule evaluate:
+    input:
+        image=scene_image,
+        truth=scene_truth,
+        prob="results/{scene}/{scene}.prob.tif",
+        footprints="results/{scene}/{scene}.buildings.gpkg",
+    output:
+        report="results/{scene}/evaluation/report.json",
+        html="results/{scene}/evaluation/report.html",
+    params:
+        out_dir="results/{scene}/evaluation",
+        threshold=config["threshold"],
+        iou=config["evaluation"]["iou"],
+        min_size=config["evaluation"]["min_size"],
+        unit=config["evaluation"]["min_size_unit"],
+    conda:
+        "envs/geounet.yaml"
+    log:
+        "results/{scene}/logs/evaluate.log",
+    benchmark:
+        "results/{scene}/benchmarks/evaluate.tsv"
+    shell:
+        "geounet evaluate {input.image:q} --truth {input.truth:q} --prob {input.prob:q}"
+        " --footprints {input.footprints:q} --out-dir {params.out_dir:q}"
+        " --threshold {params.threshold} --iou {params.iou} --min-size {params.min_size}"
+        " --min-size-unit {params.unit} --overwrite > {log:q} 2>&1"

@@ -1,0 +1,43 @@
+# Stage 5, summarise the catalogue.
+# Inputs:  every results/{scene}/{scene}.buildings.gpkg; the evaluation report.json of
+#          the scenes with truth.
+# Outputs: results/buildings.gpkg (all footprints, with a scene_id column, in the first
+#          scene's CRS); results/summary.json and summary.csv (one row per evaluated
+#          scene and micro-averaged totals; only when some scene has truth).
+
+
+rule merge_footprints:
+    input:
+        footprints=expand("results/{scene}/{scene}.buildings.gpkg", scene=list(SCENES)),
+    output:
+        merged="results/buildings.gpkg",
+    params:
+        ids=scene_id_options,
+    conda:
+        "envs/geounet.yaml"
+    log:
+        "results/logs/merge_footprints.log",
+    benchmark:
+        "results/benchmarks/merge_footprints.tsv"
+    shell:
+        "geounet merge {input.footprints:q} {params.ids} --out {output.merged:q}"
+        " --overwrite > {log:q} 2>&1"
+
+
+rule summarise:
+    input:
+        reports=expand(
+            "results/{scene}/evaluation/report.json", scene=scenes_with_truth()
+        ),
+    output:
+        json="results/summary.json",
+        csv="results/summary.csv",
+    conda:
+        "envs/geounet.yaml"
+    log:
+        "results/logs/summarise.log",
+    benchmark:
+        "results/benchmarks/summarise.tsv"
+    shell:
+        "geounet summarise {input.reports:q} --out {output.json:q} --csv {output.csv:q}"
+        " --overwrite > {log:q} 2>&1"

@@ -1,0 +1,26 @@
+# Stage 3, vectorise: building footprint polygons from each probability raster.
+# Inputs:  results/{scene}/{scene}.prob.tif, config threshold/min_area/simplify/regularize.
+# Outputs: results/{scene}/{scene}.buildings.gpkg (layer `buildings`: id, area_m2,
+#          confidence).
+
+
+rule vectorise:
+    input:
+        prob="results/{scene}/{scene}.prob.tif",
+    output:
+        footprints="results/{scene}/{scene}.buildings.gpkg",
+    params:
+        threshold=config["threshold"],
+        min_area=config["min_area"],
+        simplify=config["simplify"],
+        regularize="--regularize" if config["regularize"] else "--no-regularize",
+    conda:
+        "envs/geounet.yaml"
+    log:
+        "results/{scene}/logs/vectorise.log",
+    benchmark:
+        "results/{scene}/benchmarks/vectorise.tsv"
+    shell:
+        "geounet vectorize {input.prob:q} --out {output.footprints:q}"
+        " --threshold {params.threshold} --min-area {params.min_area}"
+        " --simplify {params.simplify} {params.regularize} --overwrite > {log:q} 2>&1"

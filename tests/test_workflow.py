@@ -1,0 +1,134 @@
+"""The Snakemake workflow: lint, config validation, and a real run on two small scenes."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import rasterio
+import yaml
+from rasterio.windows import Window
+
+from tests.conftest import SAMPLE
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEFILE = ROOT / "Snakefile"
+BIN = Path(sys.executable).parent
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("snakemake", path=str(BIN)) is None, reason="snakemake is not installed"
+)
+
+
+def snakemake(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = os.environ | {"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    cmd = [str(BIN / "snakemake"), "-s", str(SNAKEFILE), *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+def crop(src_path: Path, out: Path, row: int, col: int, size: int = 256) -> Path:
+    with rasterio.open(src_path) as src:
+        window = Window(col, row, size, size)
+        profile = src.profile | {
+            "width": size,
+            "height": size,
+            "transform": src.window_transform(window),
+        }
+        with rasterio.open(out, "w", **profile) as dst:
+            dst.write(src.read(window=window))
+            dst.colorinterp = src.colorinterp
+    return out
+
+
+@pytest.fixture
+def project(tmp_path: Path, tiny_model: Path) -> Path:
+    """Two 256 x 256 crops of the Kampala scenes: one with truth, one without."""
+    (tmp_path / "scenes").mkdir()
+    crop(SAMPLE / "kampala_a_z21.tif", tmp_path / "scenes" / "area a.tif", 600, 900)
+    crop(SAMPLE / "kampala_b_z21.tif", tmp_path / "scenes" / "b.tif", 300, 300)
+    shutil.copy(SAMPLE / "buildings.gpkg", tmp_path / "scenes" / "truth.gpkg")
+    shutil.copy(tiny_model, tmp_path / "tiny.safetensors")
+    (tmp_path / "scenes" / "catalogue.csv").write_text(
+        "scene_id,image,truth\ncrop_a,area a.tif,truth.gpkg\ncrop_b,b.tif,\n"
+    )
+    return tmp_path
+
+
+CONFIG = ["--config", "catalogue=scenes/catalogue.csv", "model=tiny.safetensors"]
+
+
+def test_lint_is_clean() -> None:
+    result = snakemake("--lint", cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Lints for" not in result.stdout + result.stderr
+
+
+def test_profiles_are_valid_yaml() -> None:
+    default = yaml.safe_load((ROOT / "profiles" / "default" / "config.yaml").read_text())
+    slurm = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    assert "predict" in default["set-threads"]
+    assert slurm["executor"] == "slurm"
+    for rule in ("predict", "train"):
+        assert "gpu" in str(slurm["set-resources"][rule].get("gres", ""))
+
+
+def test_invalid_config_and_catalogue_are_reported(project: Path) -> None:
+    result = snakemake("-n", "--cores", "1", *CONFIG, "threshold=1.5", cwd=project)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "threshold" in out and "1.5" in out
+    (project / "bad.csv").write_text("scene_id,image\n../escape,scenes/b.tif\n")
+    result = snakemake("-n", "--cores", "1", "--config", "catalogue=bad.csv", cwd=project)
+    assert result.returncode != 0
+    assert "'../escape' is not a safe folder name" in result.stdout + result.stderr
+    assert not (project / "results").exists()
+
+
+@pytest.mark.slow
+def test_workflow_end_to_end(project: Path) -> None:
+    result = snakemake("--cores", "2", *CONFIG, cwd=project)
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = project / "results"
+    for sid in ("crop_a", "crop_b"):
+        d = results / sid
+        with rasterio.open(d / f"{sid}.prob.tif") as prob:
+            assert prob.crs.to_epsg() == 3857 and prob.count == 1 and prob.dtypes[0] == "uint8"
+            assert (prob.width, prob.height) == (256, 256)
+        tiles = gpd.read_file(d / f"{sid}.tiles.gpkg", layer="tiles")
+        assert tiles.crs.to_epsg() == 3857 and len(tiles) > 0
+        fp = gpd.read_file(d / f"{sid}.buildings.gpkg", layer="buildings")
+        assert fp.crs.to_epsg() == 3857
+        for stage in ("plan", "predict", "vectorise"):
+            assert (d / "logs" / f"{stage}.log").is_file()
+            assert (d / "benchmarks" / f"{stage}.tsv").is_file()
+        assert not (d / ".predict").exists()
+    # evaluation only where the catalogue gives truth
+    report = json.loads((results / "crop_a" / "evaluation" / "report.json").read_text())
+    assert report["scene"]["crs"] == "EPSG:3857"
+    for key in ("accuracy", "sensitivity", "specificity", "precision", "iou", "f1"):
+        assert 0.0 <= report["pixel"][key] <= 1.0, key
+    for key in ("precision", "recall", "f1", "mean_iou"):
+        assert 0.0 <= report["objects"][key] <= 1.0, key
+    assert (results / "crop_a" / "evaluation" / "report.html").is_file()
+    assert not (results / "crop_b" / "evaluation").exists()
+    summary = json.loads((results / "summary.json").read_text())
+    assert len(summary["scenes"]) == 1
+    rows = [*summary["scenes"], summary["total"]]
+    for key in ("pixel_iou", "pixel_f1", "object_precision", "object_recall", "object_f1"):
+        for row in rows:
+            assert 0.0 <= row[key] <= 1.0, (key, row)
+    assert (results / "summary.csv").read_text().startswith("scene,")
+    merged = gpd.read_file(results / "buildings.gpkg", layer="buildings")
+    assert merged.crs.to_epsg() == 3857
+    assert set(merged["scene_id"]) <= {"crop_a", "crop_b"}
+    n_a = len(gpd.read_file(results / "crop_a" / "crop_a.buildings.gpkg"))
+    n_b = len(gpd.read_file(results / "crop_b" / "crop_b.buildings.gpkg"))
+    assert len(merged) == n_a + n_b
+    # nothing left to do on a second run
+    again = snakemake("-n", "--cores", "2", *CONFIG, cwd=project)
+    assert again.returncode == 0, again.stderr
+    assert "Nothing to be done" in again.stdout + again.stderr
