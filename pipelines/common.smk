@@ -114,8 +114,8 @@ def train_options(wildcards):
     opts += [f"--labels {shlex.quote(p)}" for p in train["labels"]]
     for key, value in (train.get("options") or {}).items():
         flag = f"--{key.replace('_', '-')}"
-        if isinstance(value, bool):
-            opts.append(flag if value else f"--no-{key.replace('_', '-')}")
+        if str(value).lower() in ("true", "false"):  # --config may pass booleans as text
+            opts.append(flag if str(value).lower() == "true" else f"--no-{flag[2:]}")
         else:
             opts.append(f"{flag} {shlex.quote(str(value))}")
     return " ".join(opts)

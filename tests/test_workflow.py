@@ -88,6 +88,23 @@ def test_invalid_config_and_catalogue_are_reported(project: Path) -> None:
     assert not (project / "results").exists()
 
 
+def test_train_first_when_the_config_asks(project: Path) -> None:
+    train = (
+        "train={images: [scenes/b.tif], labels: [scenes/truth.gpkg],"
+        " options: {epochs: 2, augment: false}}"
+    )
+    result = snakemake(
+        "-n", "--cores", "2", "--config", "catalogue=scenes/catalogue.csv", train, cwd=project
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert (
+        "geounet train --images scenes/b.tif --labels scenes/truth.gpkg --epochs 2 --no-augment"
+        in out
+    )
+    assert "--model results/model/model.safetensors" in out
+
+
 @pytest.mark.slow
 def test_workflow_end_to_end(project: Path) -> None:
     result = snakemake("--cores", "2", *CONFIG, cwd=project)
