@@ -29,6 +29,7 @@ from scipy.sparse.csgraph import connected_components
 from shapely.geometry import Polygon, shape
 
 from geounet.raster import GDAL_CACHE_MB, atomic_path, ground_pixel_size_m
+from geounet.styles import style_footprints
 
 LAYER = "buildings"
 
@@ -230,6 +231,7 @@ def area_m2(gdf: gpd.GeoDataFrame) -> pd.Series:
 
 
 def write_footprints(gdf: gpd.GeoDataFrame, path: Path) -> None:
-    """Write footprints as the GeoPackage layer ``buildings``, atomically."""
+    """Write footprints as the GeoPackage layer ``buildings`` with its QGIS style, atomically."""
     with atomic_path(path) as tmp:
         gdf.to_file(tmp, layer=LAYER, driver="GPKG", engine="pyogrio")
+        style_footprints(tmp, LAYER)
