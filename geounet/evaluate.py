@@ -53,7 +53,7 @@ from shapely.geometry.base import BaseGeometry
 from geounet import __version__
 from geounet.errors import InputError
 from geounet.metrics import ConfusionCounts, confusion
-from geounet.objects import Matching, ObjectCounts, match_objects, rule_text
+from geounet.objects import Matching, ObjectCounts, match_objects, pair_ious, rule_text
 
 MinSizeUnit = Literal["px", "m2"]
 
@@ -165,6 +165,10 @@ class Evaluation:
         fn: True footprints without a match.
         ignored: Footprints of either side ignored as too small.
         truth_best_iou: Per true footprint, its highest IoU with any prediction.
+        tp_iou: IoU of each match, in the order of ``tp``.
+        fp_iou: Per false positive, its highest IoU with any true footprint (0 when none).
+        fn_iou: Per false negative, its highest IoU with any prediction (0 when none).
+        crs: The scene's CRS (the CRS of all the geometries above).
     """
 
     report: dict[str, Any]
@@ -178,6 +182,10 @@ class Evaluation:
     truth_best_iou: npt.NDArray[np.float64] = field(
         default_factory=lambda: np.zeros(0, dtype=np.float64)
     )
+    tp_iou: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
+    fp_iou: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
+    fn_iou: npt.NDArray[np.float64] = field(default_factory=lambda: np.zeros(0, dtype=np.float64))
+    crs: CRS | None = None
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -822,12 +830,27 @@ def evaluate_scene(
         fn=obj.truth[m.unmatched_truth],
         ignored=ignored,
         truth_best_iou=ious,
+        tp_iou=np.array([iou for _, _, iou in m.matches], dtype=np.float64),
+        fp_iou=_best_iou(obj.pred[m.unmatched_pred], obj.truth),
+        fn_iou=np.asarray(ious, dtype=np.float64)[m.unmatched_truth],
+        crs=grid.crs,
     )
     left, bottom, right, top = _bounds(grid)
     ev.extent = (left, right, bottom, top)
     if pictures:
         ev.rgb = _read_picture(scene_path, grid, step)
     return ev
+
+
+def _best_iou(
+    geoms: npt.NDArray[np.object_], others: npt.NDArray[np.object_]
+) -> npt.NDArray[np.float64]:
+    """Per geometry, its highest IoU with any of ``others`` (0.0 when none overlaps)."""
+    best = np.zeros(len(geoms), dtype=np.float64)
+    gi, _, iou = pair_ious(geoms, others)
+    if iou.size:
+        np.maximum.at(best, gi, iou)
+    return best
 
 
 def _bounds(grid: SceneGrid) -> tuple[float, float, float, float]:

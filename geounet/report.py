@@ -13,6 +13,9 @@ specificity, precision, iou, f1, rule); ``objects`` (tp, fp, fn, iou_sum, precis
 recall, f1, mean_iou, counts evaluated and ignored, rule, truth_best_iou); ``sweep``
 (thresholds, pixel rows and best_pixel, object rows and best_objects when computed);
 ``figures`` (file names).
+
+Beside the report, ``objects.gpkg`` holds the evaluated footprints as one layer ``objects``
+(``status`` TP / FP / FN, ``iou``, ``area_m2``) in the scene's CRS, with its QGIS style.
 """
 
 from __future__ import annotations
@@ -26,14 +29,21 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
+import numpy as np
+import pandas as pd
 from rich.table import Table
 
 from geounet import figures
 from geounet.errors import OutputError, OutputExistsError
 from geounet.evaluate import Evaluation
+from geounet.raster import atomic_path
+from geounet.styles import OBJECTS_LAYER, style_objects
+from geounet.vectorize import area_m2
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
+OBJECTS_GPKG = "objects.gpkg"
 FIGURES = {
     "scene": "scene_outlines.png",
     "errors": "pixel_errors.png",
@@ -121,7 +131,8 @@ def write_report(
         overwrite: Replace an existing report.
 
     Returns:
-        The paths written, keyed ``json``, ``html`` and the :data:`FIGURES` keys.
+        The paths written, keyed ``json``, ``html``, ``objects`` (the TP / FP / FN
+        GeoPackage) and the :data:`FIGURES` keys.
 
     Raises:
         OutputExistsError: If a report exists and ``overwrite`` is false.
@@ -135,11 +146,53 @@ def write_report(
     for key, data in pngs.items():
         paths[key] = out / FIGURES[key]
         atomic_write(paths[key], data)
+    if ev.crs is not None:
+        paths["objects"] = write_objects(ev, out / OBJECTS_GPKG)
     paths["html"] = out / REPORT_HTML
     atomic_write(paths["html"], to_html(report, pngs).encode("utf-8"))
     paths["json"] = out / REPORT_JSON
     atomic_write(paths["json"], (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     return paths
+
+
+def objects_frame(ev: Evaluation) -> gpd.GeoDataFrame:
+    """The evaluated footprints as one table: ``status`` (TP / FP / FN), ``iou``, ``area_m2``.
+
+    TP rows are the matched predictions with the IoU of their match; FP and FN rows carry
+    their best IoU with the other side (0.0 when nothing overlaps).
+    """
+    parts = [("TP", ev.tp, ev.tp_iou), ("FP", ev.fp, ev.fp_iou), ("FN", ev.fn, ev.fn_iou)]
+    geoms = [g for _, gs, _ in parts for g in gs]
+    frame = pd.DataFrame(
+        {
+            "status": [s for s, gs, _ in parts for _ in gs],
+            "iou": np.concatenate([np.asarray(i, dtype=np.float64) for _, _, i in parts]),
+        }
+    )
+    gdf = gpd.GeoDataFrame(frame, geometry=gpd.GeoSeries(geoms, crs=ev.crs), crs=ev.crs)
+    gdf.insert(0, "id", np.arange(1, len(gdf) + 1, dtype=np.int64))
+    gdf["area_m2"] = area_m2(gdf)
+    return gdf
+
+
+def write_objects(ev: Evaluation, path: Path) -> Path:
+    """Write the TP / FP / FN footprints as the styled GeoPackage layer ``objects``, atomically.
+
+    Returns:
+        ``path``.
+
+    Raises:
+        OutputError: If the file cannot be written.
+    """
+    gdf = objects_frame(ev)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {path.parent}: {exc}") from exc
+    with atomic_path(path) as tmp:
+        gdf.to_file(tmp, layer=OBJECTS_LAYER, driver="GPKG", engine="pyogrio")
+        style_objects(tmp)
+    return path
 
 
 # ------------------------------------------------------------------------ HTML

@@ -207,7 +207,9 @@ def test_report_files_are_written_atomically_and_kept(
     out = tmp_path / "eval"
     paths = write_report(ev, out)
     names = sorted(p.name for p in out.iterdir())
-    assert names == sorted(["report.json", "report.html", *FIGURES.values()])  # no temp files
+    assert names == sorted(
+        ["report.json", "report.html", "objects.gpkg", *FIGURES.values()]
+    )  # no temp files
     rep = json.loads(paths["json"].read_text())
     assert rep["format"] == "geounet-evaluation"
     assert rep["pixel"]["source"] == "probability >= 0.5"

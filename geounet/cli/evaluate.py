@@ -78,6 +78,8 @@ def evaluate(
         console.print(f"[yellow]warning:[/yellow] {warning}")
     console.print(headline_table(ev.report))
     console.print(f"report: {paths['html']}")
+    if "objects" in paths:
+        console.print(f"TP / FP / FN footprints (styled for QGIS): {paths['objects']}")
 
 
 @app.command()
