@@ -19,6 +19,9 @@ from rich.progress import (
 
 from geounet.cli._app import app, fail, user_errors
 from geounet.predict import PredictOptions, predict_scene
+from geounet.qgis_project import SceneLayers, project_path, write_project
+from geounet.raster import check_outputs
+from geounet.styles import write_probability_style
 from geounet.tileplan import read_plan
 
 
@@ -118,6 +121,13 @@ def predict(
         Path | None,
         typer.Option(help="Tile plan from `geounet plan` (same model and settings) to follow."),
     ] = None,
+    qgis_project: Annotated[
+        bool,
+        typer.Option(
+            "--qgis-project",
+            help="Also write <stem>.qgz: a QGIS project of the scene and the styled outputs.",
+        ),
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -165,14 +175,21 @@ def predict(
 
         if plan is not None:
             options = replace(options, plan=read_plan(plan))
+        project = project_path(out_dir, scene) if qgis_project else None
+        if project is not None:
+            check_outputs([project], overwrite)
         result = predict_scene(scene, out_dir, model, options, progress)
+        write_probability_style(result.probability)
+        if project is not None:
+            layers = SceneLayers(scene, result.probability, result.footprints, tile_plan=plan)
+            write_project(project, layers)
     resample_note = (
         f", resampled {result.pixel_size_m:.3f} m -> {result.model_pixel_size_m:.3f} m"
         if result.resampled
         else ""
     )
     found = "" if result.buildings is None else f", {result.buildings} buildings"
-    outputs = ", ".join(str(p) for p in (result.probability, result.footprints) if p)
+    outputs = ", ".join(str(p) for p in (result.probability, result.footprints, project) if p)
     typer.echo(
         f"{scene.name}: {result.tiles} tiles{found} in {result.seconds:.1f} s on "
         f"{result.device} ({result.precision}{resample_note}) -> {outputs}"
