@@ -42,6 +42,7 @@ from geounet.raster import (
     select_bands,
     write_cog,
 )
+from geounet.styles import write_probability_style
 from geounet.tiling import Tile, TilePlan, blend_weights, coverage_weights_1d, plan_tiles
 from geounet.vectorize import vectorize, write_footprints
 
@@ -159,7 +160,8 @@ class TilePredictor:
             images: Raw tiles, shape (N, bands, H, W), in the scene's value range.
 
         Returns:
-            float32 probabilities of class 0 (``building``), shape (N, H, W).
+            float32 probabilities of every output channel, shape (N, C, H, W); channel 0
+            is ``building``.
         """
         x = torch.from_numpy(np.ascontiguousarray(images))
         if self.device.type == "cuda":
@@ -169,7 +171,7 @@ class TilePredictor:
         x = self.card.normalization.apply(x).contiguous(memory_format=torch.channels_last)
         with autocast(self.device, self.dtype):
             logits = self.model(x)
-        prob = torch.sigmoid(logits[:, 0].float())
+        prob = torch.sigmoid(logits.float())
         return prob.cpu().numpy()
 
 
@@ -240,7 +242,9 @@ def predict_scene(
                             local_tile_rows(grid, bands, plan, predictor, opts.batch_size)
                         )
                     with rows_ctx as rows:
-                        stitch_to_raster(grid, plan, rows, work_tmp, opts.float32, progress)
+                        stitch_to_raster(
+                            grid, plan, rows, work_tmp, opts.float32, progress, card.class_names
+                        )
                     timings["predict"] = time.perf_counter() - t
                 if resampled:
                     t = time.perf_counter()
@@ -253,31 +257,33 @@ def predict_scene(
                         regridded.unlink(missing_ok=True)
                     timings["resample"] = time.perf_counter() - t
                 t = time.perf_counter()
-                write_cog(work_tmp, final_tmp)
+                # the user-facing raster is the building band; other channels stay internal
+                multi = len(card.class_names) > 1
+                write_cog(work_tmp, final_tmp, band=1 if multi else None)
                 timings["cog"] = time.perf_counter() - t
+                buildings = None
+                if opts.footprints:
+                    t = time.perf_counter()
+                    done_rows = _stage(progress, "vectorise", src.height)
+                    contact = None
+                    if "contact" in card.class_names:
+                        contact = (work_tmp, card.class_names.index("contact") + 1)
+                    gdf = vectorize(
+                        final_tmp,
+                        threshold,
+                        opts.min_area_m2,
+                        opts.simplify_px,
+                        advance=done_rows,
+                        regularize=opts.regularize,
+                        contact=contact,
+                    )
+                    # footprints land first; the raster's rename completes the pair
+                    write_footprints(gdf, fp_path)
+                    timings["vectorise"] = time.perf_counter() - t
+                    buildings = len(gdf)
             finally:
                 work_tmp.unlink(missing_ok=True)
-
-    buildings = None
-    if opts.footprints:
-        t = time.perf_counter()
-        done_rows = _stage(progress, "vectorise", _raster_height(prob_path))
-        try:
-            gdf = vectorize(
-                prob_path,
-                threshold,
-                opts.min_area_m2,
-                opts.simplify_px,
-                advance=done_rows,
-                regularize=opts.regularize,
-            )
-            write_footprints(gdf, fp_path)
-        except BaseException:
-            # Both outputs or neither: a probability raster without footprints is half a run.
-            prob_path.unlink(missing_ok=True)
-            raise
-        timings["vectorise"] = time.perf_counter() - t
-        buildings = len(gdf)
+    write_probability_style(prob_path)  # QGIS style sidecars (.qml, .qmd)
     return PredictResult(
         probability=prob_path,
         footprints=fp_path if opts.footprints else None,
@@ -384,6 +390,8 @@ def infer_batch(
     probs: dict[int, npt.NDArray[np.float32]] = {}
     if live:
         out = predictor(np.stack([batch[i][1] for i in live]))
+        if out.ndim == 3:  # single-channel predictors may drop the channel axis
+            out = out[:, None]
         probs = dict(zip(live, out, strict=True))
     return [(t, probs.get(i), valid) for i, (t, _, valid) in enumerate(batch)]
 
@@ -427,6 +435,7 @@ def stitch_to_raster(
     path: Path,
     float32: bool = False,
     progress: Progress | None = None,
+    class_names: tuple[str, ...] = ("building",),
 ) -> None:
     """Blend tile predictions into a tiled GeoTIFF on ``src``'s grid, strip by strip.
 
@@ -439,16 +448,19 @@ def stitch_to_raster(
         src: The working grid (its CRS, transform and size are copied).
         plan: The tile plan of ``src``.
         rows: Tile results, one list per tile row of the plan, top to bottom.
-        path: Output GeoTIFF (uint8 probability * 255 or float32), mask = valid pixels.
+        path: Output GeoTIFF (uint8 probability * 255 or float32), one band per output
+            channel of the model, mask = valid pixels.
         float32: Write float32 probabilities instead of uint8.
         progress: Optional progress callback (stage ``predict``, counted in tiles).
+        class_names: Names of the model's output channels (band descriptions).
     """
     height, width = plan.height, plan.width
+    channels = len(class_names)
     th, tw, ramp = plan.tile_height, plan.tile_width, plan.overlap
     weights = blend_weights(th, tw, ramp)
     row_norm = coverage_weights_1d(height, plan.row_starts, th, ramp)
     col_norm = coverage_weights_1d(width, plan.col_starts, tw, ramp)
-    acc = np.zeros((th, width), dtype=np.float32)
+    acc = np.zeros((channels, th, width), dtype=np.float32)
     valid_acc = np.zeros((th, width), dtype=bool)
     top = 0  # scene row of acc[0]
     advance = _stage(progress, "predict", len(plan))
@@ -456,9 +468,9 @@ def stitch_to_raster(
     next_starts = [*plan.row_starts[1:], height]
     with (
         rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
-        rasterio.open(path, "w", **probability_profile(src, dtype)) as dst,
+        rasterio.open(path, "w", **probability_profile(src, dtype, channels)) as dst,
     ):
-        describe_probability(dst, 1.0 if float32 else 1.0 / 255.0)
+        describe_probability(dst, 1.0 if float32 else 1.0 / 255.0, class_names)
         for k, row in enumerate(rows):
             for tile, prob, valid in row:
                 if prob is not None:
@@ -469,10 +481,10 @@ def stitch_to_raster(
             done = min(max(next_starts[k], 0), height)
             if done > top:
                 n = done - top
-                strip = acc[:n] / (row_norm[top:done, None] * col_norm[None, :])
+                strip = acc[:, :n] / (row_norm[top:done, None] * col_norm[None, :])
                 _write_strip(dst, strip, valid_acc[:n], top, float32)
-                acc[:-n] = acc[n:].copy()
-                acc[-n:] = 0
+                acc[:, :-n] = acc[:, n:].copy()
+                acc[:, -n:] = 0
                 valid_acc[:-n] = valid_acc[n:].copy()
                 valid_acc[-n:] = False
                 top = done
@@ -487,6 +499,7 @@ def predict_to_raster(
     batch_size: int = 2,
     float32: bool = False,
     progress: Progress | None = None,
+    class_names: tuple[str, ...] = ("building",),
 ) -> None:
     """Predict a plan in this process and stitch it into a GeoTIFF (the sequential path).
 
@@ -499,9 +512,10 @@ def predict_to_raster(
         batch_size: Tiles per predictor call.
         float32: Write float32 probabilities instead of uint8.
         progress: Optional progress callback.
+        class_names: Names of the predictor's output channels.
     """
     rows = local_tile_rows(src, bands, plan, predictor, batch_size)
-    stitch_to_raster(src, plan, rows, path, float32, progress)
+    stitch_to_raster(src, plan, rows, path, float32, progress, class_names)
 
 
 def _accumulate(
@@ -519,19 +533,19 @@ def _accumulate(
     c0, c1 = max(tile.col, 0), min(tile.col_stop, width)
     src_rows = slice(r0 - tile.row, r1 - tile.row)
     src_cols = slice(c0 - tile.col, c1 - tile.col)
-    acc[r0 - top : r1 - top, c0:c1] += weighted[src_rows, src_cols]
+    acc[:, r0 - top : r1 - top, c0:c1] += weighted[:, src_rows, src_cols]
     valid_acc[r0 - top : r1 - top, c0:c1] |= valid[src_rows, src_cols]
 
 
 def _write_strip(
     dst: Any, prob: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_], top: int, float32: bool
 ) -> None:
-    window = Window(0, top, prob.shape[1], prob.shape[0])
+    window = Window(0, top, prob.shape[2], prob.shape[1])
     if float32:
         data = np.where(valid, prob, 0).astype(np.float32)
     else:
         data = np.where(valid, np.rint(np.clip(prob, 0, 1) * 255), 0).astype(np.uint8)
-    dst.write(data, 1, window=window)
+    dst.write(data, window=window)
     dst.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
 
 
@@ -545,11 +559,6 @@ def _stage(progress: Progress | None, stage: str, total: int) -> Callable[[int],
         return None
     progress(stage, 0, total)
     return lambda n: progress(stage, n, total)
-
-
-def _raster_height(path: Path) -> int:
-    with rasterio.open(path) as src:
-        return int(src.height)
 
 
 def _check_dtype(src: Reader, scale: float, value_range: tuple[float, float] | None) -> None:
@@ -625,13 +634,14 @@ def warp_to_scene(work: Path, scene: Any, out: Path, strip_rows: int = 2048) -> 
             resampling=Resampling.bilinear,
         ) as vrt,
         rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
-        rasterio.open(out, "w", **probability_profile(scene, wsrc.dtypes[0])) as dst,
+        rasterio.open(out, "w", **probability_profile(scene, wsrc.dtypes[0], wsrc.count)) as dst,
     ):
         float32 = wsrc.dtypes[0] == "float32"
-        describe_probability(dst, 1.0 if float32 else 1.0 / 255.0)
+        names = tuple(d or f"channel {i}" for i, d in enumerate(wsrc.descriptions))
+        describe_probability(dst, 1.0 if float32 else 1.0 / 255.0, names)
         for top in range(0, scene.height, strip_rows):
             win = Window(0, top, scene.width, min(strip_rows, scene.height - top))
-            data = vrt.read(1, window=win)
+            data = vrt.read(window=win)
             valid = (vrt.read_masks(1, window=win) > 0) & (scene.read_masks(1, window=win) > 0)
-            dst.write(np.where(valid, data, 0).astype(data.dtype), 1, window=win)
+            dst.write(np.where(valid, data, 0).astype(data.dtype), window=win)
             dst.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=win)

@@ -233,18 +233,19 @@ def _remove(path: Path) -> None:
         p.unlink(missing_ok=True)
 
 
-def probability_profile(src: Reader, dtype: str) -> dict[str, Any]:
+def probability_profile(src: Reader, dtype: str, count: int = 1) -> dict[str, Any]:
     """Creation profile of the working probability GeoTIFF on ``src``'s grid.
 
     Args:
         src: The grid to match (CRS, transform, size).
         dtype: ``uint8`` (probability * 255) or ``float32``.
+        count: Bands (one per output channel of the model).
     """
     return {
         "driver": "GTiff",
         "width": src.width,
         "height": src.height,
-        "count": 1,
+        "count": count,
         "dtype": dtype,
         "crs": src.crs,
         "transform": src.transform,
@@ -257,30 +258,41 @@ def probability_profile(src: Reader, dtype: str) -> dict[str, Any]:
     }
 
 
-def describe_probability(dst: DatasetWriter, scale: float) -> None:
-    """Tag a probability band so GIS users can read it: description, scale, units."""
-    dst.set_band_description(1, "building probability")
-    dst.update_tags(
-        1,
-        PROBABILITY_SCALE=f"{scale:.10g}",
-        DESCRIPTION=(
-            "probability that the pixel is a building = value * PROBABILITY_SCALE; "
-            "masked pixels are no data"
-        ),
-    )
+def describe_probability(
+    dst: DatasetWriter, scale: float, class_names: tuple[str, ...] = ("building",)
+) -> None:
+    """Tag probability bands so GIS users can read them: description, scale, units.
+
+    Args:
+        dst: The open output.
+        scale: Probability per stored unit (1/255 for uint8, 1 for float32).
+        class_names: One name per band; band 1 is the building probability.
+    """
+    for band, name in enumerate(class_names, start=1):
+        label = name.removesuffix(" probability")
+        dst.set_band_description(band, f"{label} probability")
+        dst.update_tags(
+            band,
+            PROBABILITY_SCALE=f"{scale:.10g}",
+            DESCRIPTION=(
+                f"probability of {label} = value * PROBABILITY_SCALE; masked pixels are no data"
+            ),
+        )
 
 
-def write_cog(src_path: Path, dst_path: Path) -> None:
+def write_cog(src_path: Path, dst_path: Path, band: int | None = None) -> None:
     """Copy a tiled GeoTIFF to a Cloud Optimized GeoTIFF with overviews (streaming).
 
     Args:
         src_path: A tiled GeoTIFF, with an internal mask for no data.
         dst_path: Destination (written as is: callers use :func:`atomic_path`).
+        band: Copy only this band (1-based); ``None`` copies all.
     """
     with rasterio.open(src_path) as src:
         predictor = "2" if src.dtypes[0] == "uint8" else "3"
+    source = f"vrt://{Path(src_path).resolve()}?bands={band}" if band else src_path
     rasterio.shutil.copy(
-        src_path,
+        source,
         dst_path,
         driver="COG",
         COMPRESS="DEFLATE",

@@ -1,17 +1,21 @@
 """From a stitched probability raster to building footprints, in bounded memory.
 
-The raster is read in row strips. Each strip is thresholded and labelled (4-connected);
-every labelled region becomes one polygon in pixel coordinates (exact integers), carrying
-its pixel count and the sum of its probabilities. Regions that touch a strip seam are
-merged with their neighbours across it by a shared edge, so no footprint is cut at a seam
-and the result equals vectorising the whole raster at once. Polygons are then filtered by
-area, their small holes filled, simplified, georeferenced and given an area in square
-metres and a confidence (mean probability inside).
+The raster is read in overlapping row windows: a core strip plus a halo above and below.
+In each window the building mask is split into instances: 4-connected regions, or, when
+the model has a ``contact`` channel (pixels between touching buildings), a marker-based
+watershed whose seeds are the building pixels away from contacts. An instance belongs
+to the strip that holds its top row; if it reaches the window's edge the window grows
+until it does not, so every footprint is vectorised whole, exactly once, and none is cut
+at a seam. Each instance becomes one polygon in pixel coordinates (exact integers) with
+its pixel count and probability sum; polygons are then filtered by area, their small
+holes filled, simplified, georeferenced and given an area in square metres and a
+confidence (mean probability inside).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +28,6 @@ import rasterio.features
 import shapely
 from affine import Affine
 from scipy import ndimage
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 from shapely.geometry import Polygon, shape
 
 from geounet.raster import GDAL_CACHE_MB, atomic_path, ground_pixel_size_m
@@ -36,95 +38,120 @@ LAYER = "buildings"
 
 @dataclass(frozen=True)
 class Piece:
-    """One labelled region of one strip, in scene pixel coordinates."""
+    """One building instance, in scene pixel coordinates."""
 
     geometry: Polygon
     pixels: int
     prob_sum: float
-    on_seam: bool
 
 
-def strip_pieces(
+def label_instances(
     prob: npt.NDArray[np.float32],
     valid: npt.NDArray[np.bool_],
-    row_offset: int,
     threshold: float,
-    seam_above: bool,
-    seam_below: bool,
-) -> list[Piece]:
-    """Polygonise one strip of a probability raster.
+    contact: npt.NDArray[np.float32] | None = None,
+    contact_threshold: float = 0.5,
+    min_seed_pixels: int = 4,
+) -> tuple[npt.NDArray[np.int32], int]:
+    """Split the building mask of a window into instances.
+
+    Without a contact channel, instances are the 4-connected regions of the mask. With
+    one, seeds are the building pixels whose contact probability is below
+    ``contact_threshold`` (4-connected regions of at least ``min_seed_pixels``), and a
+    marker-based watershed over the building probability grows them to the whole mask;
+    cuts happen only where the model sees a contact, so one roof with one seed stays
+    whole. Building regions without a seed stay one instance each.
 
     Args:
-        prob: Probabilities of the strip, shape (rows, cols).
-        valid: Validity mask of the strip (False = no data, never a building).
-        row_offset: Scene row of the strip's first row.
+        prob: Building probabilities, shape (rows, cols).
+        valid: Validity mask (False = no data, never a building).
         threshold: A pixel is a building where ``prob >= threshold``.
-        seam_above: Whether another strip lies above (regions touching row 0 may continue).
-        seam_below: Whether another strip lies below.
+        contact: Contact probabilities, or ``None``.
+        contact_threshold: Contact probability at or above which a pixel is a border.
+        min_seed_pixels: Smaller seeds are ignored (their pixels join a neighbour).
 
     Returns:
-        One piece per 4-connected building region.
+        ``(labels, n)``: int32 labels 1..n (0 = background) and the number of instances.
     """
     mask = (prob >= threshold) & valid
-    labels, n = ndimage.label(mask)
+    if contact is None:
+        labels, n = ndimage.label(mask)
+        return labels.astype(np.int32), int(n)
+    from skimage.segmentation import watershed
+
+    seeds, n_seeds = ndimage.label(mask & (contact < contact_threshold))
+    if n_seeds:
+        sizes = np.bincount(seeds.ravel(), minlength=n_seeds + 1)
+        small = sizes < min_seed_pixels
+        small[0] = True
+        seeds[small[seeds]] = 0
+    labels = watershed(-prob, markers=seeds, mask=mask, connectivity=1).astype(np.int32)
+    orphans, n_orphans = ndimage.label(mask & (labels == 0))
+    if n_orphans:
+        labels[orphans > 0] = orphans[orphans > 0] + labels.max()
+    # renumber 1..n
+    used = np.unique(labels)
+    used = used[used > 0]
+    lut = np.zeros(int(labels.max()) + 1, dtype=np.int32)
+    lut[used] = np.arange(1, len(used) + 1, dtype=np.int32)
+    return lut[labels], len(used)
+
+
+def window_pieces(
+    prob: npt.NDArray[np.float32],
+    valid: npt.NDArray[np.bool_],
+    contact: npt.NDArray[np.float32] | None,
+    window_top: int,
+    core: tuple[int, int],
+    at_bottom: bool,
+    threshold: float,
+    contact_threshold: float = 0.5,
+    min_seed_pixels: int = 4,
+) -> list[Piece] | None:
+    """Polygonise the instances of a window whose top row lies in the core strip.
+
+    Args:
+        prob: Building probabilities of the window.
+        valid: Validity of the window.
+        contact: Contact probabilities of the window, or ``None``.
+        window_top: Scene row of the window's first row.
+        core: ``(first, stop)`` scene rows of the core strip.
+        at_bottom: Whether the window reaches the scene's last row.
+        threshold: Building probability threshold.
+        contact_threshold: Contact probability threshold.
+        min_seed_pixels: Smallest watershed seed.
+
+    Returns:
+        The pieces, or ``None`` if one of them reaches the window's bottom edge before
+        the scene ends (the caller retries with a taller window).
+    """
+    labels, n = label_instances(prob, valid, threshold, contact, contact_threshold, min_seed_pixels)
     if n == 0:
         return []
-    index = np.arange(1, n + 1)
-    counts = ndimage.sum_labels(mask, labels, index)
+    boxes = ndimage.find_objects(labels)
+    keep = np.zeros(n + 1, dtype=bool)
+    for i, box in enumerate(boxes, start=1):
+        if box is None:
+            continue
+        first = box[0].start + window_top
+        if core[0] <= first < core[1]:
+            if box[0].stop == labels.shape[0] and not at_bottom:
+                return None
+            keep[i] = True
+    if not keep.any():
+        return []
+    index = np.flatnonzero(keep)
+    counts = ndimage.sum_labels(np.ones_like(prob), labels, index)
     sums = ndimage.sum_labels(prob, labels, index)
-    top = set(np.unique(labels[0])) if seam_above else set()
-    bottom = set(np.unique(labels[-1])) if seam_below else set()
-    transform = Affine.translation(0, row_offset)
+    stats = {int(i): (int(c), float(v)) for i, c, v in zip(index, counts, sums, strict=True)}
+    selected = keep[labels]
     pieces = []
     for geom, value in rasterio.features.shapes(
-        labels.astype(np.int32), mask=mask, connectivity=4, transform=transform
+        labels, mask=selected, connectivity=4, transform=Affine.translation(0, window_top)
     ):
-        lab = int(value)
-        pieces.append(
-            Piece(
-                geometry=shape(geom),
-                pixels=int(counts[lab - 1]),
-                prob_sum=float(sums[lab - 1]),
-                on_seam=lab in top or lab in bottom,
-            )
-        )
+        count, total = stats[int(value)]
+        pieces.append(Piece(geometry=shape(geom), pixels=count, prob_sum=total))
     return pieces
-
-
-def merge_seams(pieces: list[Piece]) -> list[Piece]:
-    """Merge pieces that share an edge across strip seams; others pass through unchanged."""
-    seam = [p for p in pieces if p.on_seam]
-    rest = [p for p in pieces if not p.on_seam]
-    if not seam:
-        return rest
-    geoms = np.array([p.geometry for p in seam], dtype=object)
-    tree = shapely.STRtree(geoms)
-    left, right = tree.query(geoms, predicate="intersects")
-    keep = left < right
-    left, right = left[keep], right[keep]
-    # Pixel-aligned polygons that only meet at a corner are separate 4-connected objects.
-    shared = shapely.length(shapely.intersection(geoms[left], geoms[right])) > 0
-    left, right = left[shared], right[shared]
-    n = len(seam)
-    graph = coo_matrix((np.ones(len(left)), (left, right)), shape=(n, n))
-    _, group = connected_components(graph, directed=False)
-    merged = []
-    for g in np.unique(group):
-        members = [seam[i] for i in np.flatnonzero(group == g)]
-        geom = (
-            members[0].geometry
-            if len(members) == 1
-            else shapely.union_all([m.geometry for m in members])
-        )
-        merged.append(
-            Piece(
-                geometry=geom,
-                pixels=sum(m.pixels for m in members),
-                prob_sum=sum(m.prob_sum for m in members),
-                on_seam=False,
-            )
-        )
-    return rest + merged
 
 
 def fill_small_holes(geom: Polygon, min_hole: float) -> Polygon:
@@ -143,6 +170,9 @@ def vectorize(
     strip_rows: int = 2048,
     advance: Callable[[int], None] | None = None,
     regularize: bool = False,
+    contact: tuple[str | Path, int] | None = None,
+    contact_threshold: float = 0.5,
+    halo_rows: int = 256,
 ) -> gpd.GeoDataFrame:
     """Turn a probability raster into building footprints.
 
@@ -156,26 +186,48 @@ def vectorize(
         advance: Called with the number of rows done after each strip (progress).
         regularize: Square the footprints (edges aligned to right angles, with
             buildingregulariser).
+        contact: ``(raster, band)`` of the model's contact probabilities on the same grid,
+            to split touching buildings by watershed; ``None`` splits by connectivity.
+        contact_threshold: Contact probability at or above which a pixel is a border.
+        halo_rows: Rows read above and below each strip (grown when a building is taller).
 
     Returns:
         Footprints in the raster's CRS with columns ``id``, ``area_m2``, ``confidence``
         and ``geometry``, ordered top to bottom.
     """
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), rasterio.open(prob_path) as src:
+    with (
+        rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB),
+        rasterio.open(prob_path) as src,
+        rasterio.open(contact[0]) if contact else nullcontext() as csrc,
+    ):
         scale = 1.0 / 255.0 if src.dtypes[0] == "uint8" else 1.0
         px_m = ground_pixel_size_m(src)
         transform, crs, height, width = src.transform, src.crs, src.height, src.width
+        min_pixels = min_area_m2 / (px_m * px_m)
+        min_seed = max(4, int(min_pixels / 4))
         pieces: list[Piece] = []
         for top in range(0, height, strip_rows):
-            rows = min(strip_rows, height - top)
-            win = rasterio.windows.Window(0, top, width, rows)
-            prob = src.read(1, window=win).astype(np.float32) * np.float32(scale)
-            valid = src.read_masks(1, window=win) > 0
-            pieces.extend(strip_pieces(prob, valid, top, threshold, top > 0, top + rows < height))
+            bottom = min(top + strip_rows, height)
+            grow = halo_rows
+            while True:
+                w0, w1 = max(0, top - grow), min(height, bottom + grow)
+                win = rasterio.windows.Window(0, w0, width, w1 - w0)
+                prob = src.read(1, window=win).astype(np.float32) * np.float32(scale)
+                valid = src.read_masks(1, window=win) > 0
+                con = None
+                if csrc is not None and contact is not None:
+                    raw = csrc.read(contact[1], window=win).astype(np.float32)
+                    con = raw / 255.0 if csrc.dtypes[0] == "uint8" else raw
+                found = window_pieces(
+                    prob, valid, con, w0, (top, bottom), w1 == height, threshold,
+                    contact_threshold, min_seed,
+                )  # fmt: skip
+                if found is not None:
+                    break
+                grow *= 2  # a building taller than the halo: look further
+            pieces.extend(found)
             if advance:
-                advance(rows)
-    pieces = merge_seams(pieces)
-    min_pixels = min_area_m2 / (px_m * px_m)
+                advance(bottom - top)
     pieces = [p for p in pieces if p.pixels >= min_pixels]
     geoms = [fill_small_holes(p.geometry, min_pixels) for p in pieces]
     if simplify_px > 0:

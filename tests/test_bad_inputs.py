@@ -197,7 +197,8 @@ def test_sigint_leaves_nothing_and_next_run_is_clean(tiny_model: Path, tmp_path:
     assert no_outputs(out), list(out.iterdir())
     done = subprocess.run(cmd[:-3] + ["--tile", "1024", "-q"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["big.buildings.gpkg", "big.prob.tif"]
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["big.buildings.gpkg", "big.prob.qmd", "big.prob.qml", "big.prob.tif"]
 
 
 @settings(

@@ -90,7 +90,7 @@ def test_bad_model_gives_one_line_error(make_scene: MakeScene, tmp_path: Path) -
     truncated = tmp_path / "t.safetensors"
     truncated.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")
     result = runner.invoke(app, ["predict", str(make_scene()), "-m", str(truncated), "-q"])
-    assert "not a geounet checkpoint" in one_line_error(result)
+    assert "truncated or corrupted" in one_line_error(result)
 
 
 def test_no_bundled_model_says_pass_model(

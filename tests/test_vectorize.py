@@ -68,13 +68,15 @@ def test_small_holes_and_objects_dropped(tmp_path: Path) -> None:
     assert all(len(g.interiors) == 0 for g in gdf.geometry)
 
 
-@pytest.mark.parametrize("strip_rows", [1, 3, 7, 13, 1000])
-def test_strips_give_the_same_footprints_as_one_pass(tmp_path: Path, strip_rows: int) -> None:
+@pytest.mark.parametrize(("strip_rows", "halo"), [(1, 1), (3, 2), (7, 256), (13, 5), (1000, 1)])
+def test_strips_give_the_same_footprints_as_one_pass(
+    tmp_path: Path, strip_rows: int, halo: int
+) -> None:
     rng = np.random.default_rng(3)
     prob = (rng.random((60, 70)) > 0.45).astype(np.float32)
     path = write_prob(tmp_path / "p.tif", prob)
     one = vectorize(path, 0.5, min_area_m2=0, simplify_px=0, strip_rows=10_000)
-    many = vectorize(path, 0.5, min_area_m2=0, simplify_px=0, strip_rows=strip_rows)
+    many = vectorize(path, 0.5, min_area_m2=0, simplify_px=0, strip_rows=strip_rows, halo_rows=halo)
     assert len(one) == len(many)
     assert one.geometry.union_all().symmetric_difference(many.geometry.union_all()).area < 1e-6
     np.testing.assert_allclose(sorted(one.area_m2), sorted(many.area_m2), rtol=1e-9)
@@ -125,3 +127,52 @@ def test_regularize_squares_a_staircase_outline(tmp_path: Path) -> None:
     true = affinity.affine_transform(rect, [RES, 0, 0, -RES, 500000, 40000])
     assert reg.area_m2[0] == pytest.approx(true.area, rel=0.05)
     assert reg.geometry[0].intersection(true).area > 0.93 * true.area
+
+
+def write_two_band(path: Path, prob: np.ndarray, contact: np.ndarray) -> Path:
+    h, w = prob.shape
+    profile = {
+        "driver": "GTiff", "height": h, "width": w, "count": 2, "dtype": "uint8",
+        "crs": "EPSG:32636", "transform": from_origin(500000.0, 40000.0, RES, RES),
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(np.rint(np.stack([prob, contact]) * 255).astype(np.uint8))
+    return path
+
+
+def touching_roofs() -> tuple[np.ndarray, np.ndarray]:
+    """Two touching 12 x 12 squares with a contact line between them, and an L-shaped roof."""
+    prob = np.zeros((40, 60), dtype=np.float32)
+    contact = np.zeros_like(prob)
+    prob[5:17, 5:29] = 0.9  # two squares side by side: columns 5..16 and 17..28
+    contact[5:17, 16:18] = 0.9  # the model sees their common wall
+    prob[22:36, 35:41] = 0.9  # L-shape: vertical bar ...
+    prob[30:36, 41:55] = 0.9  # ... and foot, no contact inside
+    return prob, contact
+
+
+def test_watershed_splits_touching_roofs_only_at_contacts(tmp_path: Path) -> None:
+    prob, contact = touching_roofs()
+    prob_path = write_prob(tmp_path / "p.tif", prob)
+    aux = write_two_band(tmp_path / "aux.tif", prob, contact)
+    merged = vectorize(prob_path, 0.5, min_area_m2=1, simplify_px=0)
+    split = vectorize(prob_path, 0.5, min_area_m2=1, simplify_px=0, contact=(aux, 2))
+    assert len(merged) == 2, "connectivity alone merges the two squares"
+    assert len(split) == 3, "the contact channel separates them; the L stays whole"
+    areas = sorted(split.area_m2 / (RES * RES))
+    np.testing.assert_allclose(areas, [144, 144, 84 + 84], rtol=0.05)
+    squares = split[split.area_m2 < 50].geometry
+    assert squares.iloc[0].intersection(squares.iloc[1]).area == 0
+
+
+@pytest.mark.parametrize(("strip_rows", "halo"), [(4, 2), (9, 3), (17, 64)])
+def test_watershed_strips_equal_one_pass(tmp_path: Path, strip_rows: int, halo: int) -> None:
+    prob, contact = touching_roofs()
+    prob_path = write_prob(tmp_path / "p.tif", prob)
+    aux = write_two_band(tmp_path / "aux.tif", prob, contact)
+    kw = {"min_area_m2": 1, "simplify_px": 0, "contact": (aux, 2)}
+    one = vectorize(prob_path, 0.5, strip_rows=1000, **kw)  # type: ignore[arg-type]
+    many = vectorize(prob_path, 0.5, strip_rows=strip_rows, halo_rows=halo, **kw)  # type: ignore[arg-type]
+    assert len(one) == len(many) == 3
+    for a, b in zip(one.geometry, many.geometry, strict=True):
+        assert a.symmetric_difference(b).area < 1e-6

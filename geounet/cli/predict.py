@@ -21,7 +21,6 @@ from geounet.cli._app import app, fail, user_errors
 from geounet.predict import PredictOptions, predict_scene
 from geounet.qgis_project import SceneLayers, project_path, write_project
 from geounet.raster import check_outputs
-from geounet.styles import write_probability_style
 from geounet.tileplan import read_plan
 
 
@@ -179,7 +178,6 @@ def predict(
         if project is not None:
             check_outputs([project], overwrite)
         result = predict_scene(scene, out_dir, model, options, progress)
-        write_probability_style(result.probability)
         if project is not None:
             layers = SceneLayers(scene, result.probability, result.footprints, tile_plan=plan)
             write_project(project, layers)
