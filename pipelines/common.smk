@@ -121,10 +121,9 @@ def train_options(wildcards):
     return " ".join(opts)
 
 
-def staged_probability(wildcards):
-    """Where `geounet predict` writes the scene's probability raster."""
-    stem = Path(scene_image(wildcards)).stem
-    return f"results/{wildcards.scene}/.predict/{stem}.prob.tif"
+def image_stem(wildcards):
+    """The scene image's name without its extension (geounet names outputs after it)."""
+    return Path(scene_image(wildcards)).stem
 
 
 def scene_id_options(wildcards):

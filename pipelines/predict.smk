@@ -4,8 +4,9 @@
 # Outputs: results/{scene}/{scene}.prob.tif (uint8, probability = value / 255, masked
 #          no data). Threads, GPUs and dask workers come from the profile (resources).
 #
-# geounet names its output after the image (<stem>.prob.tif), so it writes into a
-# per-scene staging folder and the finished file is renamed (atomically) into place.
+# geounet names its outputs after the image (<stem>.prob.tif and its QGIS style
+# sidecars <stem>.prob.*), so it writes into a per-scene staging folder and the finished
+# files are renamed (atomically) to <scene_id>.prob.* beside the other results.
 
 
 rule predict:
@@ -19,7 +20,8 @@ rule predict:
         model=model_option,
         resample=resample_option,
         stage="results/{scene}/.predict",
-        staged=staged_probability,
+        stem=image_stem,
+        dest="results/{scene}/{scene}.prob",
         dask=dask_options,
     threads: 1
     resources:
@@ -35,4 +37,6 @@ rule predict:
         "OMP_NUM_THREADS={threads} geounet predict {input.image:q} --plan {input.plan:q}"
         " {params.model} {params.resample} {params.dask} --out-dir {params.stage:q}"
         " --no-footprints --overwrite --quiet > {log:q} 2>&1"
-        " && mv {params.staged:q} {output.prob:q} && rmdir {params.stage:q}"
+        " && prefix={params.stage:q}/{params.stem:q}.prob"
+        ' && for f in "$prefix".*; do mv "$f" {params.dest:q}"${{f#"$prefix"}}"; done'
+        " && rmdir {params.stage:q}"

@@ -108,8 +108,9 @@ def test_train_first_when_the_config_asks(project: Path) -> None:
 @pytest.mark.slow
 def test_workflow_end_to_end(project: Path) -> None:
     result = snakemake("--cores", "2", *CONFIG, cwd=project)
-    assert result.returncode == 0, result.stderr[-3000:]
     results = project / "results"
+    logs = "".join(f"\n{p}:\n{p.read_text()[-1500:]}" for p in results.glob("**/logs/*.log"))
+    assert result.returncode == 0, result.stderr[-3000:] + logs
     for sid in ("crop_a", "crop_b"):
         d = results / sid
         with rasterio.open(d / f"{sid}.prob.tif") as prob:
@@ -123,6 +124,9 @@ def test_workflow_end_to_end(project: Path) -> None:
             assert (d / "logs" / f"{stage}.log").is_file()
             assert (d / "benchmarks" / f"{stage}.tsv").is_file()
         assert not (d / ".predict").exists()
+        # every file predict wrote (style sidecars included) is named after the scene id
+        files = [p.name for p in d.iterdir() if p.is_file()]
+        assert all(name.startswith(f"{sid}.") for name in files), files
     # evaluation only where the catalogue gives truth
     report = json.loads((results / "crop_a" / "evaluation" / "report.json").read_text())
     assert report["scene"]["crs"] == "EPSG:3857"
