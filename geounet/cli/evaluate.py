@@ -11,10 +11,6 @@ from rich.table import Table
 
 from geounet.cli._app import app, user_errors
 from geounet.errors import InputError
-from geounet.evaluate import evaluate_scene
-from geounet.report import check_out_dir, headline_table, write_report
-from geounet.summary import summarise as summarise_reports
-from geounet.summary import write_summary
 
 
 @app.command()
@@ -57,6 +53,9 @@ def evaluate(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing report.")] = False,
 ) -> None:
     """Score predictions against true footprints at pixel and object level (SpaceNet rule)."""
+    from geounet.evaluate import evaluate_scene  # imported here: `geounet --help` stays fast
+    from geounet.report import check_out_dir, headline_table, write_report
+
     console = Console()
     with user_errors():
         if min_size_unit not in ("px", "m2"):
@@ -95,6 +94,11 @@ def summarise(
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
 ) -> None:
     """Combine scene reports: one row per scene and micro-averaged totals."""
+    from geounet.summary import (
+        summarise as summarise_reports,
+    )  # imported here: `geounet --help` stays fast
+    from geounet.summary import write_summary
+
     with user_errors():
         summary = summarise_reports(reports)
         for path in (out, csv):

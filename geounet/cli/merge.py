@@ -9,7 +9,6 @@ import typer
 
 from geounet.cli._app import app, user_errors
 from geounet.errors import InputError
-from geounet.merge import merge_footprints, scene_id_of
 
 
 @app.command()
@@ -32,6 +31,11 @@ def merge(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Concatenate footprint files into one layer `buildings` with a `scene_id` column."""
+    from geounet.merge import (
+        merge_footprints,
+        scene_id_of,
+    )  # imported here: `geounet --help` stays fast
+
     with user_errors():
         ids = list(scene_id or [])
         if ids and len(ids) != len(footprints):

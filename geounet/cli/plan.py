@@ -8,7 +8,6 @@ from typing import Annotated
 import typer
 
 from geounet.cli._app import app, user_errors
-from geounet.tileplan import plan_scene
 
 
 @app.command()
@@ -39,6 +38,8 @@ def plan(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing plan.")] = False,
 ) -> None:
     """Plan the tiles of SCENE as `geounet predict` would; the plan opens in QGIS."""
+    from geounet.tileplan import plan_scene  # imported here: `geounet --help` stays fast
+
     with user_errors():
         result = plan_scene(scene, out, model, tile, overlap, border, resample, overwrite)
     p = result.plan

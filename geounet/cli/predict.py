@@ -18,10 +18,6 @@ from rich.progress import (
 )
 
 from geounet.cli._app import app, fail, user_errors
-from geounet.predict import PredictOptions, predict_scene
-from geounet.qgis_project import SceneLayers, project_path, write_project
-from geounet.raster import check_outputs
-from geounet.tileplan import read_plan
 
 
 def _parse_range(text: str | None) -> tuple[float, float] | None:
@@ -131,6 +127,14 @@ def predict(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Map the buildings of SCENE: writes <stem>.prob.tif and <stem>.buildings.gpkg."""
+    from geounet.predict import (
+        PredictOptions,
+        predict_scene,
+    )  # imported here: `geounet --help` stays fast
+    from geounet.qgis_project import SceneLayers, project_path, write_project
+    from geounet.raster import check_outputs
+    from geounet.tileplan import read_plan
+
     options = PredictOptions(
         tile=tile,
         overlap=overlap,

@@ -9,9 +9,6 @@ import typer
 
 from geounet.cli._app import app, user_errors
 from geounet.errors import InputError
-from geounet.raster import check_outputs
-from geounet.vectorize import vectorize as vectorize_raster
-from geounet.vectorize import write_footprints
 
 
 @app.command()
@@ -40,6 +37,10 @@ def vectorize(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Turn building probabilities into footprint polygons (layer `buildings`)."""
+    from geounet.raster import check_outputs  # imported here: `geounet --help` stays fast
+    from geounet.vectorize import vectorize as vectorize_raster
+    from geounet.vectorize import write_footprints
+
     with user_errors():
         if threshold is None:
             from geounet.checkpoint import read_card
