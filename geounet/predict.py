@@ -80,6 +80,7 @@ class PredictOptions:
         regularize: Square footprint outlines (right angles).
         value_range: Raw values mapped onto 0..255 before the model's normalisation
             (16-bit or float scenes with an 8-bit model).
+        name: Stem of the output files (default: the scene's file name stem).
     """
 
     tile: int | None = None
@@ -101,6 +102,7 @@ class PredictOptions:
     scheduler: str | None = None
     regularize: bool = False
     value_range: tuple[float, float] | None = None
+    name: str | None = None
 
 
 @dataclass
@@ -184,6 +186,10 @@ def predict_scene(
 ) -> PredictResult:
     """Predict a scene into ``<stem>.prob.tif`` and ``<stem>.buildings.gpkg``.
 
+    With ``footprints=False`` only the raster is written, plus ``<stem>.contact.tif``
+    (the contact probability, for ``geounet vectorize --contact``) when the model has a
+    contact channel.
+
     Args:
         scene: Path of a georeferenced raster.
         out_dir: Folder for the outputs (created if needed).
@@ -204,10 +210,14 @@ def predict_scene(
     opts = options or PredictOptions()
     scene = Path(scene)
     out = Path(out_dir)
-    stem = scene.stem
+    stem = opts.name or scene.stem
+    if "/" in stem or stem in {".", ".."}:
+        raise InputError(f"--name {stem!r} must be a plain file name stem, without folders")
     prob_path, fp_path = out / f"{stem}.prob.tif", out / f"{stem}.buildings.gpkg"
+    contact_path = out / f"{stem}.contact.tif"
     ckpt = model if isinstance(model, Checkpoint) else load_checkpoint(model)
     card = ckpt.card
+    keep_contact = "contact" in card.class_names and not opts.footprints
     threshold = card.threshold if opts.threshold is None else opts.threshold
     if not 0.0 < threshold < 1.0:
         raise InputError(f"threshold {threshold} must lie strictly between 0 and 1")
@@ -217,7 +227,8 @@ def predict_scene(
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(scene) as src:
         bands = select_bands(src, card.model.in_channels, opts.bands)
         _check_dtype(src, card.normalization.scale, opts.value_range)
-        check_outputs([prob_path, fp_path] if opts.footprints else [prob_path], opts.overwrite)
+        outputs = [prob_path, fp_path] if opts.footprints else [prob_path]
+        check_outputs(outputs + ([contact_path] if keep_contact else []), opts.overwrite)
         px_m = ground_pixel_size_m(src)
         resampled = needs_resampling(px_m, card.pixel_size_m, opts.resample)
         predictor = TilePredictor(ckpt, device, dtype, opts.value_range)
@@ -260,6 +271,10 @@ def predict_scene(
                 # the user-facing raster is the building band; other channels stay internal
                 multi = len(card.class_names) > 1
                 write_cog(work_tmp, final_tmp, band=1 if multi else None)
+                if keep_contact:
+                    # raster-only runs keep the contact channel for `geounet vectorize`
+                    with atomic_path(contact_path) as contact_tmp:
+                        write_cog(work_tmp, contact_tmp, band=card.class_names.index("contact") + 1)
                 timings["cog"] = time.perf_counter() - t
                 buildings = None
                 if opts.footprints:

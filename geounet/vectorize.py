@@ -30,6 +30,7 @@ from affine import Affine
 from scipy import ndimage
 from shapely.geometry import Polygon, shape
 
+from geounet.errors import InputError
 from geounet.raster import GDAL_CACHE_MB, atomic_path, ground_pixel_size_m
 from geounet.styles import style_footprints
 
@@ -200,6 +201,11 @@ def vectorize(
         rasterio.open(prob_path) as src,
         rasterio.open(contact[0]) if contact else nullcontext() as csrc,
     ):
+        if csrc is not None and (csrc.shape, csrc.transform) != (src.shape, src.transform):
+            raise InputError(
+                f"the contact raster {contact and contact[0]} is not on the grid of {prob_path}; "
+                "pass the pair written by the same geounet predict run"
+            )
         scale = 1.0 / 255.0 if src.dtypes[0] == "uint8" else 1.0
         px_m = ground_pixel_size_m(src)
         transform, crs, height, width = src.transform, src.crs, src.height, src.width

@@ -1,6 +1,7 @@
 # Shared by every stage: validates the config and reads the scene catalogue.
 # Inputs:  config (pipelines/config.yaml, --config), the scene catalogue it names.
 # Outputs: none; defines SCENES, the option helpers of the rules and final_outputs().
+import os
 import re
 import shlex
 from pathlib import Path
@@ -34,6 +35,28 @@ def model_path():
     if config["train"]:
         return TRAINED_MODEL
     return config["model"]
+
+
+def model_card():
+    """The model card of the mapping model, or None while it does not exist (trained first)."""
+    from geounet.checkpoint import bundled_model_path, read_card
+
+    path = model_path()
+    if path and not Path(path).exists():
+        return None
+    try:
+        return read_card(path or bundled_model_path())
+    except GeounetError:
+        return None
+
+
+CARD = model_card()
+# The footprint threshold: the config's, else the one the model card chose on validation data.
+THRESHOLD = config["threshold"] if config["threshold"] is not None else (
+    CARD.threshold if CARD else 0.5
+)
+# Models with a contact channel split touching buildings; predict keeps it for vectorise.
+CONTACT = CARD is not None and "contact" in CARD.class_names
 
 
 def model_input(wildcards):
@@ -121,11 +144,26 @@ def train_options(wildcards):
     return " ".join(opts)
 
 
-def image_stem(wildcards):
-    """The scene image's name without its extension (geounet names outputs after it)."""
-    return Path(scene_image(wildcards)).stem
-
-
 def scene_id_options(wildcards):
     """`--scene-id ID` for each scene, in catalogue order."""
     return " ".join(f"--scene-id {shlex.quote(sid)}" for sid in SCENES)
+
+
+def contact_input(wildcards):
+    """The contact raster of a scene, for models with a contact channel."""
+    if not CONTACT:
+        return {}
+    return {"contact": f"results/{wildcards.scene}/{wildcards.scene}.contact.tif"}
+
+
+def contact_option(wildcards, input):
+    """`--contact PATH` for geounet vectorize, when the model has a contact channel."""
+    return f"--contact {shlex.quote(input.contact)}" if CONTACT else ""
+
+
+def predict_outputs(prefix):
+    """Named outputs of the predict rule for the files under `prefix`."""
+    outputs = {"prob": f"{prefix}.prob.tif"}
+    if CONTACT:
+        outputs["contact"] = f"{prefix}.contact.tif"
+    return outputs

@@ -15,7 +15,7 @@ rule evaluate:
         html="results/{scene}/evaluation/report.html",
     params:
         out_dir="results/{scene}/evaluation",
-        threshold=config["threshold"],
+        threshold=THRESHOLD,
         iou=config["evaluation"]["iou"],
         min_size=config["evaluation"]["min_size"],
         unit=config["evaluation"]["min_size_unit"],

@@ -1,19 +1,23 @@
 # Stage 3, vectorise: building footprint polygons from each probability raster.
-# Inputs:  results/{scene}/{scene}.prob.tif, config threshold/min_area/simplify/regularize.
+# Inputs:  results/{scene}/{scene}.prob.tif (+ .contact.tif for models with a contact
+#          channel: touching buildings are split there), config threshold/min_area/
+#          simplify/regularize.
 # Outputs: results/{scene}/{scene}.buildings.gpkg (layer `buildings`: id, area_m2,
 #          confidence).
 
 
 rule vectorise:
     input:
+        unpack(contact_input),
         prob="results/{scene}/{scene}.prob.tif",
     output:
         footprints="results/{scene}/{scene}.buildings.gpkg",
     params:
-        threshold=config["threshold"],
+        threshold=THRESHOLD,
         min_area=config["min_area"],
         simplify=config["simplify"],
         regularize="--regularize" if config["regularize"] else "--no-regularize",
+        contact=contact_option,
     conda:
         "envs/geounet.yaml"
     log:
@@ -23,4 +27,5 @@ rule vectorise:
     shell:
         "geounet vectorize {input.prob:q} --out {output.footprints:q}"
         " --threshold {params.threshold} --min-area {params.min_area}"
-        " --simplify {params.simplify} {params.regularize} --overwrite > {log:q} 2>&1"
+        " --simplify {params.simplify} {params.regularize} {params.contact}"
+        " --overwrite > {log:q} 2>&1"

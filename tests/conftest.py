@@ -80,3 +80,16 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     card = ModelCard(model=cfg, pixel_size_m=0.15, tile_size=64, threshold=0.5)
     save_checkpoint(path, card, model)
     return path
+
+
+@pytest.fixture(scope="session")
+def contact_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random depth-2 U-Net with two output channels: building and contact."""
+    torch.manual_seed(1)
+    cfg = ModelConfig(depth=2, base_width=4, classes=2)
+    path = tmp_path_factory.mktemp("contact") / "two.safetensors"
+    card = ModelCard(
+        model=cfg, pixel_size_m=0.15, tile_size=64, class_names=("building", "contact")
+    )
+    save_checkpoint(path, card, build_model(cfg))
+    return path

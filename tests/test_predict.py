@@ -152,3 +152,32 @@ def test_interrupt_leaves_nothing(
     with pytest.raises(KeyboardInterrupt):
         predict_scene(make_scene(), out, tiny_model, PredictOptions(tile=64, overlap=16))
     assert list(out.iterdir()) == []
+
+
+def test_contact_channel_stays_internal_or_is_kept_for_vectorize(
+    make_scene: MakeScene, contact_model: Path, tmp_path: Path
+) -> None:
+    from geounet.vectorize import vectorize
+
+    scene = make_scene(height=80, width=90)
+    opts = {"tile": 64, "overlap": 16, "threshold": 0.45}
+    full = predict_scene(scene, tmp_path / "full", contact_model, PredictOptions(**opts))  # type: ignore[arg-type]
+    with rasterio.open(full.probability) as src:
+        assert src.count == 1 and src.descriptions == ("building probability",)
+    assert not (tmp_path / "full" / f"{scene.stem}.contact.tif").exists()
+    raster = predict_scene(
+        scene,
+        tmp_path / "raster",
+        contact_model,
+        PredictOptions(**opts, footprints=False, name="area"),  # type: ignore[arg-type]
+    )
+    assert raster.probability.name == "area.prob.tif" and raster.footprints is None
+    contact = tmp_path / "raster" / "area.contact.tif"
+    with rasterio.open(contact) as c, rasterio.open(raster.probability) as p:
+        assert c.count == 1 and c.descriptions == ("contact probability",)
+        assert (c.transform, c.shape) == (p.transform, p.shape)
+        np.testing.assert_array_equal(p.read(1), rasterio.open(full.probability).read(1))
+    later = vectorize(raster.probability, 0.45, contact=(contact, 1))
+    now = gpd.read_file(full.footprints)
+    assert len(later) == len(now) > 0
+    assert later.geometry.union_all().symmetric_difference(now.geometry.union_all()).area < 1e-9

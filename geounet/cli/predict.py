@@ -123,6 +123,10 @@ def predict(
             help="Also write <stem>.qgz: a QGIS project of the scene and the styled outputs.",
         ),
     ] = False,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Stem of the output files; default: the scene's file name stem."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -154,6 +158,7 @@ def predict(
         scheduler=scheduler,
         regularize=regularize,
         value_range=_parse_range(value_range),
+        name=name,
     )
     console = Console(stderr=True)
     with (
@@ -178,7 +183,7 @@ def predict(
 
         if plan is not None:
             options = replace(options, plan=read_plan(plan))
-        project = project_path(out_dir, scene) if qgis_project else None
+        project = project_path(out_dir, f"{name}.tif" if name else scene) if qgis_project else None
         if project is not None:
             check_outputs([project], overwrite)
         result = predict_scene(scene, out_dir, model, options, progress)

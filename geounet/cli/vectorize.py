@@ -19,7 +19,7 @@ def vectorize(
     ],
     threshold: Annotated[
         float | None,
-        typer.Option(help="Probability threshold; default: the --model card's, else 0.5."),
+        typer.Option(help="Probability threshold; default: the model card's (--model or bundled)."),
     ] = None,
     model: Annotated[
         Path | None,
@@ -34,6 +34,13 @@ def vectorize(
     regularize: Annotated[
         bool, typer.Option(help="Square footprint outlines to right angles (buildingregulariser).")
     ] = False,
+    contact: Annotated[
+        Path | None,
+        typer.Option(
+            help="<stem>.contact.tif of geounet predict --no-footprints: split touching "
+            "buildings where the model sees contacts."
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Turn building probabilities into footprint polygons (layer `buildings`)."""
@@ -43,14 +50,29 @@ def vectorize(
 
     with user_errors():
         if threshold is None:
-            from geounet.checkpoint import read_card
+            from geounet.checkpoint import bundled_model_path, read_card
+            from geounet.errors import CheckpointError
 
-            threshold = read_card(model).threshold if model is not None else 0.5
+            try:
+                threshold = read_card(model or bundled_model_path()).threshold
+            except CheckpointError:
+                if model is not None:
+                    raise
+                threshold = 0.5  # no bundled model in this installation
         if not 0.0 < threshold < 1.0:
             raise InputError(f"--threshold {threshold} must lie strictly between 0 and 1")
         if not prob.is_file():
             raise InputError(f"{prob} does not exist; pass a .prob.tif of geounet predict")
         check_outputs([out], overwrite)
-        gdf = vectorize_raster(prob, threshold, min_area, simplify, regularize=regularize)
+        if contact is not None and not contact.is_file():
+            raise InputError(f"{contact} does not exist; pass a .contact.tif of geounet predict")
+        gdf = vectorize_raster(
+            prob,
+            threshold,
+            min_area,
+            simplify,
+            regularize=regularize,
+            contact=(contact, 1) if contact else None,
+        )
         write_footprints(gdf, out)
     typer.echo(f"{prob.name}: {len(gdf)} buildings at p >= {threshold:g} -> {out}")
