@@ -125,7 +125,7 @@ def train_command(
         progress=progress,
     )
     with user_errors():
-        result = train(cfg, console=Console(stderr=True))
+        result = train(cfg, console=Console(stderr=True, soft_wrap=True))
     figures = "  ".join(
         f"{k} {v:.4f}" for k, v in result.figures.items() if k not in ("threshold", "score")
     )
