@@ -78,3 +78,36 @@ def test_class_balance() -> None:
     assert pos == pytest.approx(2.0) and neg == pytest.approx(2 / 3)
     assert 0.25 * pos + 0.75 * neg == pytest.approx(1.0)
     assert class_balance(1e-9)[0] == 5.0  # capped
+
+
+def test_contact_map_marks_only_where_two_buildings_meet() -> None:
+    from geounet.train.weights import contact_map
+
+    inst = np.zeros((20, 30), dtype=np.int64)
+    inst[2:10, 2:10] = 1  # touches building 2 along column 9/10
+    inst[2:10, 10:18] = 2
+    inst[12:18, 22:28] = 3  # alone
+    c = contact_map(inst, radius=1.0)
+    assert c.dtype == np.float32 and set(np.unique(c)) <= {0.0, 1.0}
+    # the shared wall: the last column of 1 and the first column of 2
+    assert c[2:10, 9].all() and c[2:10, 10].all()
+    assert not c[2:10, 2:8].any() and not c[2:10, 12:18].any(), "roof interiors are not contacts"
+    assert not c[10:, 20:].any(), "a lone building has no contact pixels"
+    wider = contact_map(inst, radius=2.0)
+    assert wider.sum() > c.sum() and (wider >= c).all()
+
+
+def test_chip_transform_appends_a_contact_channel() -> None:
+    from geounet.train.datasets import ChipTransform, SceneLayout
+
+    layout = SceneLayout(("red", "green", "blue", "alpha"), ("red", "green", "blue"), "alpha", None)
+    inst = torch.zeros((1, 16, 16), dtype=torch.int64)
+    inst[0, 2:8, 2:8] = 1
+    inst[0, 2:8, 8:14] = 2
+    image = torch.full((4, 16, 16), 255, dtype=torch.uint8)
+    sample = {"image": image, "mask": inst}
+    one = ChipTransform(layout, np.zeros(3, dtype=np.int64), 1, 10.0, 5.0)(dict(sample))
+    two = ChipTransform(layout, np.zeros(3, dtype=np.int64), 1, 10.0, 5.0, 1.0)(dict(sample))
+    assert one["target"].shape == (1, 16, 16) and two["target"].shape == (2, 16, 16)
+    torch.testing.assert_close(one["target"][0], two["target"][0])
+    assert two["target"][1, 2:8, 7:9].eq(1).all() and two["target"][1].sum() == 6 * 2

@@ -69,6 +69,13 @@ def train_command(
     loss: Annotated[str, typer.Option(help="bce-dice, bce or dice.")] = "bce-dice",
     w0: Annotated[float, typer.Option(help="Border weight amplitude (0 disables it).")] = 10.0,
     sigma: Annotated[float, typer.Option(help="Border weight width, in pixels.")] = 5.0,
+    contact_radius: Annotated[
+        float,
+        typer.Option(
+            help="Add a 'contact' output channel: pixels within this many pixels of two "
+            "buildings, used to split touching roofs (0 = building channel only)."
+        ),
+    ] = 0.0,
     balance: Annotated[bool, typer.Option(help="Class-balance weighting.")] = True,
     augment: Annotated[bool, typer.Option(help="Augment the training chips.")] = True,
     threshold: Annotated[
@@ -114,6 +121,7 @@ def train_command(
         loss=loss,  # type: ignore[arg-type]
         w0=w0,
         sigma=sigma,
+        contact_radius=contact_radius,
         balance=balance,
         augment=augment,
         threshold=threshold,

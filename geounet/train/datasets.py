@@ -30,7 +30,7 @@ from shapely.geometry.base import BaseGeometry
 from torchgeo.datasets import IntersectionDataset, RasterDataset, VectorDataset
 
 from geounet.errors import InputError
-from geounet.train.weights import border_weight_map
+from geounet.train.weights import border_weight_map, contact_map
 
 INSTANCE_COLUMN = "geounet_instance"
 """Column holding the instance id (1, 2, ...; 0 is background) in the prepared labels."""
@@ -282,6 +282,7 @@ class ChipTransform:
         classes: int,
         w0: float,
         sigma: float,
+        contact_radius: float = 0.0,
     ) -> None:
         """Prepare the transform.
 
@@ -291,7 +292,10 @@ class ChipTransform:
             classes: Number of output channels.
             w0: Border weight amplitude (0 disables the border weights).
             sigma: Border weight width, in pixels.
+            contact_radius: When positive, a last target channel marks the pixels within
+                this many pixels of two different buildings (see ``contact_map``).
         """
+        self.contact_radius = contact_radius
         self.image_index = [layout.band_names.index(b) for b in layout.image_bands]
         self.alpha_index = (
             layout.band_names.index(layout.alpha_band) if layout.alpha_band is not None else None
@@ -320,6 +324,9 @@ class ChipTransform:
         cls = self.instance_class[instances.clamp(max=len(self.instance_class) - 1)]
         for k in range(self.classes):
             target[k] = (inside & (cls == k)).float()
+        if self.contact_radius > 0:
+            contact = torch.from_numpy(contact_map(instances.numpy(), self.contact_radius))
+            target = torch.cat([target, contact.unsqueeze(0)])
         if self.w0 > 0:
             weight = torch.from_numpy(border_weight_map(instances.numpy(), self.w0, self.sigma))
         else:
@@ -346,6 +353,8 @@ class TrainingData:
         val_roi: Held-out region for validation (dataset CRS).
         res: Sampling resolution in CRS units (x, y).
         pixel_size_m: Ground size of a sampled pixel, in metres.
+        output_names: Names of the model's output channels: the label classes, then
+            ``contact`` when contact targets are made.
     """
 
     dataset: IntersectionDataset
@@ -355,6 +364,7 @@ class TrainingData:
     val_roi: BaseGeometry
     res: tuple[float, float]
     pixel_size_m: float
+    output_names: tuple[str, ...] = ()
 
 
 def split_by_area(
@@ -390,6 +400,7 @@ def build_training_data(
     w0: float = 10.0,
     sigma: float = 5.0,
     chip_size: int = 256,
+    contact_radius: float = 0.0,
 ) -> TrainingData:
     """Open the scenes and footprints for training.
 
@@ -403,6 +414,8 @@ def build_training_data(
         w0: Border weight amplitude.
         sigma: Border weight width, in pixels.
         chip_size: Training chip size in pixels (each part of the split must hold one).
+        contact_radius: When positive, add a ``contact`` target channel: pixels within
+            this many pixels of two different buildings.
 
     Returns:
         The training data.
@@ -432,7 +445,9 @@ def build_training_data(
         raise InputError("the label files hold no polygons; footprints must be polygons")
     scenes = SceneDataset(images, layout, crs=crs, res=res)
     footprints = FootprintDataset(prepared.files, crs=scenes.crs, res=scenes.res)
-    transform = ChipTransform(layout, prepared.instance_class, len(prepared.class_names), w0, sigma)
+    transform = ChipTransform(
+        layout, prepared.instance_class, len(prepared.class_names), w0, sigma, contact_radius
+    )
     dataset = IntersectionDataset(scenes, footprints, transforms=transform)
     if len(dataset.index) == 0:
         prepared.cleanup()
@@ -457,4 +472,5 @@ def build_training_data(
         val_roi=val_roi,
         res=(float(scenes.res[0]), float(scenes.res[1])),
         pixel_size_m=float(pixel_size_m),
+        output_names=prepared.class_names + (("contact",) if contact_radius > 0 else ()),
     )

@@ -73,6 +73,9 @@ class TrainConfig:
         loss: ``bce-dice``, ``bce`` or ``dice``.
         w0: Border weight amplitude (0 disables the border weight map).
         sigma: Border weight width, in pixels.
+        contact_radius: When positive, the model gets a ``contact`` output channel trained
+            on pixels within this many pixels of two different buildings; prediction then
+            splits touching buildings there by watershed.
         balance: Weight the classes to balance their pixel counts.
         augment: Augment the training chips.
         threshold: Fixed default threshold for the card (``None``: chosen on validation).
@@ -111,6 +114,7 @@ class TrainConfig:
     loss: LossName = "bce-dice"
     w0: float = 10.0
     sigma: float = 5.0
+    contact_radius: float = 0.0
     balance: bool = True
     augment: bool = True
     threshold: float | None = None
@@ -296,8 +300,12 @@ def _evaluate(
     dtype: torch.dtype,
     classes: int,
     thresholds: tuple[float, ...] | None,
+    scored: int | None = None,
 ) -> tuple[float, list[ThresholdScore]]:
-    """Validation loss and threshold sweep on the held-out strip."""
+    """Validation loss and threshold sweep on the held-out strip.
+
+    Only the first ``scored`` channels (the label classes, not ``contact``) are scored.
+    """
     model.eval()
     probs = [np.zeros((classes, *c["shape"]), dtype=np.float32) for c in vset.canvases]
     targets = [np.zeros((classes, *c["shape"]), dtype=np.float32) for c in vset.canvases]
@@ -330,7 +338,8 @@ def _evaluate(
     model.train()
     scores: list[ThresholdScore] | None = None
     for p, t, i, v in zip(probs, targets, inst, valid, strict=True):
-        part = sweep_thresholds(p, t, i, v, *(() if thresholds is None else (thresholds,)))
+        n = classes if scored is None else scored
+        part = sweep_thresholds(p[:n], t[:n], i, v, *(() if thresholds is None else (thresholds,)))
         scores = (
             part if scores is None else [_merge(a, b) for a, b in zip(scores, part, strict=True)]
         )
@@ -443,6 +452,7 @@ def train(
         w0=cfg.w0,
         sigma=cfg.sigma,
         chip_size=cfg.chip_size,
+        contact_radius=cfg.contact_radius,
     )
     try:
         return _run(
@@ -464,7 +474,9 @@ def _run(
     console: Console,
     on_epoch: Callable[[dict[str, float]], None] | None,
 ) -> TrainResult:
-    classes = len(data.labels.class_names)
+    names = data.output_names or data.labels.class_names
+    classes = len(names)  # output channels: the label classes (+ contact)
+    scored = len(data.labels.class_names)  # channels scored on validation
     bands = len(data.layout.image_bands)
     import rasterio
 
@@ -506,7 +518,7 @@ def _run(
             pixel_size_m=round(data.pixel_size_m, 6),
             tile_size=cfg.tile_size,
             threshold=0.5,
-            class_names=data.labels.class_names,
+            class_names=names,
         )
     if cfg.chip_size % card.model.size_multiple:
         raise InputError(
@@ -628,7 +640,7 @@ def _run(
                 progress.update(task, advance=1, loss=float(np.mean(losses)))
             progress.remove_task(task)
             val_loss, scores = _evaluate(
-                model, vset, loss_fn, normalize, scale, device, dtype, classes, thresholds
+                model, vset, loss_fn, normalize, scale, device, dtype, classes, thresholds, scored
             )
             best = max(scores, key=lambda s: s.score)
             elapsed = time.monotonic() - start

@@ -5,6 +5,10 @@ and ``d2`` are the distances (in pixels) to the nearest and the second-nearest b
 Narrow gaps between two buildings get a large weight, so the network learns to keep them
 open; pixels far from any pair of buildings get (almost) zero. Inside buildings the map is 0
 (the class-balance term of the loss still applies there).
+
+The same two distances give the *contact* target: pixels within a few pixels of two
+different buildings, which a second output channel learns so that prediction can split
+touching roofs by watershed.
 """
 
 from __future__ import annotations
@@ -14,6 +18,42 @@ import math
 import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
+
+
+def _two_nearest(
+    inst: npt.NDArray[np.integer], margin: int
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """Distances (pixels) to the nearest and second-nearest instance, within ``margin``.
+
+    Each instance's distance is computed within its bounding box grown by ``margin``
+    pixels (infinite beyond), so the cost grows with the number of instances. Inside an
+    instance its own distance is 0.
+    """
+    height, width = inst.shape
+    d1 = np.full(inst.shape, np.inf, dtype=np.float64)
+    d2 = np.full(inst.shape, np.inf, dtype=np.float64)
+    objects = ndimage.find_objects(inst.astype(np.int64, copy=False))
+    for label, box in enumerate(objects, start=1):
+        if box is None:
+            continue
+        r0 = max(box[0].start - margin, 0)
+        r1 = min(box[0].stop + margin, height)
+        c0 = max(box[1].start - margin, 0)
+        c1 = min(box[1].stop + margin, width)
+        window = inst[r0:r1, c0:c1]
+        dist = ndimage.distance_transform_edt(window != label)
+        a = d1[r0:r1, c0:c1]
+        b = d2[r0:r1, c0:c1]
+        b[...] = np.minimum(b, np.maximum(a, dist))
+        a[...] = np.minimum(a, dist)
+    return d1, d2
+
+
+def _instances(instances: npt.ArrayLike) -> npt.NDArray[np.integer]:
+    inst = np.asarray(instances)
+    if inst.ndim != 2:
+        raise ValueError(f"instances must be (H, W), got shape {inst.shape}")
+    return inst
 
 
 def border_weight_map(
@@ -33,29 +73,29 @@ def border_weight_map(
     Returns:
         (H, W) float32 weights, 0 inside buildings and where fewer than two buildings are near.
     """
-    inst = np.asarray(instances)
-    if inst.ndim != 2:
-        raise ValueError(f"instances must be (H, W), got shape {inst.shape}")
-    height, width = inst.shape
-    d1 = np.full(inst.shape, np.inf, dtype=np.float64)
-    d2 = np.full(inst.shape, np.inf, dtype=np.float64)
-    margin = math.ceil(5 * sigma)
-    objects = ndimage.find_objects(inst.astype(np.int64, copy=False))
-    for label, box in enumerate(objects, start=1):
-        if box is None:
-            continue
-        r0 = max(box[0].start - margin, 0)
-        r1 = min(box[0].stop + margin, height)
-        c0 = max(box[1].start - margin, 0)
-        c1 = min(box[1].stop + margin, width)
-        window = inst[r0:r1, c0:c1]
-        dist = ndimage.distance_transform_edt(window != label)
-        a = d1[r0:r1, c0:c1]
-        b = d2[r0:r1, c0:c1]
-        b[...] = np.minimum(b, np.maximum(a, dist))
-        a[...] = np.minimum(a, dist)
+    inst = _instances(instances)
+    d1, d2 = _two_nearest(inst, math.ceil(5 * sigma))
     total = d1 + d2
     weight = np.zeros(inst.shape, dtype=np.float32)
     near = np.isfinite(total) & (inst == 0)
     weight[near] = (w0 * np.exp(-(total[near] ** 2) / (2.0 * sigma**2))).astype(np.float32)
     return weight
+
+
+def contact_map(instances: npt.ArrayLike, radius: float = 2.0) -> npt.NDArray[np.float32]:
+    """Pixels where two different buildings (nearly) touch: the contact training target.
+
+    A pixel is a contact pixel when at least two buildings lie within ``radius`` pixels of
+    it, so the map covers the wall between touching roofs on both sides and the narrow gap
+    between buildings that almost touch; a lone building has no contact pixels at all.
+
+    Args:
+        instances: (H, W) integer array: 0 = background, 1, 2, ... = one id per building.
+        radius: Distance in pixels within which two buildings are in contact.
+
+    Returns:
+        (H, W) float32 map of 0 and 1.
+    """
+    inst = _instances(instances)
+    _, d2 = _two_nearest(inst, math.ceil(radius) + 1)
+    return (d2 <= radius).astype(np.float32)
