@@ -148,6 +148,9 @@ def save_checkpoint(path: str | os.PathLike[str], card: ModelCard, model: nn.Mod
     }
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is for everyone to read
     try:
         save_file(state, tmp, metadata={METADATA_KEY: card.to_json()})
         os.replace(tmp, path)
