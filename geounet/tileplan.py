@@ -29,6 +29,7 @@ from shapely.geometry import Polygon
 
 from geounet.errors import InputError
 from geounet.raster import atomic_path, check_outputs
+from geounet.styles import tiles_qml, write_layer_style
 from geounet.tiling import TilePlan
 
 TILES_LAYER = "tiles"
@@ -172,6 +173,7 @@ def write_plan(
     with atomic_path(out) as tmp:
         pyogrio.write_dataframe(tiles, tmp, layer=TILES_LAYER, driver="GPKG")
         pyogrio.write_dataframe(record, tmp, layer=PLAN_LAYER, driver="GPKG", append=False)
+        write_layer_style(tmp, TILES_LAYER, tiles_qml(), name="geounet tile plan")
     return out
 
 

@@ -58,7 +58,7 @@ def test_round_trip_is_exact(tmp_path: Path) -> None:
 def test_tiles_layer_opens_in_the_right_crs(tmp_path: Path) -> None:
     plan = plan_tiles(100, 130, 64, 16, border=8)
     path = write_plan(plan, "EPSG:32636", TRANSFORM, tmp_path / "p.gpkg")
-    assert {str(n) for n, _ in pyogrio.list_layers(path)} == {"tiles", "plan"}
+    assert {str(n) for n, _ in pyogrio.list_layers(path)} == {"tiles", "plan", "layer_styles"}
     tiles = gpd.read_file(path, layer="tiles")
     assert tiles.crs.to_epsg() == 32636
     assert len(tiles) == len(plan)
@@ -204,3 +204,20 @@ def test_merge_tags_scenes_and_reprojects(tmp_path: Path) -> None:
     result = runner.invoke(app, ["merge", str(a), str(b), "--out", str(tmp_path / "z.gpkg")])
     assert result.exit_code == 0, result.output
     assert set(gpd.read_file(tmp_path / "z.gpkg")["scene_id"]) == {"a", "b.x"}
+
+
+def test_tile_plan_carries_its_qgis_style(tmp_path: Path) -> None:
+    import sqlite3
+
+    from geounet.tileplan import write_plan
+    from geounet.tiling import plan_tiles
+
+    plan = plan_tiles(100, 120, 64, 16, 8, multiple=16)
+    transform = Affine(0.5, 0, 500000, 0, -0.5, 40000)
+    out = write_plan(plan, "EPSG:32636", transform, tmp_path / "p.gpkg")
+    with sqlite3.connect(out) as con:
+        rows = con.execute(
+            "SELECT f_table_name, useAsDefault, styleQML FROM layer_styles"
+        ).fetchall()
+    assert [(r[0], r[1]) for r in rows] == [("tiles", 1)]
+    assert "<qgis" in rows[0][2]
