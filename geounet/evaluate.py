@@ -643,6 +643,7 @@ def evaluate_scene(
     threshold: float = 0.5,
     object_sweep: bool | None = None,
     pictures: bool = True,
+    name: str | None = None,
 ) -> Evaluation:
     """Evaluate one scene's predictions against true footprints.
 
@@ -659,6 +660,8 @@ def evaluate_scene(
         object_sweep: Also sweep the threshold at object level (polygonising the raster at
             each threshold); ``None``: only for scenes up to :data:`OBJECT_SWEEP_MAX_PIXELS`.
         pictures: Read the data of the report's pictures.
+        name: Name of the scene in the report and in catalogue summaries (default: the
+            scene's file name), e.g. the workflow's scene id.
 
     Returns:
         The evaluation.
@@ -702,13 +705,13 @@ def evaluate_scene(
     for polys in (truth_polys, pred_polys):
         if polys is None:
             continue
-        name = Path(polys.path).name
+        source = Path(polys.path).name
         if polys.repaired:
             warnings.append(
-                f"{polys.repaired} invalid polygon(s) in {name} were repaired with make_valid"
+                f"{polys.repaired} invalid polygon(s) in {source} were repaired with make_valid"
             )
         if polys.reprojected_from:
-            warnings.append(f"{name} was reprojected from {polys.reprojected_from}")
+            warnings.append(f"{source} was reprojected from {polys.reprojected_from}")
     if len(truth_polys.geometries) == 0:
         warnings.append("no true footprint lies in the scene: object recall is 0 by convention")
 
@@ -774,7 +777,7 @@ def evaluate_scene(
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "scene": {
             "path": str(scene_path),
-            "name": scene_path.name,
+            "name": name or scene_path.name,
             "crs": grid.crs.to_string(),
             "width": grid.width,
             "height": grid.height,

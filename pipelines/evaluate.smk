@@ -29,4 +29,4 @@ rule evaluate:
         "geounet evaluate {input.image:q} --truth {input.truth:q} --prob {input.prob:q}"
         " --footprints {input.footprints:q} --out-dir {params.out_dir:q}"
         " --threshold {params.threshold} --iou {params.iou} --min-size {params.min_size}"
-        " --min-size-unit {params.unit} --overwrite > {log:q} 2>&1"
+        " --min-size-unit {params.unit} --name {wildcards.scene:q} --overwrite > {log:q} 2>&1"

@@ -142,6 +142,7 @@ def test_workflow_end_to_end(project: Path) -> None:
     assert not (results / "crop_b" / "evaluation").exists()
     summary = json.loads((results / "summary.json").read_text())
     assert len(summary["scenes"]) == 1
+    assert summary["scenes"][0]["scene"] == "crop_a", "rows are named by scene id"
     rows = [*summary["scenes"], summary["total"]]
     for key in ("pixel_iou", "pixel_f1", "object_precision", "object_recall", "object_f1"):
         for row in rows:

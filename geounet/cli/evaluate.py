@@ -50,6 +50,10 @@ def evaluate(
             help="Sweep thresholds at object level too; default: for scenes up to 16 Mpx.",
         ),
     ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(help="Scene name in the report and summaries; default: the file name."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing report.")] = False,
 ) -> None:
     """Score predictions against true footprints at pixel and object level (SpaceNet rule)."""
@@ -71,6 +75,7 @@ def evaluate(
             iou_threshold=iou,
             threshold=threshold,
             object_sweep=object_sweep,
+            name=name,
         )
         paths = write_report(ev, out_dir, overwrite=overwrite)
     for warning in ev.report["warnings"]:
