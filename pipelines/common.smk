@@ -4,6 +4,7 @@
 import os
 import re
 import shlex
+import sys
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -19,9 +20,20 @@ min_version("8.0")
 validate(config, "config.schema.yaml")
 
 try:
-    SCENES = {s.scene_id: s for s in read_catalogue(config["catalogue"])}
+    # Missing files are reported per scene below, not fatal: with --keep-going every other
+    # scene is still mapped.
+    SCENES = {s.scene_id: s for s in read_catalogue(config["catalogue"], check_files=False)}
 except GeounetError as exc:
     raise WorkflowError(str(exc)) from None
+
+for _sid, _scene in SCENES.items():
+    for _kind, _file in (("image", _scene.image), ("truth", _scene.truth)):
+        if _file is not None and not Path(_file).is_file():
+            print(
+                f"geounet workflow: scene {_sid}: {_kind} {_file} not found; its jobs will "
+                "fail (run with --keep-going to map the other scenes)",
+                file=sys.stderr,
+            )
 
 TRAINED_MODEL = "results/model/model.safetensors"
 
@@ -98,6 +110,20 @@ def dask_options(wildcards, resources):
 def scene_image(wildcards):
     """The image of a scene."""
     return str(SCENES[wildcards.scene].image)
+
+
+def scene_image_input(wildcards):
+    """The image of a scene as a rule input; nothing when it is missing, so the DAG still
+    builds and the scene's plan job fails alone with geounet's one-line error."""
+    image = scene_image(wildcards)
+    return [image] if Path(image).is_file() else []
+
+
+def scene_truth_input(wildcards):
+    """The truth of a scene as a rule input; nothing when the file is missing (the job
+    then fails alone with geounet's one-line error)."""
+    truth = scene_truth(wildcards)
+    return [truth] if Path(truth).is_file() else []
 
 
 def scene_truth(wildcards):

@@ -6,14 +6,16 @@
 
 rule evaluate:
     input:
-        image=scene_image,
-        truth=scene_truth,
+        image=scene_image_input,
+        truth=scene_truth_input,
         prob="results/{scene}/{scene}.prob.tif",
         footprints="results/{scene}/{scene}.buildings.gpkg",
     output:
         report="results/{scene}/evaluation/report.json",
         html="results/{scene}/evaluation/report.html",
     params:
+        image=scene_image,
+        truth=scene_truth,
         out_dir="results/{scene}/evaluation",
         threshold=THRESHOLD,
         iou=config["evaluation"]["iou"],
@@ -26,7 +28,7 @@ rule evaluate:
     benchmark:
         "results/{scene}/benchmarks/evaluate.tsv"
     shell:
-        "geounet evaluate {input.image:q} --truth {input.truth:q} --prob {input.prob:q}"
+        "geounet evaluate {params.image:q} --truth {params.truth:q} --prob {input.prob:q}"
         " --footprints {input.footprints:q} --out-dir {params.out_dir:q}"
         " --threshold {params.threshold} --iou {params.iou} --min-size {params.min_size}"
         " --min-size-unit {params.unit} --name {wildcards.scene:q} --overwrite > {log:q} 2>&1"

@@ -7,11 +7,12 @@
 
 rule plan:
     input:
-        image=scene_image,
+        image=scene_image_input,
         model=model_input,
     output:
         plan="results/{scene}/{scene}.tiles.gpkg",
     params:
+        image=scene_image,
         model=model_option,
         tiling=tiling_options,
     conda:
@@ -21,5 +22,5 @@ rule plan:
     benchmark:
         "results/{scene}/benchmarks/plan.tsv"
     shell:
-        "geounet plan {input.image:q} --out {output.plan:q} {params.model} {params.tiling}"
+        "geounet plan {params.image:q} --out {output.plan:q} {params.model} {params.tiling}"
         " --overwrite > {log:q} 2>&1"

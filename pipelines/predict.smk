@@ -8,12 +8,13 @@
 
 rule predict:
     input:
-        image=scene_image,
+        image=scene_image_input,
         plan="results/{scene}/{scene}.tiles.gpkg",
         model=model_input,
     output:
         **predict_outputs("results/{scene}/{scene}"),
     params:
+        image=scene_image,
         model=model_option,
         resample=resample_option,
         out_dir=lambda wildcards, output: os.path.dirname(output.prob),
@@ -28,6 +29,6 @@ rule predict:
     benchmark:
         "results/{scene}/benchmarks/predict.tsv"
     shell:
-        "OMP_NUM_THREADS={threads} geounet predict {input.image:q} --plan {input.plan:q}"
+        "OMP_NUM_THREADS={threads} geounet predict {params.image:q} --plan {input.plan:q}"
         " {params.model} {params.resample} {params.dask} --out-dir {params.out_dir:q}"
         " --name {wildcards.scene:q} --no-footprints --overwrite --quiet > {log:q} 2>&1"

@@ -158,3 +158,18 @@ def test_workflow_end_to_end(project: Path) -> None:
     again = snakemake("-n", "--cores", "2", *CONFIG, cwd=project)
     assert again.returncode == 0, again.stderr
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+@pytest.mark.slow
+def test_missing_image_fails_alone_with_keep_going(project: Path) -> None:
+    catalogue = project / "scenes" / "catalogue.csv"
+    lines = catalogue.read_text().splitlines()
+    catalogue.write_text("\n".join([*lines, "ghost,ghost.tif,"]) + "\n")
+    result = snakemake("--cores", "2", "--keep-going", *CONFIG, "--until", "vectorise", cwd=project)
+    assert result.returncode != 0, "the run reports the failed scene"
+    assert "scene ghost: image" in result.stderr and "not found" in result.stderr
+    for sid in ("crop_a", "crop_b"):
+        assert (project / "results" / sid / f"{sid}.buildings.gpkg").is_file()
+    assert not (project / "results" / "ghost" / "ghost.tiles.gpkg").exists()
+    log = (project / "results" / "ghost" / "logs" / "plan.log").read_text()
+    assert "does not exist" in log and "Traceback" not in log
