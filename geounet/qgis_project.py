@@ -42,6 +42,7 @@ from geounet.styles import (
     TILES_LAYER,
     footprints_renderer,
     layer_metadata,
+    min_max_origin,
     objects_renderer,
     probability_abstract,
     probability_pipe,
@@ -438,7 +439,7 @@ def scene_pipe(scene: Path) -> ET.Element:
             nodataColor="",
         )
         ET.SubElement(rr, "rasterTransparency")
-        _min_max_origin(rr)
+        min_max_origin(rr)
         for colour, b in zip(("red", "green", "blue"), rgb, strict=True):
             _contrast(rr, f"{colour}ContrastEnhancement", *ranges[b], algorithm)
     else:
@@ -453,25 +454,12 @@ def scene_pipe(scene: Path) -> ET.Element:
             nodataColor="",
         )
         ET.SubElement(rr, "rasterTransparency")
-        _min_max_origin(rr)
+        min_max_origin(rr)
         _contrast(rr, "contrastEnhancement", *ranges[rgb[0]], algorithm)
     ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
     ET.SubElement(pipe, "rasterresampler", maxOversample="2")
     ET.SubElement(pipe, "resamplingStage").text = "resamplingFilter"
     return pipe
-
-
-def _min_max_origin(rr: ET.Element) -> None:
-    mmo = ET.SubElement(rr, "minMaxOrigin")
-    for tag, text in (
-        ("limits", "None"),
-        ("extent", "WholeRaster"),
-        ("statAccuracy", "Estimated"),
-        ("cumulativeCutLower", "0.02"),
-        ("cumulativeCutUpper", "0.98"),
-        ("stdDevFactor", "2"),
-    ):
-        ET.SubElement(mmo, tag).text = text
 
 
 def _contrast(parent: ET.Element, tag: str, lo: float, hi: float, algorithm: str) -> None:

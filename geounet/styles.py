@@ -250,6 +250,20 @@ def tiles_renderer() -> ET.Element:
     return r
 
 
+def min_max_origin(renderer: ET.Element) -> None:
+    """Add QGIS's default ``minMaxOrigin`` block (fixed limits) to a raster renderer."""
+    mmo = ET.SubElement(renderer, "minMaxOrigin")
+    for tag, text in (
+        ("limits", "None"),
+        ("extent", "WholeRaster"),
+        ("statAccuracy", "Estimated"),
+        ("cumulativeCutLower", "0.02"),
+        ("cumulativeCutUpper", "0.98"),
+        ("stdDevFactor", "2"),
+    ):
+        ET.SubElement(mmo, tag).text = text
+
+
 def probability_pipe(dtype: str) -> ET.Element:
     """The raster pipe of a probability raster: a transparent pseudocolour ramp.
 
@@ -279,16 +293,7 @@ def probability_pipe(dtype: str) -> ET.Element:
         nodataColor="",
     )
     ET.SubElement(rr, "rasterTransparency")
-    mmo = ET.SubElement(rr, "minMaxOrigin")
-    for tag, text in (
-        ("limits", "None"),
-        ("extent", "WholeRaster"),
-        ("statAccuracy", "Estimated"),
-        ("cumulativeCutLower", "0.02"),
-        ("cumulativeCutUpper", "0.98"),
-        ("stdDevFactor", "2"),
-    ):
-        ET.SubElement(mmo, tag).text = text
+    min_max_origin(rr)
     shader = ET.SubElement(ET.SubElement(rr, "rastershader"), "colorrampshader")
     shader.attrib.update(
         colorRampType="INTERPOLATED",
