@@ -84,6 +84,11 @@ resamples scenes with other pixel sizes to it. Default threshold **{card.thresho
 {card.tile_size} px. Input normalisation: raw x {card.normalization.scale:.6f}, then
 mean {card.normalization.mean}, std {card.normalization.std} per band.
 
+**Expected input:** 8-bit imagery (values 0..255) with bands {", ".join(card.bands)}, at any
+pixel size (resampled on the fly). For 16-bit or float scenes pass `--value-range MIN,MAX`
+(e.g. `0,65535`, `0,4095` for 12-bit, `0,1` for reflectance) to `geounet predict`; other
+band orders are chosen with `--bands`.
+
 ## Data and licence
 Trained on `sample_data/kampala_a_z20.tif` (area a, Kampala, Uganda, 0.149 m) and the
 footprints of `sample_data/buildings.gpkg` ({n_footprints} footprints in the file; only
