@@ -154,9 +154,12 @@ with torch.inference_mode():
             ymax = bounds[1].stop if hasattr(bounds[1], "stop") else bounds.maxy
             c, r = ~tr * (xmin, ymax)
             r, c = int(round(r)), int(round(c))
-            h, w = min(prob.shape[0], H - r), min(prob.shape[1], W - c)
+            # the last chips of GridGeoSampler reach past the scene: keep the part inside
+            pr, pc = max(0, -r), max(0, -c)
+            r0, c0 = max(r, 0), max(c, 0)
+            h, w = min(prob.shape[0] - pr, H - r0), min(prob.shape[1] - pc, W - c0)
             if h > 0 and w > 0:
-                out[r:r + h, c:c + w] = prob[:h, :w]
+                out[r0:r0 + h, c0:c0 + w] = prob[pr:pr + h, pc:pc + w]
 profile.update(count=1, dtype="float32", compress="deflate")
 with rasterio.open(sys.argv[1], "w", **profile) as dst:
     dst.write(out, 1)
