@@ -44,7 +44,7 @@ from geounet.raster import (
 )
 from geounet.styles import write_probability_style
 from geounet.tiling import Tile, TilePlan, blend_weights, coverage_weights_1d, plan_tiles
-from geounet.vectorize import vectorize, write_footprints
+from geounet.vectorize import SPLIT_CHANNELS, vectorize, write_footprints
 
 Progress = Callable[[str, int, int], None]
 """Progress callback: ``(stage, done_increment, stage_total)``."""
@@ -186,9 +186,9 @@ def predict_scene(
 ) -> PredictResult:
     """Predict a scene into ``<stem>.prob.tif`` and ``<stem>.buildings.gpkg``.
 
-    With ``footprints=False`` only the raster is written, plus ``<stem>.contact.tif``
-    (the contact probability, for ``geounet vectorize --contact``) when the model has a
-    contact channel.
+    With ``footprints=False`` only the raster is written, plus ``<stem>.split.tif``
+    (the body and/or contact probabilities, for ``geounet vectorize --split``) when the
+    model has such channels.
 
     Args:
         scene: Path of a georeferenced raster.
@@ -214,10 +214,15 @@ def predict_scene(
     if "/" in stem or stem in {".", ".."}:
         raise InputError(f"--name {stem!r} must be a plain file name stem, without folders")
     prob_path, fp_path = out / f"{stem}.prob.tif", out / f"{stem}.buildings.gpkg"
-    contact_path = out / f"{stem}.contact.tif"
+    split_path = out / f"{stem}.split.tif"
     ckpt = model if isinstance(model, Checkpoint) else load_checkpoint(model)
     card = ckpt.card
-    keep_contact = "contact" in card.class_names and not opts.footprints
+    split_bands = {
+        name: card.class_names.index(name) + 1
+        for name in SPLIT_CHANNELS
+        if name in card.class_names
+    }
+    keep_split = bool(split_bands) and not opts.footprints
     threshold = card.threshold if opts.threshold is None else opts.threshold
     if not 0.0 < threshold < 1.0:
         raise InputError(f"threshold {threshold} must lie strictly between 0 and 1")
@@ -228,7 +233,7 @@ def predict_scene(
         bands = select_bands(src, card.model.in_channels, opts.bands)
         _check_dtype(src, card.normalization.scale, opts.value_range)
         outputs = [prob_path, fp_path] if opts.footprints else [prob_path]
-        check_outputs(outputs + ([contact_path] if keep_contact else []), opts.overwrite)
+        check_outputs(outputs + ([split_path] if keep_split else []), opts.overwrite)
         px_m = ground_pixel_size_m(src)
         resampled = needs_resampling(px_m, card.pixel_size_m, opts.resample)
         predictor = TilePredictor(ckpt, device, dtype, opts.value_range)
@@ -271,18 +276,15 @@ def predict_scene(
                 # the user-facing raster is the building band; other channels stay internal
                 multi = len(card.class_names) > 1
                 write_cog(work_tmp, final_tmp, band=1 if multi else None)
-                if keep_contact:
-                    # raster-only runs keep the contact channel for `geounet vectorize`
-                    with atomic_path(contact_path) as contact_tmp:
-                        write_cog(work_tmp, contact_tmp, band=card.class_names.index("contact") + 1)
+                if keep_split:
+                    # raster-only runs keep the split channels for `geounet vectorize`
+                    with atomic_path(split_path) as split_tmp:
+                        write_cog(work_tmp, split_tmp, band=list(split_bands.values()))
                 timings["cog"] = time.perf_counter() - t
                 buildings = None
                 if opts.footprints:
                     t = time.perf_counter()
                     done_rows = _stage(progress, "vectorise", src.height)
-                    contact = None
-                    if "contact" in card.class_names:
-                        contact = (work_tmp, card.class_names.index("contact") + 1)
                     gdf = vectorize(
                         final_tmp,
                         threshold,
@@ -290,7 +292,7 @@ def predict_scene(
                         opts.simplify_px,
                         advance=done_rows,
                         regularize=opts.regularize,
-                        contact=contact,
+                        split=(work_tmp, split_bands) if split_bands else None,
                     )
                     # footprints land first; the raster's rename completes the pair
                     write_footprints(gdf, fp_path)

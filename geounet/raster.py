@@ -280,17 +280,21 @@ def describe_probability(
         )
 
 
-def write_cog(src_path: Path, dst_path: Path, band: int | None = None) -> None:
+def write_cog(src_path: Path, dst_path: Path, band: int | list[int] | None = None) -> None:
     """Copy a tiled GeoTIFF to a Cloud Optimized GeoTIFF with overviews (streaming).
 
     Args:
         src_path: A tiled GeoTIFF, with an internal mask for no data.
         dst_path: Destination (written as is: callers use :func:`atomic_path`).
-        band: Copy only this band (1-based); ``None`` copies all.
+        band: Copy only this band, or these bands in this order (1-based); ``None``
+            copies all.
     """
     with rasterio.open(src_path) as src:
         predictor = "2" if src.dtypes[0] == "uint8" else "3"
-    source = f"vrt://{Path(src_path).resolve()}?bands={band}" if band else src_path
+    bands = [band] if isinstance(band, int) else band
+    source = (
+        f"vrt://{Path(src_path).resolve()}?bands={','.join(map(str, bands))}" if bands else src_path
+    )
     rasterio.shutil.copy(
         source,
         dst_path,

@@ -2,8 +2,9 @@
 
 The raster is read in overlapping row windows: a core strip plus a halo above and below.
 In each window the building mask is split into instances: 4-connected regions, or, when
-the model has a ``contact`` channel (pixels between touching buildings), a marker-based
-watershed whose seeds are the building pixels away from contacts. An instance belongs
+the model has a ``body`` channel (building interiors) and/or a ``contact`` channel (pixels
+between touching buildings), a marker-based watershed whose seeds are the body pixels away
+from contacts. An instance belongs
 to the strip that holds its top row; if it reaches the window's edge the window grows
 until it does not, so every footprint is vectorised whole, exactly once, and none is cut
 at a seam. Each instance becomes one polygon in pixel coordinates (exact integers) with
@@ -36,6 +37,10 @@ from geounet.styles import style_footprints
 
 LAYER = "buildings"
 
+SPLIT_CHANNELS = ("body", "contact")
+"""Output channels, besides ``building``, that split touching buildings (see
+:func:`label_instances`)."""
+
 
 @dataclass(frozen=True)
 class Piece:
@@ -53,15 +58,20 @@ def label_instances(
     contact: npt.NDArray[np.float32] | None = None,
     contact_threshold: float = 0.5,
     min_seed_pixels: int = 4,
+    body: npt.NDArray[np.float32] | None = None,
+    body_threshold: float = 0.5,
 ) -> tuple[npt.NDArray[np.int32], int]:
     """Split the building mask of a window into instances.
 
-    Without a contact channel, instances are the 4-connected regions of the mask. With
-    one, seeds are the building pixels whose contact probability is below
-    ``contact_threshold`` (4-connected regions of at least ``min_seed_pixels``), and a
-    marker-based watershed over the building probability grows them to the whole mask;
-    cuts happen only where the model sees a contact, so one roof with one seed stays
-    whole. Building regions without a seed stay one instance each.
+    Without split channels, instances are the 4-connected regions of the mask. With a
+    ``body`` channel (building interiors, shrunk away from outlines and neighbours) and/or
+    a ``contact`` channel (pixels between touching buildings), seeds are the building
+    pixels that are body (``body >= body_threshold``) and not contact
+    (``contact < contact_threshold``), as 4-connected regions of at least
+    ``min_seed_pixels``; a marker-based watershed over the building probability grows them
+    to the whole mask. Cuts happen only where the model separates bodies or sees a
+    contact, so one roof with one body stays whole. Building regions without a seed stay
+    one instance each.
 
     Args:
         prob: Building probabilities, shape (rows, cols).
@@ -70,17 +80,24 @@ def label_instances(
         contact: Contact probabilities, or ``None``.
         contact_threshold: Contact probability at or above which a pixel is a border.
         min_seed_pixels: Smaller seeds are ignored (their pixels join a neighbour).
+        body: Body probabilities, or ``None``.
+        body_threshold: Body probability at or above which a pixel can seed a building.
 
     Returns:
         ``(labels, n)``: int32 labels 1..n (0 = background) and the number of instances.
     """
     mask = (prob >= threshold) & valid
-    if contact is None:
+    if contact is None and body is None:
         labels, n = ndimage.label(mask)
         return labels.astype(np.int32), int(n)
     from skimage.segmentation import watershed
 
-    seeds, n_seeds = ndimage.label(mask & (contact < contact_threshold))
+    seed_mask = mask.copy()
+    if body is not None:
+        seed_mask &= body >= body_threshold
+    if contact is not None:
+        seed_mask &= contact < contact_threshold
+    seeds, n_seeds = ndimage.label(seed_mask)
     if n_seeds:
         sizes = np.bincount(seeds.ravel(), minlength=n_seeds + 1)
         small = sizes < min_seed_pixels
@@ -108,6 +125,8 @@ def window_pieces(
     threshold: float,
     contact_threshold: float = 0.5,
     min_seed_pixels: int = 4,
+    body: npt.NDArray[np.float32] | None = None,
+    body_threshold: float = 0.5,
 ) -> list[Piece] | None:
     """Polygonise the instances of a window whose top row lies in the core strip.
 
@@ -121,12 +140,16 @@ def window_pieces(
         threshold: Building probability threshold.
         contact_threshold: Contact probability threshold.
         min_seed_pixels: Smallest watershed seed.
+        body: Body probabilities of the window, or ``None``.
+        body_threshold: Body probability threshold.
 
     Returns:
         The pieces, or ``None`` if one of them reaches the window's bottom edge before
         the scene ends (the caller retries with a taller window).
     """
-    labels, n = label_instances(prob, valid, threshold, contact, contact_threshold, min_seed_pixels)
+    labels, n = label_instances(
+        prob, valid, threshold, contact, contact_threshold, min_seed_pixels, body, body_threshold
+    )
     if n == 0:
         return []
     boxes = ndimage.find_objects(labels)
@@ -171,9 +194,10 @@ def vectorize(
     strip_rows: int = 2048,
     advance: Callable[[int], None] | None = None,
     regularize: bool = False,
-    contact: tuple[str | Path, int] | None = None,
+    split: tuple[str | Path, dict[str, int]] | None = None,
     contact_threshold: float = 0.5,
     halo_rows: int = 256,
+    body_threshold: float = 0.5,
 ) -> gpd.GeoDataFrame:
     """Turn a probability raster into building footprints.
 
@@ -187,10 +211,12 @@ def vectorize(
         advance: Called with the number of rows done after each strip (progress).
         regularize: Square the footprints (edges aligned to right angles, with
             buildingregulariser).
-        contact: ``(raster, band)`` of the model's contact probabilities on the same grid,
-            to split touching buildings by watershed; ``None`` splits by connectivity.
+        split: ``(raster, {channel: band})``: the model's ``body`` and/or ``contact``
+            probabilities on the same grid (bands 1-based), to split touching buildings by
+            watershed; ``None`` splits by connectivity.
         contact_threshold: Contact probability at or above which a pixel is a border.
         halo_rows: Rows read above and below each strip (grown when a building is taller).
+        body_threshold: Body probability at or above which a pixel seeds a building.
 
     Returns:
         Footprints in the raster's CRS with columns ``id``, ``area_m2``, ``confidence``
@@ -199,11 +225,14 @@ def vectorize(
     with (
         rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB),
         rasterio.open(prob_path) as src,
-        rasterio.open(contact[0]) if contact else nullcontext() as csrc,
+        rasterio.open(split[0]) if split else nullcontext() as ssrc,
     ):
-        if csrc is not None and (csrc.shape, csrc.transform) != (src.shape, src.transform):
+        channels = split[1] if split else {}
+        if unknown := set(channels) - set(SPLIT_CHANNELS):
+            raise InputError(f"unknown split channel(s) {sorted(unknown)}; use body, contact")
+        if ssrc is not None and (ssrc.shape, ssrc.transform) != (src.shape, src.transform):
             raise InputError(
-                f"the contact raster {contact and contact[0]} is not on the grid of {prob_path}; "
+                f"the split raster {split and split[0]} is not on the grid of {prob_path}; "
                 "pass the pair written by the same geounet predict run"
             )
         scale = 1.0 / 255.0 if src.dtypes[0] == "uint8" else 1.0
@@ -220,13 +249,14 @@ def vectorize(
                 win = rasterio.windows.Window(0, w0, width, w1 - w0)
                 prob = src.read(1, window=win).astype(np.float32) * np.float32(scale)
                 valid = src.read_masks(1, window=win) > 0
-                con = None
-                if csrc is not None and contact is not None:
-                    raw = csrc.read(contact[1], window=win).astype(np.float32)
-                    con = raw / 255.0 if csrc.dtypes[0] == "uint8" else raw
+                aux: dict[str, npt.NDArray[np.float32]] = {}
+                if ssrc is not None:
+                    for name, band in channels.items():
+                        raw = ssrc.read(band, window=win).astype(np.float32)
+                        aux[name] = raw / 255.0 if ssrc.dtypes[0] == "uint8" else raw
                 found = window_pieces(
-                    prob, valid, con, w0, (top, bottom), w1 == height, threshold,
-                    contact_threshold, min_seed,
+                    prob, valid, aux.get("contact"), w0, (top, bottom), w1 == height,
+                    threshold, contact_threshold, min_seed, aux.get("body"), body_threshold,
                 )  # fmt: skip
                 if found is not None:
                     break
@@ -255,6 +285,34 @@ def vectorize(
     gdf.insert(0, "id", np.arange(1, len(gdf) + 1, dtype=np.int64))
     gdf.insert(1, "area_m2", area_m2(gdf))
     return gdf
+
+
+def split_bands(path: str | Path) -> dict[str, int]:
+    """The split channels of a ``<stem>.split.tif``, by band description.
+
+    Args:
+        path: A raster written by ``geounet predict --no-footprints`` for a model with
+            ``body`` and/or ``contact`` channels (band descriptions ``body probability``,
+            ``contact probability``).
+
+    Returns:
+        ``{channel: band}`` (bands 1-based).
+
+    Raises:
+        InputError: If the raster names no split channel.
+    """
+    with rasterio.open(path) as src:
+        descriptions = src.descriptions
+    found = {
+        d.removesuffix(" probability"): i
+        for i, d in enumerate(descriptions, start=1)
+        if d and d.removesuffix(" probability") in SPLIT_CHANNELS
+    }
+    if not found:
+        raise InputError(
+            f"{path} has no body or contact band; pass the .split.tif of geounet predict"
+        )
+    return found
 
 
 def regularize_footprints(gdf: gpd.GeoDataFrame, pixel: float) -> gpd.GeoDataFrame:

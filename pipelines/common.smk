@@ -67,8 +67,8 @@ CARD = model_card()
 THRESHOLD = config["threshold"] if config["threshold"] is not None else (
     CARD.threshold if CARD else 0.5
 )
-# Models with a contact channel split touching buildings; predict keeps it for vectorise.
-CONTACT = CARD is not None and "contact" in CARD.class_names
+# Models with body/contact channels split touching buildings; predict keeps them for vectorise.
+SPLIT = CARD is not None and bool({"body", "contact"} & set(CARD.class_names))
 
 
 def model_input(wildcards):
@@ -175,21 +175,21 @@ def scene_id_options(wildcards):
     return " ".join(f"--scene-id {shlex.quote(sid)}" for sid in SCENES)
 
 
-def contact_input(wildcards):
-    """The contact raster of a scene, for models with a contact channel."""
-    if not CONTACT:
+def split_input(wildcards):
+    """The split raster of a scene, for models with body/contact channels."""
+    if not SPLIT:
         return {}
-    return {"contact": f"results/{wildcards.scene}/{wildcards.scene}.contact.tif"}
+    return {"split": f"results/{wildcards.scene}/{wildcards.scene}.split.tif"}
 
 
-def contact_option(wildcards, input):
-    """`--contact PATH` for geounet vectorize, when the model has a contact channel."""
-    return f"--contact {shlex.quote(input.contact)}" if CONTACT else ""
+def split_option(wildcards, input):
+    """`--split PATH` for geounet vectorize, when the model has body/contact channels."""
+    return f"--split {shlex.quote(input.split)}" if SPLIT else ""
 
 
 def predict_outputs(prefix):
     """Named outputs of the predict rule for the files under `prefix`."""
     outputs = {"prob": f"{prefix}.prob.tif"}
-    if CONTACT:
-        outputs["contact"] = f"{prefix}.contact.tif"
+    if SPLIT:
+        outputs["split"] = f"{prefix}.split.tif"
     return outputs

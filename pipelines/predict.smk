@@ -2,8 +2,8 @@
 # windows; no pixel copies on disk) into a probability Cloud Optimized GeoTIFF.
 # Inputs:  the scene image, results/{scene}/{scene}.tiles.gpkg, the model.
 # Outputs: results/{scene}/{scene}.prob.tif (uint8, probability = value / 255, masked
-#          no data, with its QGIS style sidecars), and {scene}.contact.tif for models with
-#          a contact channel. Threads, GPUs and dask workers come from the profile.
+#          no data, with its QGIS style sidecars), and {scene}.split.tif for models with
+#          body/contact channels. Threads, GPUs and dask workers come from the profile.
 
 
 rule predict:

@@ -1,6 +1,6 @@
 # Stage 3, vectorise: building footprint polygons from each probability raster.
-# Inputs:  results/{scene}/{scene}.prob.tif (+ .contact.tif for models with a contact
-#          channel: touching buildings are split there), config threshold/min_area/
+# Inputs:  results/{scene}/{scene}.prob.tif (+ .split.tif for models with body/contact
+#          channels: touching buildings are split there), config threshold/min_area/
 #          simplify/regularize.
 # Outputs: results/{scene}/{scene}.buildings.gpkg (layer `buildings`: id, area_m2,
 #          confidence).
@@ -8,7 +8,7 @@
 
 rule vectorise:
     input:
-        unpack(contact_input),
+        unpack(split_input),
         prob="results/{scene}/{scene}.prob.tif",
     output:
         footprints="results/{scene}/{scene}.buildings.gpkg",
@@ -17,7 +17,7 @@ rule vectorise:
         min_area=config["min_area"],
         simplify=config["simplify"],
         regularize="--regularize" if config["regularize"] else "--no-regularize",
-        contact=contact_option,
+        split=split_option,
     conda:
         "envs/geounet.yaml"
     log:
@@ -27,5 +27,5 @@ rule vectorise:
     shell:
         "geounet vectorize {input.prob:q} --out {output.footprints:q}"
         " --threshold {params.threshold} --min-area {params.min_area}"
-        " --simplify {params.simplify} {params.regularize} {params.contact}"
+        " --simplify {params.simplify} {params.regularize} {params.split}"
         " --overwrite > {log:q} 2>&1"

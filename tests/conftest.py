@@ -83,13 +83,16 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def contact_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random depth-2 U-Net with two output channels: building and contact."""
+def split_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random depth-2 U-Net with three output channels: building, body and contact."""
     torch.manual_seed(1)
-    cfg = ModelConfig(depth=2, base_width=4, classes=2)
-    path = tmp_path_factory.mktemp("contact") / "two.safetensors"
+    cfg = ModelConfig(depth=2, base_width=4, classes=3)
+    path = tmp_path_factory.mktemp("split") / "three.safetensors"
     card = ModelCard(
-        model=cfg, pixel_size_m=0.15, tile_size=64, class_names=("building", "contact")
+        model=cfg,
+        pixel_size_m=0.15,
+        tile_size=64,
+        class_names=("building", "body", "contact"),
     )
     save_checkpoint(path, card, build_model(cfg))
     return path

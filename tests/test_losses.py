@@ -111,3 +111,40 @@ def test_chip_transform_appends_a_contact_channel() -> None:
     assert one["target"].shape == (1, 16, 16) and two["target"].shape == (2, 16, 16)
     torch.testing.assert_close(one["target"][0], two["target"][0])
     assert two["target"][1, 2:8, 7:9].eq(1).all() and two["target"][1].sum() == 6 * 2
+
+
+def test_body_map_separates_touching_buildings_and_keeps_one_roof_whole() -> None:
+    from scipy import ndimage
+
+    from geounet.train.weights import body_map
+
+    inst = np.zeros((30, 40), dtype=np.int64)
+    inst[2:12, 2:12] = 1  # two 10 x 10 roofs sharing a wall at column 11/12
+    inst[2:12, 12:22] = 2
+    inst[15:28, 25:31] = 3  # an L-shaped roof: a bar ...
+    inst[22:28, 31:39] = 3  # ... and its foot
+    b = body_map(inst, erosion=2.0)
+    assert b.dtype == np.float32 and set(np.unique(b)) <= {0.0, 1.0}
+    assert not b[inst == 0].any(), "bodies lie inside buildings"
+    _, n = ndimage.label(b > 0)
+    assert n == 3, "one body per building"
+    # the shared wall is not body on either side; interiors are
+    assert not b[2:12, 10:14].any() and b[5:9, 5:9].all() and b[5:9, 15:19].all()
+    assert b[(inst == 3)].sum() > 0 and ndimage.label(b * (inst == 3))[1] == 1
+    # a larger erosion shrinks the bodies
+    assert body_map(inst, erosion=3.0).sum() < b.sum()
+
+
+def test_chip_transform_orders_body_before_contact() -> None:
+    from geounet.train.datasets import ChipTransform, SceneLayout
+
+    layout = SceneLayout(("red", "green", "blue", "alpha"), ("red", "green", "blue"), "alpha", None)
+    inst = torch.zeros((1, 16, 16), dtype=torch.int64)
+    inst[0, 2:8, 2:8] = 1
+    inst[0, 2:8, 8:14] = 2
+    sample = {"image": torch.full((4, 16, 16), 255, dtype=torch.uint8), "mask": inst}
+    out = ChipTransform(layout, np.zeros(3, dtype=np.int64), 1, 10.0, 5.0, 1.0, 1.0)(sample)
+    assert out["target"].shape == (3, 16, 16)
+    body, contact = out["target"][1], out["target"][2]
+    assert body[3:7, 3:7].eq(1).all() and body[:, 7:9].eq(0).all()
+    assert contact[2:8, 7:9].eq(1).all()

@@ -154,30 +154,31 @@ def test_interrupt_leaves_nothing(
     assert list(out.iterdir()) == []
 
 
-def test_contact_channel_stays_internal_or_is_kept_for_vectorize(
-    make_scene: MakeScene, contact_model: Path, tmp_path: Path
+def test_split_channels_stay_internal_or_are_kept_for_vectorize(
+    make_scene: MakeScene, split_model: Path, tmp_path: Path
 ) -> None:
-    from geounet.vectorize import vectorize
+    from geounet.vectorize import split_bands, vectorize
 
     scene = make_scene(height=80, width=90)
     opts = {"tile": 64, "overlap": 16, "threshold": 0.45}
-    full = predict_scene(scene, tmp_path / "full", contact_model, PredictOptions(**opts))  # type: ignore[arg-type]
+    full = predict_scene(scene, tmp_path / "full", split_model, PredictOptions(**opts))  # type: ignore[arg-type]
     with rasterio.open(full.probability) as src:
         assert src.count == 1 and src.descriptions == ("building probability",)
-    assert not (tmp_path / "full" / f"{scene.stem}.contact.tif").exists()
+    assert not (tmp_path / "full" / f"{scene.stem}.split.tif").exists()
     raster = predict_scene(
         scene,
         tmp_path / "raster",
-        contact_model,
+        split_model,
         PredictOptions(**opts, footprints=False, name="area"),  # type: ignore[arg-type]
     )
     assert raster.probability.name == "area.prob.tif" and raster.footprints is None
-    contact = tmp_path / "raster" / "area.contact.tif"
-    with rasterio.open(contact) as c, rasterio.open(raster.probability) as p:
-        assert c.count == 1 and c.descriptions == ("contact probability",)
+    split = tmp_path / "raster" / "area.split.tif"
+    with rasterio.open(split) as c, rasterio.open(raster.probability) as p:
+        assert c.descriptions == ("body probability", "contact probability")
         assert (c.transform, c.shape) == (p.transform, p.shape)
         np.testing.assert_array_equal(p.read(1), rasterio.open(full.probability).read(1))
-    later = vectorize(raster.probability, 0.45, contact=(contact, 1))
+    assert split_bands(split) == {"body": 1, "contact": 2}
+    later = vectorize(raster.probability, 0.45, split=(split, split_bands(split)))
     now = gpd.read_file(full.footprints)
     assert len(later) == len(now) > 0
     assert later.geometry.union_all().symmetric_difference(now.geometry.union_all()).area < 1e-9

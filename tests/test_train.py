@@ -192,6 +192,23 @@ def test_object_counts_match_one_to_one() -> None:
     assert counts.f1 == pytest.approx(0.5)
 
 
+def test_validation_splits_objects_with_the_body_channel() -> None:
+    from geounet.train.validation import sweep_thresholds
+
+    truth = np.zeros((20, 30), dtype=np.int64)
+    truth[2:12, 2:12] = 1  # two roofs sharing a wall: one blob for the threshold alone
+    truth[2:12, 12:22] = 2
+    prob = (truth > 0).astype(np.float32)[None] * 0.9
+    target = (truth > 0).astype(np.float32)[None]
+    body = np.zeros((20, 30), dtype=np.float32)
+    body[4:10, 4:10] = body[4:10, 14:20] = 0.9
+    valid = np.ones((20, 30), dtype=bool)
+    merged = sweep_thresholds(prob, target, truth, valid, (0.5,))[0].objects
+    split = sweep_thresholds(prob, target, truth, valid, (0.5,), body=body)[0].objects
+    assert (merged.tp, merged.fp, merged.fn) == (1, 0, 1)  # the blob has IoU 0.5 with one
+    assert (split.tp, split.fp, split.fn) == (2, 0, 0)
+
+
 def test_cli_bad_labels_path_is_a_one_line_error(
     crop: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:

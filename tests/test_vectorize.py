@@ -7,7 +7,8 @@ import rasterio
 from rasterio.transform import from_origin
 from shapely.geometry import box
 
-from geounet.vectorize import LAYER, vectorize, write_footprints
+from geounet.errors import InputError
+from geounet.vectorize import LAYER, split_bands, vectorize, write_footprints
 
 RES = 0.5
 
@@ -156,7 +157,7 @@ def test_watershed_splits_touching_roofs_only_at_contacts(tmp_path: Path) -> Non
     prob_path = write_prob(tmp_path / "p.tif", prob)
     aux = write_two_band(tmp_path / "aux.tif", prob, contact)
     merged = vectorize(prob_path, 0.5, min_area_m2=1, simplify_px=0)
-    split = vectorize(prob_path, 0.5, min_area_m2=1, simplify_px=0, contact=(aux, 2))
+    split = vectorize(prob_path, 0.5, min_area_m2=1, simplify_px=0, split=(aux, {"contact": 2}))
     assert len(merged) == 2, "connectivity alone merges the two squares"
     assert len(split) == 3, "the contact channel separates them; the L stays whole"
     areas = sorted(split.area_m2 / (RES * RES))
@@ -170,9 +171,44 @@ def test_watershed_strips_equal_one_pass(tmp_path: Path, strip_rows: int, halo: 
     prob, contact = touching_roofs()
     prob_path = write_prob(tmp_path / "p.tif", prob)
     aux = write_two_band(tmp_path / "aux.tif", prob, contact)
-    kw = {"min_area_m2": 1, "simplify_px": 0, "contact": (aux, 2)}
+    kw = {"min_area_m2": 1, "simplify_px": 0, "split": (aux, {"contact": 2})}
     one = vectorize(prob_path, 0.5, strip_rows=1000, **kw)  # type: ignore[arg-type]
     many = vectorize(prob_path, 0.5, strip_rows=strip_rows, halo_rows=halo, **kw)  # type: ignore[arg-type]
     assert len(one) == len(many) == 3
     for a, b in zip(one.geometry, many.geometry, strict=True):
         assert a.symmetric_difference(b).area < 1e-6
+
+
+def bodies_of_touching_roofs() -> tuple[np.ndarray, np.ndarray]:
+    """The roofs of ``touching_roofs`` with the body a model would see: the two squares'
+    interiors apart, the L's interior in one piece."""
+    from geounet.train.weights import body_map
+
+    prob, _ = touching_roofs()
+    inst = np.zeros(prob.shape, dtype=np.int64)
+    inst[5:17, 5:17], inst[5:17, 17:29] = 1, 2
+    inst[prob > 0] = np.where(inst[prob > 0] > 0, inst[prob > 0], 3)
+    return prob, body_map(inst, erosion=2.0) * 0.9
+
+
+def test_watershed_grows_one_footprint_per_body(tmp_path: Path) -> None:
+    prob, body = bodies_of_touching_roofs()
+    prob_path = write_prob(tmp_path / "p.tif", prob)
+    aux = write_two_band(tmp_path / "aux.tif", prob, body)
+    split = vectorize(prob_path, 0.5, min_area_m2=1, simplify_px=0, split=(aux, {"body": 2}))
+    assert len(split) == 3, "two bodies split the squares; the L has one body and stays whole"
+    areas = sorted(split.area_m2 / (RES * RES))
+    np.testing.assert_allclose(areas, [144, 144, 84 + 84], rtol=0.05)
+    assert split.union_all().area == pytest.approx(vectorize(prob_path, 0.5, min_area_m2=1,
+        simplify_px=0).union_all().area)  # fmt: skip
+
+
+def test_split_bands_reads_channel_names(tmp_path: Path) -> None:
+    prob, body = bodies_of_touching_roofs()
+    aux = write_two_band(tmp_path / "aux.tif", prob, body)
+    with rasterio.open(aux, "r+") as dst:
+        dst.set_band_description(2, "body probability")
+    assert split_bands(aux) == {"body": 2}
+    bare = write_prob(tmp_path / "p.tif", prob)
+    with pytest.raises(InputError, match="no body or contact band"):
+        split_bands(bare)

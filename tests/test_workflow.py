@@ -45,14 +45,14 @@ def crop(src_path: Path, out: Path, row: int, col: int, size: int = 256) -> Path
 
 
 @pytest.fixture
-def project(tmp_path: Path, contact_model: Path) -> Path:
+def project(tmp_path: Path, split_model: Path) -> Path:
     """Two 256 x 256 crops of the Kampala scenes: one with truth, one without."""
     (tmp_path / "scenes").mkdir()
     crop(SAMPLE / "kampala_a_z21.tif", tmp_path / "scenes" / "area a.tif", 600, 900)
     crop(SAMPLE / "kampala_b_z21.tif", tmp_path / "scenes" / "b.tif", 300, 300)
     shutil.copy(SAMPLE / "buildings.gpkg", tmp_path / "scenes" / "truth.gpkg")
-    # a two-channel model (building, contact): exercises the contact hand-over too
-    shutil.copy(contact_model, tmp_path / "tiny.safetensors")
+    # a model with split channels (building, body, contact): exercises their hand-over too
+    shutil.copy(split_model, tmp_path / "tiny.safetensors")
     (tmp_path / "scenes" / "catalogue.csv").write_text(
         "scene_id,image,truth\ncrop_a,area a.tif,truth.gpkg\ncrop_b,b.tif,\n"
     )
@@ -124,10 +124,10 @@ def test_workflow_end_to_end(project: Path) -> None:
         for stage in ("plan", "predict", "vectorise"):
             assert (d / "logs" / f"{stage}.log").is_file()
             assert (d / "benchmarks" / f"{stage}.tsv").is_file()
-        with rasterio.open(d / f"{sid}.contact.tif") as contact:
-            assert contact.count == 1 and contact.descriptions == ("contact probability",)
-        # the contact channel reaches vectorise (snakemake prints the shell commands)
-        assert f"--contact results/{sid}/{sid}.contact.tif" in result.stdout + result.stderr
+        with rasterio.open(d / f"{sid}.split.tif") as split:
+            assert split.descriptions == ("body probability", "contact probability")
+        # the split channels reach vectorise (snakemake prints the shell commands)
+        assert f"--split results/{sid}/{sid}.split.tif" in result.stdout + result.stderr
         # every file predict wrote (style sidecars included) is named after the scene id
         files = [p.name for p in d.iterdir() if p.is_file()]
         assert all(name.startswith(f"{sid}.") for name in files), files

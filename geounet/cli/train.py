@@ -76,6 +76,14 @@ def train_command(
             "buildings, used to split touching roofs (0 = building channel only)."
         ),
     ] = 0.0,
+    body_erosion: Annotated[
+        float,
+        typer.Option(
+            help="Add a 'body' output channel: building interiors this many pixels away "
+            "from outlines and neighbours, the seeds that split touching roofs "
+            "(0 = no body channel)."
+        ),
+    ] = 0.0,
     balance: Annotated[bool, typer.Option(help="Class-balance weighting.")] = True,
     augment: Annotated[bool, typer.Option(help="Augment the training chips.")] = True,
     threshold: Annotated[
@@ -122,6 +130,7 @@ def train_command(
         w0=w0,
         sigma=sigma,
         contact_radius=contact_radius,
+        body_erosion=body_erosion,
         balance=balance,
         augment=augment,
         threshold=threshold,

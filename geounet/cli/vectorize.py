@@ -34,19 +34,19 @@ def vectorize(
     regularize: Annotated[
         bool, typer.Option(help="Square footprint outlines to right angles (buildingregulariser).")
     ] = False,
-    contact: Annotated[
+    split: Annotated[
         Path | None,
         typer.Option(
-            help="<stem>.contact.tif of geounet predict --no-footprints: split touching "
-            "buildings where the model sees contacts."
+            help="<stem>.split.tif of geounet predict --no-footprints (models with body or "
+            "contact channels): split touching buildings where the model separates them."
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Turn building probabilities into footprint polygons (layer `buildings`)."""
     from geounet.raster import check_outputs  # imported here: `geounet --help` stays fast
+    from geounet.vectorize import split_bands, write_footprints
     from geounet.vectorize import vectorize as vectorize_raster
-    from geounet.vectorize import write_footprints
 
     with user_errors():
         if threshold is None:
@@ -64,15 +64,15 @@ def vectorize(
         if not prob.is_file():
             raise InputError(f"{prob} does not exist; pass a .prob.tif of geounet predict")
         check_outputs([out], overwrite)
-        if contact is not None and not contact.is_file():
-            raise InputError(f"{contact} does not exist; pass a .contact.tif of geounet predict")
+        if split is not None and not split.is_file():
+            raise InputError(f"{split} does not exist; pass a .split.tif of geounet predict")
         gdf = vectorize_raster(
             prob,
             threshold,
             min_area,
             simplify,
             regularize=regularize,
-            contact=(contact, 1) if contact else None,
+            split=(split, split_bands(split)) if split else None,
         )
         write_footprints(gdf, out)
     typer.echo(f"{prob.name}: {len(gdf)} buildings at p >= {threshold:g} -> {out}")

@@ -30,7 +30,7 @@ from shapely.geometry.base import BaseGeometry
 from torchgeo.datasets import IntersectionDataset, RasterDataset, VectorDataset
 
 from geounet.errors import InputError
-from geounet.train.weights import border_weight_map, contact_map
+from geounet.train.weights import body_map, border_weight_map, contact_map
 
 INSTANCE_COLUMN = "geounet_instance"
 """Column holding the instance id (1, 2, ...; 0 is background) in the prepared labels."""
@@ -283,6 +283,7 @@ class ChipTransform:
         w0: float,
         sigma: float,
         contact_radius: float = 0.0,
+        body_erosion: float = 0.0,
     ) -> None:
         """Prepare the transform.
 
@@ -294,8 +295,12 @@ class ChipTransform:
             sigma: Border weight width, in pixels.
             contact_radius: When positive, a last target channel marks the pixels within
                 this many pixels of two different buildings (see ``contact_map``).
+            body_erosion: When positive, a target channel after the classes marks the
+                building interiors, this many pixels away from outlines and neighbours
+                (see ``body_map``).
         """
         self.contact_radius = contact_radius
+        self.body_erosion = body_erosion
         self.image_index = [layout.band_names.index(b) for b in layout.image_bands]
         self.alpha_index = (
             layout.band_names.index(layout.alpha_band) if layout.alpha_band is not None else None
@@ -324,9 +329,13 @@ class ChipTransform:
         cls = self.instance_class[instances.clamp(max=len(self.instance_class) - 1)]
         for k in range(self.classes):
             target[k] = (inside & (cls == k)).float()
+        extra = []
+        if self.body_erosion > 0:
+            extra.append(torch.from_numpy(body_map(instances.numpy(), self.body_erosion)))
         if self.contact_radius > 0:
-            contact = torch.from_numpy(contact_map(instances.numpy(), self.contact_radius))
-            target = torch.cat([target, contact.unsqueeze(0)])
+            extra.append(torch.from_numpy(contact_map(instances.numpy(), self.contact_radius)))
+        if extra:
+            target = torch.cat([target, torch.stack(extra)])
         if self.w0 > 0:
             weight = torch.from_numpy(border_weight_map(instances.numpy(), self.w0, self.sigma))
         else:
@@ -354,7 +363,7 @@ class TrainingData:
         res: Sampling resolution in CRS units (x, y).
         pixel_size_m: Ground size of a sampled pixel, in metres.
         output_names: Names of the model's output channels: the label classes, then
-            ``contact`` when contact targets are made.
+            ``body`` and ``contact`` when those targets are made.
     """
 
     dataset: IntersectionDataset
@@ -401,6 +410,7 @@ def build_training_data(
     sigma: float = 5.0,
     chip_size: int = 256,
     contact_radius: float = 0.0,
+    body_erosion: float = 0.0,
 ) -> TrainingData:
     """Open the scenes and footprints for training.
 
@@ -416,6 +426,8 @@ def build_training_data(
         chip_size: Training chip size in pixels (each part of the split must hold one).
         contact_radius: When positive, add a ``contact`` target channel: pixels within
             this many pixels of two different buildings.
+        body_erosion: When positive, add a ``body`` target channel: building pixels at
+            least this many pixels away from outlines and neighbours.
 
     Returns:
         The training data.
@@ -446,7 +458,13 @@ def build_training_data(
     scenes = SceneDataset(images, layout, crs=crs, res=res)
     footprints = FootprintDataset(prepared.files, crs=scenes.crs, res=scenes.res)
     transform = ChipTransform(
-        layout, prepared.instance_class, len(prepared.class_names), w0, sigma, contact_radius
+        layout,
+        prepared.instance_class,
+        len(prepared.class_names),
+        w0,
+        sigma,
+        contact_radius,
+        body_erosion,
     )
     dataset = IntersectionDataset(scenes, footprints, transforms=transform)
     if len(dataset.index) == 0:
@@ -472,5 +490,7 @@ def build_training_data(
         val_roi=val_roi,
         res=(float(scenes.res[0]), float(scenes.res[1])),
         pixel_size_m=float(pixel_size_m),
-        output_names=prepared.class_names + (("contact",) if contact_radius > 0 else ()),
+        output_names=prepared.class_names
+        + (("body",) if body_erosion > 0 else ())
+        + (("contact",) if contact_radius > 0 else ()),
     )

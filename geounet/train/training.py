@@ -37,7 +37,7 @@ from geounet.train.augment import AugmentConfig, Augmenter
 from geounet.train.datasets import TrainingData, build_training_data
 from geounet.train.losses import LossConfig, LossName, SegmentationLoss, class_balance
 from geounet.train.state import TrainState, load_state, save_state, state_path
-from geounet.train.validation import ThresholdScore, sweep_thresholds
+from geounet.train.validation import DEFAULT_THRESHOLDS, ThresholdScore, sweep_thresholds
 
 
 @dataclass
@@ -76,6 +76,9 @@ class TrainConfig:
         contact_radius: When positive, the model gets a ``contact`` output channel trained
             on pixels within this many pixels of two different buildings; prediction then
             splits touching buildings there by watershed.
+        body_erosion: When positive, the model gets a ``body`` output channel trained on
+            building pixels at least this many pixels from outlines and neighbours;
+            prediction grows one footprint from each body (watershed).
         balance: Weight the classes to balance their pixel counts.
         augment: Augment the training chips.
         threshold: Fixed default threshold for the card (``None``: chosen on validation).
@@ -115,6 +118,7 @@ class TrainConfig:
     w0: float = 10.0
     sigma: float = 5.0
     contact_radius: float = 0.0
+    body_erosion: float = 0.0
     balance: bool = True
     augment: bool = True
     threshold: float | None = None
@@ -301,10 +305,13 @@ def _evaluate(
     classes: int,
     thresholds: tuple[float, ...] | None,
     scored: int | None = None,
+    names: tuple[str, ...] = (),
 ) -> tuple[float, list[ThresholdScore]]:
     """Validation loss and threshold sweep on the held-out strip.
 
-    Only the first ``scored`` channels (the label classes, not ``contact``) are scored.
+    Only the first ``scored`` channels (the label classes, not ``body`` or ``contact``)
+    are scored; objects are split with the ``body`` and ``contact`` channels (named in
+    ``names``) as prediction splits them.
     """
     model.eval()
     probs = [np.zeros((classes, *c["shape"]), dtype=np.float32) for c in vset.canvases]
@@ -337,9 +344,18 @@ def _evaluate(
             valid[k][r : r + h, c : c + w] = s["valid"].numpy()
     model.train()
     scores: list[ThresholdScore] | None = None
+    n = classes if scored is None else scored
+    split = {name: k for k, name in enumerate(names) if name in ("body", "contact")}
     for p, t, i, v in zip(probs, targets, inst, valid, strict=True):
-        n = classes if scored is None else scored
-        part = sweep_thresholds(p[:n], t[:n], i, v, *(() if thresholds is None else (thresholds,)))
+        part = sweep_thresholds(
+            p[:n],
+            t[:n],
+            i,
+            v,
+            DEFAULT_THRESHOLDS if thresholds is None else thresholds,
+            body=p[split["body"]] if "body" in split else None,
+            contact=p[split["contact"]] if "contact" in split else None,
+        )
         scores = (
             part if scores is None else [_merge(a, b) for a, b in zip(scores, part, strict=True)]
         )
@@ -453,6 +469,7 @@ def train(
         sigma=cfg.sigma,
         chip_size=cfg.chip_size,
         contact_radius=cfg.contact_radius,
+        body_erosion=cfg.body_erosion,
     )
     try:
         return _run(
@@ -640,7 +657,17 @@ def _run(
                 progress.update(task, advance=1, loss=float(np.mean(losses)))
             progress.remove_task(task)
             val_loss, scores = _evaluate(
-                model, vset, loss_fn, normalize, scale, device, dtype, classes, thresholds, scored
+                model,
+                vset,
+                loss_fn,
+                normalize,
+                scale,
+                device,
+                dtype,
+                classes,
+                thresholds,
+                scored,
+                names,
             )
             best = max(scores, key=lambda s: s.score)
             elapsed = time.monotonic() - start

@@ -1,7 +1,9 @@
 """Validation figures during training: pixel confusion, raster object F1, threshold choice.
 
-The object F1 here works on rasters (connected components of the thresholded probability
-against the burned footprint instances) so that it is cheap enough to run each epoch; the
+The object F1 here works on rasters (the instances that prediction would make of the
+thresholded probability: connected components, or the watershed split on the ``body`` and
+``contact`` channels, against the burned footprint instances) so that it is cheap enough
+to run each epoch; the
 ``geounet evaluate`` command reports the vector figures. The matching rule is SpaceNet's:
 greedy one-to-one by decreasing IoU, a match needs IoU >= 0.5 (0.5 itself counts), and
 components smaller than ``min_pixels`` are ignored on both sides.
@@ -16,6 +18,7 @@ import numpy.typing as npt
 from scipy import ndimage
 
 from geounet.metrics import ConfusionCounts, confusion
+from geounet.vectorize import label_instances
 
 
 @dataclass(frozen=True)
@@ -46,10 +49,11 @@ def object_counts(
     iou_threshold: float = 0.5,
     min_pixels: int = 20,
 ) -> ObjectCounts:
-    """Match predicted connected components to true instances.
+    """Match predicted objects to true instances.
 
     Args:
-        pred: (H, W) binary prediction.
+        pred: (H, W) prediction: a binary mask (objects are its 4-connected components)
+            or, as an integer array, instance labels (0 = background).
         truth_ids: (H, W) instance ids (0 = background).
         valid: Optional (H, W) mask; pixels outside it are dropped from both sides.
         iou_threshold: Minimum IoU of a match (inclusive).
@@ -58,13 +62,14 @@ def object_counts(
     Returns:
         The object counts.
     """
-    p = np.asarray(pred).astype(bool)
+    raw = np.asarray(pred)
     t = np.asarray(truth_ids).astype(np.int64)
+    plab = ndimage.label(raw)[0] if raw.dtype == bool else raw.astype(np.int64)
     if valid is not None:
         v = np.asarray(valid).astype(bool)
-        p = p & v
+        plab = np.where(v, plab, 0)
         t = np.where(v, t, 0)
-    plab, _ = ndimage.label(p)
+    p = plab > 0
     _, t = np.unique(t, return_inverse=True)
     t = t.reshape(p.shape)
     np_, nt = int(plab.max()) + 1, int(t.max()) + 1
@@ -135,6 +140,8 @@ def sweep_thresholds(
     instances: npt.NDArray[np.int64],
     valid: npt.NDArray[np.bool_],
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS,
+    body: npt.NDArray[np.float32] | None = None,
+    contact: npt.NDArray[np.float32] | None = None,
 ) -> list[ThresholdScore]:
     """Score the validation canvas at several thresholds.
 
@@ -144,6 +151,10 @@ def sweep_thresholds(
         instances: (H, W) footprint instance ids.
         valid: (H, W) pixels that count.
         thresholds: Thresholds to try.
+        body: (H, W) body probabilities of a model with a body channel, or ``None``.
+        contact: (H, W) contact probabilities of a model with a contact channel, or
+            ``None``; with either, objects are split as prediction splits them
+            (:func:`geounet.vectorize.label_instances`).
 
     Returns:
         One score per threshold, in the order given.
@@ -155,6 +166,10 @@ def sweep_thresholds(
         counts = ConfusionCounts()
         for c in range(prob.shape[0]):
             counts = counts + confusion(pred[c], truth[c], valid)
-        objects = object_counts(pred[0], np.where(truth[0], instances, 0), valid)
+        if body is None and contact is None:
+            objects_pred: npt.NDArray[np.generic] = pred[0]
+        else:
+            objects_pred = label_instances(prob[0], valid, thr, contact=contact, body=body)[0]
+        objects = object_counts(objects_pred, np.where(truth[0], instances, 0), valid)
         scores.append(ThresholdScore(float(thr), counts, objects))
     return scores
