@@ -61,6 +61,8 @@ class SceneLayers:
         footprints: ``<stem>.buildings.gpkg`` of ``geounet predict`` (layer ``buildings``).
         objects: ``objects.gpkg`` of ``geounet evaluate`` (layer ``objects``, TP / FP / FN).
         tile_plan: Tile plan GeoPackage of ``geounet plan`` (layer ``tiles``).
+        name: The scene's layer group in a project of several scenes (e.g. its catalogue
+            id); default: the scene file's stem.
     """
 
     scene: Path
@@ -68,6 +70,7 @@ class SceneLayers:
     footprints: Path | None = None
     objects: Path | None = None
     tile_plan: Path | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -146,7 +149,7 @@ def project_xml(
     if not items:
         raise InputError("a QGIS project needs at least one scene")
     home = out.parent.resolve()
-    groups = [(s.scene.stem, _scene_layers(s, home)) for s in items]
+    groups = [(s.name or s.scene.stem, _scene_layers(s, home)) for s in items]
     first = groups[0][1][-1]  # the first scene's raster layer
     with rasterio.open(items[0].scene) as src:
         left, bottom, right, top = src.bounds
@@ -272,7 +275,7 @@ def _scene_layers(s: SceneLayers, home: Path) -> list[_Layer]:
         )
     layers.append(
         _Layer(
-            id=_layer_id("scene", s.scene),
+            id=_layer_id("scene", s.scene, s.name),
             name=s.scene.stem,
             kind="raster",
             provider="gdal",
@@ -371,9 +374,13 @@ def _metadata(identifier: str, title: str, abstract: str, crs: CRS) -> ET.Elemen
     return meta
 
 
-def _layer_id(kind: str, path: Path) -> str:
-    """A stable layer id: the kind and a short hash of the file's absolute path."""
-    digest = hashlib.sha1(str(path.resolve()).encode(), usedforsecurity=False).hexdigest()
+def _layer_id(kind: str, path: Path, group: str | None = None) -> str:
+    """A stable layer id: the kind and a short hash of the file's absolute path.
+
+    ``group`` (a scene's group name) keeps the ids apart when two groups show one file.
+    """
+    key = str(path.resolve()) if group is None else f"{group}\n{path.resolve()}"
+    digest = hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()
     return f"{kind}_{digest[:12]}"
 
 

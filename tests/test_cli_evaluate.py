@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +56,44 @@ def test_evaluate_and_summarise(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert json.loads(summary.read_text())["total"]["object_tp"] == 2
+
+
+def test_qgis_project_references_outputs_relatively(tmp_path: Path) -> None:
+    scene, truth, prob = make_inputs(tmp_path)
+    footprints = write_polygons(tmp_path / "f.gpkg", [px_box(3, 2, 13, 12)])
+    out = tmp_path / "eval"
+    args = [
+        "evaluate",
+        str(scene),
+        "--truth",
+        str(truth),
+        "--prob",
+        str(prob),
+        "--footprints",
+        str(footprints),
+        "--out-dir",
+        str(out),
+        "--name",
+        "kampala",
+        "--no-object-sweep",
+        "--qgis-project",
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "kampala.qgz" in result.output
+    with zipfile.ZipFile(out / "kampala.qgz") as zf:
+        text = zf.read("kampala.qgs").decode()
+    root = ET.fromstring(text.split("\n", 1)[1])
+    sources = [el.text for el in root.iter("datasource")]
+    assert sources == [
+        "./objects.gpkg|layername=objects",
+        "../f.gpkg|layername=buildings",
+        "../s.prob.tif",
+        "../s.tif",
+    ]
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "--overwrite" in again.output
+    assert runner.invoke(app, [*args, "--overwrite"]).exit_code == 0
 
 
 def test_missing_truth_is_a_one_line_error(tmp_path: Path) -> None:

@@ -54,10 +54,20 @@ def evaluate(
         str | None,
         typer.Option(help="Scene name in the report and summaries; default: the file name."),
     ] = None,
+    qgis_project: Annotated[
+        bool,
+        typer.Option(
+            "--qgis-project",
+            help="Also write <name or stem>.qgz in --out-dir: a QGIS project of the scene, "
+            "the given outputs and the TP / FP / FN footprints.",
+        ),
+    ] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing report.")] = False,
 ) -> None:
     """Score predictions against true footprints at pixel and object level (SpaceNet rule)."""
     from geounet.evaluate import evaluate_scene  # imported here: `geounet --help` stays fast
+    from geounet.qgis_project import SceneLayers, project_path, write_project
+    from geounet.raster import check_outputs
     from geounet.report import check_out_dir, headline_table, write_report
 
     console = Console()
@@ -65,6 +75,9 @@ def evaluate(
         if min_size_unit not in ("px", "m2"):
             raise InputError(f"--min-size-unit must be px or m2, got {min_size_unit!r}")
         check_out_dir(out_dir, overwrite)
+        project = project_path(out_dir, f"{name}.tif" if name else scene) if qgis_project else None
+        if project is not None:
+            check_outputs([project], overwrite)
         ev = evaluate_scene(
             scene,
             truth,
@@ -78,12 +91,17 @@ def evaluate(
             name=name,
         )
         paths = write_report(ev, out_dir, overwrite=overwrite)
+        if project is not None:
+            layers = SceneLayers(scene, prob, footprints, objects=paths.get("objects"))
+            write_project(project, layers)
     for warning in ev.report["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     console.print(headline_table(ev.report))
     console.print(f"report: {paths['html']}")
     if "objects" in paths:
         console.print(f"TP / FP / FN footprints (styled for QGIS): {paths['objects']}")
+    if project is not None:
+        console.print(f"QGIS project: {project}")
 
 
 @app.command()
