@@ -519,10 +519,15 @@ def _pixel_sweep_rows(
 
 
 def _best(rows: Sequence[dict[str, Any]]) -> dict[str, Any] | None:
-    """The row with the highest F1 (the lowest threshold among ties), or ``None``."""
+    """The row with the highest F1 (the lowest threshold among ties).
+
+    ``None`` when there are no rows or no threshold scores above F1 0 (e.g. no true
+    footprints): then no threshold is better than another.
+    """
     if not rows:
         return None
-    return max(rows, key=lambda r: (r["f1"], -r["threshold"]))
+    best = max(rows, key=lambda r: (r["f1"], -r["threshold"]))
+    return best if best["f1"] > 0 else None
 
 
 # ------------------------------------------------------------------------ object level

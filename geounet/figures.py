@@ -171,16 +171,17 @@ def pr_curve(
         p = np.array([row["precision"] for row in rows])
         ax.plot(r, p, "o-", color=colour, markersize=3, label=f"{name} level")
         best = max(rows, key=lambda row: (row["f1"], -row["threshold"]))
-        ax.plot(
-            best["recall"],
-            best["precision"],
-            "o",
-            ms=11,
-            mfc="none",
-            mec=colour,
-            mew=2,
-            label=f"{name} best F1 {best['f1']:.3f} at {best['threshold']:g}",
-        )
+        if best["f1"] > 0:  # F1 0 everywhere: no threshold is best
+            ax.plot(
+                best["recall"],
+                best["precision"],
+                "o",
+                ms=11,
+                mfc="none",
+                mec=colour,
+                mew=2,
+                label=f"{name} best F1 {best['f1']:.3f} at {best['threshold']:g}",
+            )
         if threshold is not None:
             here = [row for row in rows if abs(row["threshold"] - threshold) < 1e-9]
             if here:
@@ -223,5 +224,5 @@ def iou_histogram(best_iou: npt.ArrayLike, iou_threshold: float = 0.5) -> bytes:
     ax.set_xlabel("best IoU of each true footprint with any prediction")
     ax.set_ylabel("true footprints")
     ax.set_title(f"Per-object IoU (n = {v.size})")
-    ax.legend(loc="upper left", fontsize=8)
+    ax.legend(loc="best", fontsize=8)  # where it hides the fewest bars
     return _png(fig)

@@ -11,7 +11,8 @@ repaired, outside the scene); ``settings`` (threshold, iou_threshold, min_size,
 min_size_unit); ``warnings``; ``pixel`` (tp, fp, fn, tn, accuracy, sensitivity,
 specificity, precision, iou, f1, rule); ``objects`` (tp, fp, fn, iou_sum, precision,
 recall, f1, mean_iou, counts evaluated and ignored, rule, truth_best_iou); ``sweep``
-(thresholds, pixel rows and best_pixel, object rows and best_objects when computed);
+(thresholds, pixel rows and best_pixel, object rows and best_objects when computed;
+a best is null when F1 is 0 at every threshold, e.g. without true footprints);
 ``figures`` (file names).
 
 Beside the report, ``objects.gpkg`` holds the evaluated footprints as one layer ``objects``
@@ -313,12 +314,12 @@ def to_html(report: Mapping[str, Any], pngs: Mapping[str, bytes]) -> str:
     ]
     sweep_html = ""
     if sweep.get("pixel"):
-        best = sweep["best_pixel"]["threshold"]
+        best = (sweep.get("best_pixel") or {}).get("threshold")
         sweep_html += "<h3>Pixel level</h3>" + _sweep_table(
             sweep["pixel"], ["threshold", "precision", "recall", "iou", "f1"], best
         )
     if sweep.get("objects"):
-        best = sweep["best_objects"]["threshold"]
+        best = (sweep.get("best_objects") or {}).get("threshold")
         sweep_html += "<h3>Object level (raster polygonised at each threshold)</h3>" + (
             _sweep_table(
                 sweep["objects"],
@@ -326,6 +327,10 @@ def to_html(report: Mapping[str, Any], pngs: Mapping[str, bytes]) -> str:
                 best,
             )
         )
+    if (sweep.get("pixel") and not sweep.get("best_pixel")) or (
+        sweep.get("objects") and not sweep.get("best_objects")
+    ):
+        sweep_html += "<p class='sub'>F1 is 0 at every threshold: no threshold is best.</p>"
     if sweep.get("note"):
         sweep_html += f"<p class='sub'>{esc(sweep['note'])}</p>"
     if not sweep_html:
@@ -394,10 +399,13 @@ def headline_table(report: Mapping[str, Any]) -> Table:
         f"{ob['tp']} / {ob['fp']} / {ob['fn']}",
     )
     caption = "object IoU: mean IoU of the matched pairs"
-    best = report.get("sweep", {}).get("best_pixel")
+    sweep = report.get("sweep", {})
+    best = sweep.get("best_pixel")
     if best:
         caption += (
             f"; best pixel-F1 threshold on this scene: {best['threshold']:g} (F1 {best['f1']:.3f})"
         )
+    elif sweep.get("pixel"):
+        caption += "; no best pixel-F1 threshold (F1 0 at every threshold)"
     table.caption = caption
     return table

@@ -165,6 +165,24 @@ def test_empty_truth_and_empty_predictions_give_a_report(
     assert json.loads(paths["json"].read_text())["objects"]["f1"] == 0.0
 
 
+def test_empty_truth_has_no_best_threshold(data: dict[str, Path], tmp_path: Path) -> None:
+    from rich.console import Console
+
+    from geounet.report import headline_table
+
+    empty = write_polygons(tmp_path / "empty.gpkg", [])
+    ev = evaluate_scene(data["scene"], empty, prob=data["prob"], object_sweep=True)
+    sweep = ev.report["sweep"]
+    assert sweep["pixel"] and sweep["objects"]  # the sweep rows are kept, all F1 0
+    assert sweep["best_pixel"] is None and sweep["best_objects"] is None
+    paths = write_report(ev, tmp_path / "out")
+    assert json.loads(paths["json"].read_text())["sweep"]["best_pixel"] is None
+    assert "no threshold is best" in paths["html"].read_text()
+    console = Console(record=True, width=200)
+    console.print(headline_table(ev.report))
+    assert "no best pixel-F1" in console.export_text()
+
+
 def test_min_size_in_square_metres(data: dict[str, Path]) -> None:
     grid = read_grid(data["scene"])
     a = np.array([px_box(*TRUTH["A"])], dtype=object)
