@@ -148,7 +148,7 @@ def final_outputs(wildcards):
     ]
     reports = [f"results/{sid}/evaluation/report.json" for sid in scenes_with_truth()]
     summary = ["results/summary.json", "results/summary.csv"] if reports else []
-    return [*per_scene, *reports, "results/buildings.gpkg", *summary]
+    return [*per_scene, *reports, "results/buildings.gpkg", *summary, "results/summary.qgz"]
 
 
 def train_inputs(wildcards):
@@ -193,3 +193,32 @@ def predict_outputs(prefix):
     if SPLIT:
         outputs["split"] = f"{prefix}.split.tif"
     return outputs
+
+
+def qgis_project_inputs(wildcards):
+    """Every file the catalogue's QGIS project shows (the evaluation as its report.json,
+    written after objects.gpkg)."""
+    return {
+        "images": [str(s.image) for s in SCENES.values() if Path(s.image).is_file()],
+        "prob": [f"results/{sid}/{sid}.prob.tif" for sid in SCENES],
+        "footprints": [f"results/{sid}/{sid}.buildings.gpkg" for sid in SCENES],
+        "plans": [f"results/{sid}/{sid}.tiles.gpkg" for sid in SCENES],
+        "reports": [f"results/{sid}/evaluation/report.json" for sid in scenes_with_truth()],
+    }
+
+
+def qgis_project_options(wildcards):
+    """`--scene ID=IMAGE --prob ID=P ...` of `geounet qgis-project` for every scene, quoted;
+    `--objects` only for the scenes with truth."""
+    opts = []
+    for sid, scene in SCENES.items():
+        files = [
+            ("--scene", str(scene.image)),
+            ("--prob", f"results/{sid}/{sid}.prob.tif"),
+            ("--footprints", f"results/{sid}/{sid}.buildings.gpkg"),
+            ("--plan", f"results/{sid}/{sid}.tiles.gpkg"),
+        ]
+        if scene.truth is not None:
+            files.append(("--objects", f"results/{sid}/evaluation/objects.gpkg"))
+        opts += [f"{flag} {shlex.quote(f'{sid}={path}')}" for flag, path in files]
+    return " ".join(opts)

@@ -3,7 +3,9 @@
 #          the scenes with truth.
 # Outputs: results/buildings.gpkg (all footprints, with a scene_id column, in the first
 #          scene's CRS); results/summary.json and summary.csv (one row per evaluated
-#          scene and micro-averaged totals; only when some scene has truth).
+#          scene and micro-averaged totals; only when some scene has truth);
+#          results/summary.qgz (a QGIS project: one layer group per scene with its image,
+#          probability, footprints, tile plan and, where it has truth, TP / FP / FN).
 
 
 rule merge_footprints:
@@ -40,4 +42,22 @@ rule summarise:
         "results/benchmarks/summarise.tsv"
     shell:
         "geounet summarise {input.reports:q} --out {output.json:q} --csv {output.csv:q}"
+        " --overwrite > {log:q} 2>&1"
+
+
+rule qgis_project:
+    input:
+        unpack(qgis_project_inputs),
+    output:
+        project="results/summary.qgz",
+    params:
+        layers=qgis_project_options,
+    conda:
+        "envs/geounet.yaml"
+    log:
+        "results/logs/qgis_project.log",
+    benchmark:
+        "results/benchmarks/qgis_project.tsv"
+    shell:
+        "geounet qgis-project --out {output.project:q} {params.layers}"
         " --overwrite > {log:q} 2>&1"

@@ -5,6 +5,8 @@ import os
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
+import zipfile
 from pathlib import Path
 
 import geopandas as gpd
@@ -148,6 +150,28 @@ def test_workflow_end_to_end(project: Path) -> None:
         for row in rows:
             assert 0.0 <= row[key] <= 1.0, (key, row)
     assert (results / "summary.csv").read_text().startswith("scene,")
+    # one QGIS project of the catalogue: a group per scene, files by relative path
+    with zipfile.ZipFile(results / "summary.qgz") as zf:
+        root = ET.fromstring(zf.read("summary.qgs").decode().split("\n", 1)[1])
+    groups = {
+        g.get("name"): [n.get("source") for n in g.iter("layer-tree-layer")]
+        for g in root.findall("layer-tree-group/layer-tree-group")
+    }
+    assert list(groups) == ["crop_a", "crop_b"]
+    assert groups["crop_a"] == [
+        "./crop_a/evaluation/objects.gpkg|layername=objects",
+        "./crop_a/crop_a.buildings.gpkg|layername=buildings",
+        "./crop_a/crop_a.tiles.gpkg|layername=tiles",
+        "./crop_a/crop_a.prob.tif",
+        "../scenes/area a.tif",
+    ]
+    assert groups["crop_b"] == [
+        "./crop_b/crop_b.buildings.gpkg|layername=buildings",
+        "./crop_b/crop_b.tiles.gpkg|layername=tiles",
+        "./crop_b/crop_b.prob.tif",
+        "../scenes/b.tif",
+    ]
+    assert (results / "benchmarks" / "qgis_project.tsv").is_file()
     merged = gpd.read_file(results / "buildings.gpkg", layer="buildings")
     assert merged.crs.to_epsg() == 3857
     assert set(merged["scene_id"]) <= {"crop_a", "crop_b"}
