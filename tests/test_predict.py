@@ -182,3 +182,41 @@ def test_split_channels_stay_internal_or_are_kept_for_vectorize(
     now = gpd.read_file(full.footprints)
     assert len(later) == len(now) > 0
     assert later.geometry.union_all().symmetric_difference(now.geometry.union_all()).area < 1e-9
+
+
+def test_split_is_the_same_in_one_tile_or_many(tmp_path: Path) -> None:
+    """Touching roofs are split identically whatever the tiling (a pointwise model)."""
+    from rasterio.transform import from_origin
+
+    from geounet.train.weights import body_map
+    from geounet.vectorize import vectorize
+
+    inst = np.zeros((70, 90), dtype=np.int64)
+    inst[5:25, 5:25], inst[5:25, 25:45] = 1, 2  # two roofs sharing a wall
+    inst[35:65, 50:60] = inst[55:65, 60:85] = 3  # an L-shaped roof
+    building = np.where(inst > 0, 230, 20).astype(np.uint8)
+    body = (body_map(inst, erosion=3.0) * 230).astype(np.uint8)
+    scene = tmp_path / "roofs.tif"
+    profile = {
+        "driver": "GTiff", "height": 70, "width": 90, "count": 3, "dtype": "uint8",
+        "crs": "EPSG:32636", "transform": from_origin(500000.0, 40000.0, 0.15, 0.15),
+    }  # fmt: skip
+    with rasterio.open(scene, "w", **profile) as dst:
+        dst.write(np.stack([building, body, np.zeros_like(body)]))
+
+    def pointwise(images: np.ndarray) -> np.ndarray:
+        return images.astype(np.float32) / 255.0  # building, body, contact
+
+    names = ("building", "body", "contact")
+    results = []
+    for tile, overlap in [(16, 4), (32, 8), (128, 0)]:
+        path = tmp_path / f"p{tile}.tif"
+        with rasterio.open(scene) as src:
+            plan = plan_tiles(src.height, src.width, tile, overlap, 0, multiple=16)
+            predict_to_raster(src, [1, 2, 3], plan, pointwise, path, 3, class_names=names)
+        split = (path, {"body": 2, "contact": 3})
+        results.append(vectorize(path, 0.5, 0.5, 0, split=split))  # no simplification
+    for gdf in results:
+        assert len(gdf) == 3, "the two roofs are split, the L stays whole"
+        for a, b in zip(results[0].geometry, gdf.geometry, strict=True):
+            assert a.symmetric_difference(b).area < 1e-9
