@@ -18,6 +18,10 @@ from geounet.errors import CheckpointError
 Architecture = Literal["unet", "smp-unet"]
 Upsampling = Literal["transpose", "bilinear"]
 
+SMP_DECODER_CHANNELS = (256, 128, 64, 32, 16)
+"""Decoder widths of ``smp-unet``, coarsest first (smp's defaults); depth ``d`` uses the
+first ``d``."""
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -27,8 +31,10 @@ class ModelConfig:
         arch: ``unet`` (the classic U-Net) or ``smp-unet`` (segmentation_models_pytorch U-Net).
         in_channels: Number of input bands.
         classes: Number of output channels (logits).
-        depth: Number of max-pool levels of the classic U-Net (or encoder depth for smp).
-        base_width: Channels of the first level; doubles at each level (classic U-Net).
+        depth: Number of down-sampling levels: max-pools of the classic U-Net, or the
+            encoder depth of ``smp-unet`` (1 to 5; its decoder has one stage per level).
+        base_width: Channels of the first level; doubles at each level (classic U-Net only;
+            ``smp-unet`` uses smp's decoder widths 256, 128, 64, 32, 16, cut to ``depth``).
         upsampling: ``transpose`` (2x2 transposed convolution, as in the paper) or ``bilinear``.
         dropout: Dropout probability before the bottleneck's convolutions (0 disables it).
         batch_norm: Whether each 3x3 convolution is followed by batch normalisation.
@@ -58,7 +64,7 @@ class ModelConfig:
     @property
     def size_multiple(self) -> int:
         """Input height and width must be multiples of this (2**depth)."""
-        return 2 ** (self.depth if self.arch == "unet" else 5)
+        return 2**self.depth
 
 
 class DoubleConv(nn.Sequential):
@@ -168,24 +174,33 @@ def build_model(cfg: ModelConfig) -> nn.Module:
         The network (never with downloaded weights: smp encoders use ``encoder_weights=None``).
 
     Raises:
-        CheckpointError: If the architecture or encoder is unknown.
+        CheckpointError: If the architecture or encoder is unknown, or the encoder does
+            not support the depth.
     """
     if cfg.arch == "unet":
         return UNet(cfg)
     if cfg.arch == "smp-unet":
         import segmentation_models_pytorch as smp
 
+        if not 1 <= cfg.depth <= len(SMP_DECODER_CHANNELS):
+            raise CheckpointError(f"smp-unet has depth 1 to 5, got {cfg.depth}; try depth 5")
         try:
             model: nn.Module = smp.Unet(
                 encoder_name=cfg.encoder_name,
-                encoder_depth=5,
+                encoder_depth=cfg.depth,
                 encoder_weights=None,
+                decoder_channels=SMP_DECODER_CHANNELS[: cfg.depth],
                 in_channels=cfg.in_channels,
                 classes=cfg.classes,
             )
-        except (KeyError, ValueError) as exc:
+        except KeyError as exc:
             raise CheckpointError(
                 f"unknown encoder {cfg.encoder_name!r}; try resnet18, resnet34, mobilenet_v2"
+            ) from exc
+        except ValueError as exc:  # e.g. an encoder that does not support this depth
+            raise CheckpointError(
+                f"cannot build smp-unet with encoder {cfg.encoder_name!r} at depth "
+                f"{cfg.depth} ({exc}); try depth 5"
             ) from exc
         return model
     raise CheckpointError(f"unknown architecture {cfg.arch!r}; use unet or smp-unet")

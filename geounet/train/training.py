@@ -52,7 +52,7 @@ class TrainConfig:
             class); ``None`` trains one ``building`` channel.
         arch: ``unet`` or ``smp-unet``.
         encoder: smp encoder name (``resnet18``...) for ``smp-unet``.
-        depth: Levels of the classic U-Net.
+        depth: U-Net levels (max-pools of the classic U-Net, encoder depth 1-5 of smp-unet).
         width: Base width of the classic U-Net.
         upsampling: ``transpose`` or ``bilinear``.
         dropout: Dropout before the bottleneck.
