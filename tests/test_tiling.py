@@ -52,10 +52,19 @@ def test_plan_covers_every_pixel_with_positive_weight(
     plan = plan_tiles(h, w, tile, overlap, border, multiple=16)
     assert plan.tile_height % 16 == 0 and plan.tile_width % 16 == 0
     assert plan.tile_height <= tile and plan.tile_width <= tile
+    axes = [(h, plan.row_starts, plan.tile_height), (w, plan.col_starts, plan.tile_width)]
+    for length, starts, size in axes:
+        span = length + 2 * border  # the scene plus its mirrored border on both sides
+        assert starts[0] == -border
+        if span >= size:
+            # no window reaches past the scene plus its mirrored border
+            assert all(-border <= s and s + size <= length + border for s in starts)
+        else:
+            # shorter than one tile: one tile, padded past the border by less than `multiple`
+            assert starts == (-border,) and size - span < 16
     for t in plan:
-        # windows stay within the scene plus its mirrored border
-        assert -border <= t.row and t.row_stop <= max(h + border, t.row + plan.tile_height)
-        assert -border <= t.col
+        assert t.row in plan.row_starts and t.row_stop == t.row + plan.tile_height
+        assert t.col in plan.col_starts and t.col_stop == t.col + plan.tile_width
     rows = coverage_weights_1d(h, plan.row_starts, plan.tile_height, overlap)
     cols = coverage_weights_1d(w, plan.col_starts, plan.tile_width, overlap)
     assert (rows > 0).all() and (cols > 0).all()
