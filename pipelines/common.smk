@@ -62,13 +62,76 @@ def model_card():
         return None
 
 
-CARD = model_card()
+SPLIT_CHANNELS = {"body", "contact"}
+"""Output channels that split touching buildings (predict keeps them for vectorise)."""
+
+
+def train_option(name):
+    """A `geounet train` option of the config (`contact_radius` or `contact-radius`)."""
+    options = config["train"].get("options") or {}
+    return {key.replace("-", "_"): value for key, value in options.items()}.get(name)
+
+
+def trained_model_splits():
+    """Whether the model trained first has body/contact channels: `geounet train` adds
+    them for --body-erosion > 0 and --contact-radius > 0."""
+    splits = False
+    for name in ("body_erosion", "contact_radius"):
+        value = train_option(name)
+        try:
+            splits |= float(value or 0) > 0
+        except ValueError:
+            raise WorkflowError(f"train option {name}: {value!r} is not a number") from None
+    return splits
+
+
+if config["train"]:
+    # The trained model's card exists only once `train` ran: its threshold is read then
+    # (card_threshold); its split channels follow from the training options.
+    CARD = None
+    SPLIT = trained_model_splits()
+else:
+    CARD = model_card()
+    # Models with body/contact channels split touching buildings.
+    SPLIT = CARD is not None and bool(SPLIT_CHANNELS & set(CARD.class_names))
 # The footprint threshold: the config's, else the one the model card chose on validation data.
 THRESHOLD = config["threshold"] if config["threshold"] is not None else (
     CARD.threshold if CARD else 0.5
 )
-# Models with body/contact channels split touching buildings; predict keeps them for vectorise.
-SPLIT = CARD is not None and bool({"body", "contact"} & set(CARD.class_names))
+
+
+def trained_card():
+    """The card of the model trained first. `train` is a checkpoint: until it has run this
+    raises, and the jobs whose input functions call it wait for it and are re-evaluated."""
+    checkpoints.train.get()
+    card = model_card()
+    if card is None:
+        raise WorkflowError(f"{TRAINED_MODEL} is not a readable geounet checkpoint")
+    if bool(SPLIT_CHANNELS & set(card.class_names)) != SPLIT:
+        raise WorkflowError(
+            f"{TRAINED_MODEL} has output channels {', '.join(card.class_names)} but the "
+            f"config's train options (body_erosion, contact_radius) "
+            f"{'ask for' if SPLIT else 'do not ask for'} body/contact channels; delete "
+            "results/model/ to re-train it with them"
+        )
+    return card
+
+
+def card_input(wildcards):
+    """The trained model, for the rules whose params read its card (nothing without
+    training: the card was read when the workflow was parsed)."""
+    if config["train"]:
+        trained_card()
+        return [TRAINED_MODEL]
+    return []
+
+
+def card_threshold(wildcards):
+    """The footprint threshold: the config's, else the model card's (the trained model's
+    once it exists; its rules take card_input as an input)."""
+    if config["train"] and config["threshold"] is None:
+        return trained_card().threshold
+    return THRESHOLD
 
 
 def model_input(wildcards):
@@ -96,15 +159,6 @@ def tiling_options(wildcards):
 def resample_option(wildcards):
     """`--resample` or `--no-resample`: plan and predict must agree on it."""
     return "--resample" if config["resample"] else "--no-resample"
-
-
-def dask_options(wildcards, resources):
-    """Dask execution of `geounet predict` from resources (profiles or --set-resources)."""
-    opts = [f"--workers {int(resources.get('dask_workers', 1))}"]
-    scheduler = resources.get("dask_scheduler")
-    if scheduler:
-        opts.append(f"--scheduler {shlex.quote(str(scheduler))}")
-    return " ".join(opts)
 
 
 def scene_image(wildcards):

@@ -1,6 +1,7 @@
 # Stage 4, evaluate (scenes whose catalogue entry gives truth): pixel and object scores.
 # Inputs:  the scene image and truth, results/{scene}/{scene}.prob.tif and
-#          .buildings.gpkg, config threshold and evaluation (iou, min_size, unit).
+#          .buildings.gpkg, config threshold (or the model card's; a trained model's is read
+#          once it exists) and evaluation (iou, min_size, unit).
 # Outputs: results/{scene}/evaluation/report.json and report.html (+ figures).
 
 
@@ -10,6 +11,7 @@ rule evaluate:
         truth=scene_truth_input,
         prob="results/{scene}/{scene}.prob.tif",
         footprints="results/{scene}/{scene}.buildings.gpkg",
+        model=card_input,
     output:
         report="results/{scene}/evaluation/report.json",
         html="results/{scene}/evaluation/report.html",
@@ -17,7 +19,7 @@ rule evaluate:
         image=scene_image,
         truth=scene_truth,
         out_dir="results/{scene}/evaluation",
-        threshold=THRESHOLD,
+        threshold=card_threshold,
         iou=config["evaluation"]["iou"],
         min_size=config["evaluation"]["min_size"],
         unit=config["evaluation"]["min_size_unit"],

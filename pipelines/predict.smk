@@ -18,10 +18,11 @@ rule predict:
         model=model_option,
         resample=resample_option,
         out_dir=lambda wildcards, output: os.path.dirname(output.prob),
-        dask=dask_options,
     threads: 1
     resources:
+        # geounet predict --workers / --scheduler ("" = none): set them in the profile
         dask_workers=1,
+        dask_scheduler="",
     conda:
         "envs/geounet.yaml"
     log:
@@ -30,5 +31,6 @@ rule predict:
         "results/{scene}/benchmarks/predict.tsv"
     shell:
         "OMP_NUM_THREADS={threads} geounet predict {params.image:q} --plan {input.plan:q}"
-        " {params.model} {params.resample} {params.dask} --out-dir {params.out_dir:q}"
+        " {params.model} {params.resample} --workers {resources.dask_workers}"
+        " --scheduler={resources.dask_scheduler:q} --out-dir {params.out_dir:q}"
         " --name {wildcards.scene:q} --no-footprints --overwrite --quiet > {log:q} 2>&1"

@@ -8,6 +8,13 @@
 #          probability, footprints, tile plan and, where it has truth, TP / FP / FN).
 
 
+# Cheap steps over the whole catalogue: run by Snakemake itself, not submitted to a cluster.
+localrules:
+    merge_footprints,
+    summarise,
+    qgis_project,
+
+
 rule merge_footprints:
     input:
         footprints=expand("results/{scene}/{scene}.buildings.gpkg", scene=list(SCENES)),

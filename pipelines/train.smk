@@ -1,9 +1,10 @@
 # Stage 0 (only when the config's `train` is set): train the model the workflow maps with.
 # Inputs:  config train.images (scenes) and train.labels (footprints).
 # Outputs: results/model/model.safetensors (used by every later stage instead of `model`).
+# A checkpoint: the rules that read its card (threshold) are re-evaluated once it has run.
 
 
-rule train:
+checkpoint train:
     input:
         unpack(train_inputs),
     output:

@@ -1,7 +1,7 @@
 # Stage 3, vectorise: building footprint polygons from each probability raster.
 # Inputs:  results/{scene}/{scene}.prob.tif (+ .split.tif for models with body/contact
 #          channels: touching buildings are split there), config threshold/min_area/
-#          simplify/regularize.
+#          simplify/regularize; a trained model's card for its threshold.
 # Outputs: results/{scene}/{scene}.buildings.gpkg (layer `buildings`: id, area_m2,
 #          confidence).
 
@@ -10,10 +10,11 @@ rule vectorise:
     input:
         unpack(split_input),
         prob="results/{scene}/{scene}.prob.tif",
+        model=card_input,
     output:
         footprints="results/{scene}/{scene}.buildings.gpkg",
     params:
-        threshold=THRESHOLD,
+        threshold=card_threshold,
         min_area=config["min_area"],
         simplify=config["simplify"],
         regularize="--regularize" if config["regularize"] else "--no-regularize",

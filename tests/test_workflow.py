@@ -15,6 +15,7 @@ import rasterio
 import yaml
 from rasterio.windows import Window
 
+from geounet.checkpoint import read_card
 from tests.conftest import SAMPLE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,6 +107,36 @@ def test_train_first_when_the_config_asks(project: Path) -> None:
         in out
     )
     assert "--model results/model/model.safetensors" in out
+
+
+@pytest.mark.slow
+def test_training_first_settles_in_one_run(project: Path) -> None:
+    """The trained model's card (threshold, split channels) reaches vectorise and evaluate
+    in the run that trains it, so a second run has nothing to do."""
+    (project / "scenes" / "one.csv").write_text(
+        "scene_id,image,truth\ncrop_a,area a.tif,truth.gpkg\n"
+    )
+    config = [
+        "--config",
+        "catalogue=scenes/one.csv",
+        "train={images: ['scenes/area a.tif'], labels: [scenes/truth.gpkg], options: {"
+        "epochs: 1, steps_per_epoch: 2, chip_size: 64, batch_size: 2, depth: 2, width: 4,"
+        " augment: false, val_fraction: 0.3, contact_radius: 2, workers: 0}}",
+    ]
+    result = snakemake("--cores", "2", *config, cwd=project)
+    results = project / "results"
+    logs = "".join(f"\n{p}:\n{p.read_text()[-1500:]}" for p in results.glob("**/logs/*.log"))
+    assert result.returncode == 0, result.stderr[-3000:] + logs
+    out = result.stdout + result.stderr
+    card = read_card(results / "model" / "model.safetensors")
+    assert "contact" in card.class_names
+    for rule in ("vectorize", "evaluate"):
+        line = next(x for x in out.splitlines() if f"geounet {rule} " in x)
+        assert f"--threshold {card.threshold} " in line, line
+    assert "--split results/crop_a/crop_a.split.tif" in out
+    again = snakemake("-n", "--cores", "2", *config, cwd=project)
+    assert again.returncode == 0, again.stderr
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout + again.stderr
 
 
 @pytest.mark.slow
