@@ -19,16 +19,24 @@ def read_prob(path: Path) -> tuple[np.ndarray, np.ndarray]:
         return src.read(1).astype(np.float64) * scale, src.read_masks(1) > 0
 
 
-@pytest.mark.parametrize(("h", "w"), [(45, 67), (1, 1), (1, 90), (200, 31)])
+@pytest.mark.parametrize(("h", "w"), [(45, 67), (1, 1), (1, 90), (200, 31), (515, 33)])
 def test_output_is_georeferenced_on_the_scene_grid(
     make_scene: MakeScene, tiny_model: Path, tmp_path: Path, h: int, w: int
 ) -> None:
-    scene = make_scene(height=h, width=w)
+    yy, xx = np.mgrid[0:h, 0:w]
+    alpha = np.where((3 * yy + xx) % 7 == 3, 0, 255)  # scattered no-data pixels
+    alpha[h // 4 : h // 2, w // 3 : 2 * w // 3] = 0  # and a no-data block
+    scene = make_scene(height=h, width=w, alpha=alpha)
     res = predict_scene(scene, tmp_path / "out", tiny_model, PredictOptions(tile=64, overlap=16))
     with rasterio.open(scene) as s, rasterio.open(res.probability) as p:
         assert p.crs == s.crs and p.transform == s.transform and p.shape == s.shape
         assert p.count == 1 and p.dtypes[0] == "uint8"
         assert p.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+        # the output's no-data mask is the scene's (its alpha band), pixel for pixel
+        np.testing.assert_array_equal(p.read_masks(1), s.dataset_mask())
+        assert (p.read(1)[s.dataset_mask() == 0] == 0).all()
+        if max(h, w) > 512:  # larger than one 512 px COG block: internal overviews
+            assert p.overviews(1)
     fp = gpd.read_file(res.footprints, layer="buildings")
     assert fp.crs == gpd.read_file(res.footprints).crs
     assert res.footprints.name == f"{scene.stem}.buildings.gpkg"
