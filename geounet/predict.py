@@ -67,7 +67,7 @@ class PredictOptions:
         precision: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
         threshold: Footprint probability threshold.
         min_area_m2: Smallest footprint kept, in square metres.
-        simplify_px: Footprint simplification tolerance, in scene pixels.
+        simplify_m: Footprint simplification tolerance, in ground metres (0 disables it).
         resample: Resample scenes whose pixel size differs from the model's.
         float32: Store probabilities as float32 instead of uint8 (value / 255).
         bands: 1-based scene bands to use, in the model's order.
@@ -91,7 +91,7 @@ class PredictOptions:
     precision: str = "auto"
     threshold: float | None = None
     min_area_m2: float = 2.0
-    simplify_px: float = 0.75
+    simplify_m: float = 0.11
     resample: bool = True
     float32: bool = False
     bands: list[int] | None = None
@@ -289,7 +289,7 @@ def predict_scene(
                         final_tmp,
                         threshold,
                         opts.min_area_m2,
-                        opts.simplify_px,
+                        opts.simplify_m,
                         advance=done_rows,
                         regularize=opts.regularize,
                         split=(work_tmp, split_bands) if split_bands else None,

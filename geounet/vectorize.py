@@ -190,7 +190,7 @@ def vectorize(
     prob_path: str | Path,
     threshold: float = 0.5,
     min_area_m2: float = 2.0,
-    simplify_px: float = 0.75,
+    simplify_m: float = 0.11,
     strip_rows: int = 2048,
     advance: Callable[[int], None] | None = None,
     regularize: bool = False,
@@ -206,7 +206,10 @@ def vectorize(
             no data marked by its mask.
         threshold: Probability at or above which a pixel is a building.
         min_area_m2: Footprints (and holes) smaller than this, in square metres, are dropped.
-        simplify_px: Simplification tolerance in pixels (0 disables simplification).
+        simplify_m: Simplification tolerance in ground metres (Douglas-Peucker, topology
+            preserved; 0 disables it). The default, 0.11 m, is 0.75 px at the bundled
+            model's 0.149 m pixels, above the 0.71 px (1/sqrt(2)) needed to smooth the
+            pixel staircase of 45 degree edges.
         strip_rows: Rows read per strip (bounds memory to strip_rows x width).
         advance: Called with the number of rows done after each strip (progress).
         regularize: Square the footprints (edges aligned to right angles, with
@@ -266,8 +269,9 @@ def vectorize(
                 advance(bottom - top)
     pieces = [p for p in pieces if p.pixels >= min_pixels]
     geoms = [fill_small_holes(p.geometry, min_pixels) for p in pieces]
-    if simplify_px > 0:
-        geoms = [g.simplify(simplify_px, preserve_topology=True) for g in geoms]
+    if simplify_m > 0:  # geometries are still in pixel coordinates here
+        tolerance_px = simplify_m / px_m
+        geoms = [g.simplify(tolerance_px, preserve_topology=True) for g in geoms]
     a = transform
     matrix = [a.a, a.b, a.d, a.e, a.c, a.f]
     geoms = [shapely.affinity.affine_transform(g, matrix) for g in geoms]

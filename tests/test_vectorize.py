@@ -4,8 +4,9 @@ import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
+import shapely
 from rasterio.transform import from_origin
-from shapely.geometry import box
+from shapely.geometry import Polygon, box
 
 from geounet.errors import InputError
 from geounet.vectorize import LAYER, split_bands, vectorize, write_footprints
@@ -13,7 +14,9 @@ from geounet.vectorize import LAYER, split_bands, vectorize, write_footprints
 RES = 0.5
 
 
-def write_prob(path: Path, prob: np.ndarray, valid: np.ndarray | None = None) -> Path:
+def write_prob(
+    path: Path, prob: np.ndarray, valid: np.ndarray | None = None, res: float = RES
+) -> Path:
     h, w = prob.shape
     profile = {
         "driver": "GTiff",
@@ -22,7 +25,7 @@ def write_prob(path: Path, prob: np.ndarray, valid: np.ndarray | None = None) ->
         "count": 1,
         "dtype": "uint8",
         "crs": "EPSG:32636",
-        "transform": from_origin(500000.0, 40000.0, RES, RES),
+        "transform": from_origin(500000.0, 40000.0, res, res),
     }
     with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
         dst.write(np.rint(prob * 255).astype(np.uint8), 1)
@@ -43,7 +46,7 @@ def known_mask() -> np.ndarray:
 
 def test_known_mask_gives_known_polygons(tmp_path: Path) -> None:
     path = write_prob(tmp_path / "p.tif", known_mask())
-    gdf = vectorize(path, threshold=0.5, min_area_m2=0.1, simplify_px=0)
+    gdf = vectorize(path, threshold=0.5, min_area_m2=0.1, simplify_m=0)
     assert gdf.crs.to_epsg() == 32636
     assert list(gdf.columns) == ["id", "area_m2", "confidence", "geometry"]
     assert len(gdf) == 3
@@ -63,10 +66,34 @@ def test_small_holes_and_objects_dropped(tmp_path: Path) -> None:
     prob = known_mask()
     prob[0, 49] = 1.0  # a one-pixel speck
     path = write_prob(tmp_path / "p.tif", prob)
-    gdf = vectorize(path, threshold=0.5, min_area_m2=5.0, simplify_px=0)
+    gdf = vectorize(path, threshold=0.5, min_area_m2=5.0, simplify_m=0)
     # the 16-pixel hole (4 m2) is filled, the speck (0.25 m2) dropped, 25 m2 square kept
     assert len(gdf) == 3
     assert all(len(g.interiors) == 0 for g in gdf.geometry)
+
+
+def test_simplification_tolerance_is_in_ground_metres(tmp_path: Path) -> None:
+    prob = np.zeros((40, 40), dtype=np.float32)
+    for i in range(30):
+        prob[5 + i, 5 : 6 + i] = 1.0  # a right triangle with a pixel-staircase hypotenuse
+
+    def outline(res: float, simplify_m: float) -> Polygon:
+        """The footprint at pixel size ``res``, in pixel coordinates."""
+        path = write_prob(tmp_path / f"p{res}.tif", prob, res=res)
+        g = vectorize(path, 0.5, min_area_m2=0, simplify_m=simplify_m).geometry[0]
+        to_px = [1 / res, 0, 0, -1 / res, -500000.0 / res, 40000.0 / res]
+        return shapely.affinity.affine_transform(g, to_px)
+
+    raw = outline(0.5, 0)
+    for k in (0.5, 0.75, 2.0):  # a tolerance of k pixels, in metres, whatever the pixel size
+        shapes = [outline(res, k * res) for res in (0.05, 0.149, 0.5)]
+        for other in shapes[1:]:
+            assert other.symmetric_difference(shapes[0]).area < 1e-6 * raw.area
+    # the default (0.11 m) smooths the staircase at the bundled model's 0.149 m
+    assert len(outline(0.149, 0.11).exterior.coords) < 6 < len(raw.exterior.coords)
+    # one tolerance in metres smooths the staircase of fine pixels, not of coarse ones
+    assert len(outline(0.05, 0.2).exterior.coords) < 6
+    assert outline(0.5, 0.2).equals(raw)
 
 
 @pytest.mark.parametrize(("strip_rows", "halo"), [(1, 1), (3, 2), (7, 256), (13, 5), (1000, 1)])
@@ -76,8 +103,8 @@ def test_strips_give_the_same_footprints_as_one_pass(
     rng = np.random.default_rng(3)
     prob = (rng.random((60, 70)) > 0.45).astype(np.float32)
     path = write_prob(tmp_path / "p.tif", prob)
-    one = vectorize(path, 0.5, min_area_m2=0, simplify_px=0, strip_rows=10_000)
-    many = vectorize(path, 0.5, min_area_m2=0, simplify_px=0, strip_rows=strip_rows, halo_rows=halo)
+    one = vectorize(path, 0.5, min_area_m2=0, simplify_m=0, strip_rows=10_000)
+    many = vectorize(path, 0.5, min_area_m2=0, simplify_m=0, strip_rows=strip_rows, halo_rows=halo)
     assert len(one) == len(many)
     assert one.geometry.union_all().symmetric_difference(many.geometry.union_all()).area < 1e-6
     np.testing.assert_allclose(sorted(one.area_m2), sorted(many.area_m2), rtol=1e-9)
@@ -88,7 +115,7 @@ def test_nodata_is_never_a_building(tmp_path: Path) -> None:
     valid = np.zeros((20, 20), dtype=bool)
     valid[:, :10] = True
     path = write_prob(tmp_path / "p.tif", prob, valid)
-    gdf = vectorize(path, 0.5, min_area_m2=0, simplify_px=0)
+    gdf = vectorize(path, 0.5, min_area_m2=0, simplify_m=0)
     assert len(gdf) == 1
     assert gdf.area_m2[0] == pytest.approx(200 * RES * RES, rel=2e-3)
 
@@ -116,8 +143,8 @@ def test_regularize_squares_a_staircase_outline(tmp_path: Path) -> None:
     rect = affinity.rotate(box(10, 10, 40, 26), 20, origin="centroid")
     mask = rasterize([rect], out_shape=(50, 50)).astype(np.float32)
     path = write_prob(tmp_path / "p.tif", mask)
-    raw = vectorize(path, 0.5, min_area_m2=1, simplify_px=0)
-    reg = vectorize(path, 0.5, min_area_m2=1, simplify_px=0, regularize=True)
+    raw = vectorize(path, 0.5, min_area_m2=1, simplify_m=0)
+    reg = vectorize(path, 0.5, min_area_m2=1, simplify_m=0, regularize=True)
     assert len(raw) == len(reg) == 1
     ring = np.asarray(reg.geometry[0].exterior.coords)[:-1]
     assert len(ring) < len(raw.geometry[0].exterior.coords) / 4
@@ -156,8 +183,8 @@ def test_watershed_splits_touching_roofs_only_at_contacts(tmp_path: Path) -> Non
     prob, contact = touching_roofs()
     prob_path = write_prob(tmp_path / "p.tif", prob)
     aux = write_two_band(tmp_path / "aux.tif", prob, contact)
-    merged = vectorize(prob_path, 0.5, min_area_m2=1, simplify_px=0)
-    split = vectorize(prob_path, 0.5, min_area_m2=1, simplify_px=0, split=(aux, {"contact": 2}))
+    merged = vectorize(prob_path, 0.5, min_area_m2=1, simplify_m=0)
+    split = vectorize(prob_path, 0.5, min_area_m2=1, simplify_m=0, split=(aux, {"contact": 2}))
     assert len(merged) == 2, "connectivity alone merges the two squares"
     assert len(split) == 3, "the contact channel separates them; the L stays whole"
     areas = sorted(split.area_m2 / (RES * RES))
@@ -171,7 +198,7 @@ def test_watershed_strips_equal_one_pass(tmp_path: Path, strip_rows: int, halo: 
     prob, contact = touching_roofs()
     prob_path = write_prob(tmp_path / "p.tif", prob)
     aux = write_two_band(tmp_path / "aux.tif", prob, contact)
-    kw = {"min_area_m2": 1, "simplify_px": 0, "split": (aux, {"contact": 2})}
+    kw = {"min_area_m2": 1, "simplify_m": 0, "split": (aux, {"contact": 2})}
     one = vectorize(prob_path, 0.5, strip_rows=1000, **kw)  # type: ignore[arg-type]
     many = vectorize(prob_path, 0.5, strip_rows=strip_rows, halo_rows=halo, **kw)  # type: ignore[arg-type]
     assert len(one) == len(many) == 3
@@ -195,12 +222,12 @@ def test_watershed_grows_one_footprint_per_body(tmp_path: Path) -> None:
     prob, body = bodies_of_touching_roofs()
     prob_path = write_prob(tmp_path / "p.tif", prob)
     aux = write_two_band(tmp_path / "aux.tif", prob, body)
-    split = vectorize(prob_path, 0.5, min_area_m2=1, simplify_px=0, split=(aux, {"body": 2}))
+    split = vectorize(prob_path, 0.5, min_area_m2=1, simplify_m=0, split=(aux, {"body": 2}))
     assert len(split) == 3, "two bodies split the squares; the L has one body and stays whole"
     areas = sorted(split.area_m2 / (RES * RES))
     np.testing.assert_allclose(areas, [144, 144, 84 + 84], rtol=0.05)
     assert split.union_all().area == pytest.approx(vectorize(prob_path, 0.5, min_area_m2=1,
-        simplify_px=0).union_all().area)  # fmt: skip
+        simplify_m=0).union_all().area)  # fmt: skip
 
 
 def test_split_bands_reads_channel_names(tmp_path: Path) -> None:

@@ -75,8 +75,11 @@ def predict(
         float, typer.Option("--min-area", help="Smallest footprint kept, in m2.")
     ] = 2.0,
     simplify: Annotated[
-        float, typer.Option(help="Footprint simplification tolerance, in scene pixels (0 = off).")
-    ] = 0.75,
+        float,
+        typer.Option(
+            min=0.0, help="Footprint simplification tolerance, in ground metres (0 = off)."
+        ),
+    ] = 0.11,
     bands: Annotated[
         str | None, typer.Option(help="Scene bands for the model, 1-based, in order, e.g. 1,2,3.")
     ] = None,
@@ -148,7 +151,7 @@ def predict(
         precision=precision,
         threshold=threshold,
         min_area_m2=min_area,
-        simplify_px=simplify,
+        simplify_m=simplify,
         resample=resample,
         float32=float32,
         bands=_parse_bands(bands),

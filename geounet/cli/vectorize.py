@@ -29,8 +29,8 @@ def vectorize(
         float, typer.Option("--min-area", help="Smallest footprint kept, in m2.")
     ] = 2.0,
     simplify: Annotated[
-        float, typer.Option(help="Simplification tolerance, in raster pixels (0 = off).")
-    ] = 0.75,
+        float, typer.Option(min=0.0, help="Simplification tolerance, in ground metres (0 = off).")
+    ] = 0.11,
     regularize: Annotated[
         bool, typer.Option(help="Square footprint outlines to right angles (buildingregulariser).")
     ] = False,
