@@ -162,7 +162,12 @@ def save_checkpoint(path: str | os.PathLike[str], card: ModelCard, model: nn.Mod
 
 
 def read_card(path: str | os.PathLike[str]) -> ModelCard:
-    """Read only the model card of a checkpoint (no weights are loaded)."""
+    """Read only the model card of a checkpoint (no weights are loaded).
+
+    Raises:
+        CheckpointError: If the file is not a geounet checkpoint or its card is malformed
+            or contradicts itself (see :func:`check_card`).
+    """
     from safetensors import safe_open
 
     path = _existing(path)
@@ -173,7 +178,53 @@ def read_card(path: str | os.PathLike[str]) -> ModelCard:
         raise _not_safetensors(path) from exc
     if METADATA_KEY not in meta:
         raise CheckpointError(f"{path} is a safetensors file but not a geounet checkpoint")
-    return ModelCard.from_json(meta[METADATA_KEY])
+    card = ModelCard.from_json(meta[METADATA_KEY])
+    check_card(card, path)
+    return card
+
+
+def check_card(card: ModelCard, path: str | os.PathLike[str] | None = None) -> None:
+    """Check that a model card agrees with itself.
+
+    The normalisation needs one mean and one standard deviation (positive) per input band,
+    the band names (when given) one name per input band, and the class names one name
+    per output channel; otherwise prediction would fail later with a tensor shape error.
+
+    Args:
+        card: The card to check.
+        path: The checkpoint it came from, named in the message.
+
+    Raises:
+        CheckpointError: On the first disagreement, naming both numbers.
+    """
+    cfg, norm = card.model, card.normalization
+    where = f"{path}: " if path is not None else ""
+    fix = "re-train or re-export the model"
+    channels = f"the model takes {cfg.in_channels} bands"
+    if len(norm.mean) != cfg.in_channels:
+        raise CheckpointError(
+            f"{where}{channels} but its normalisation has {len(norm.mean)} means; {fix}"
+        )
+    if len(norm.std) != cfg.in_channels:
+        raise CheckpointError(
+            f"{where}{channels} but its normalisation has {len(norm.std)} standard "
+            f"deviations; {fix}"
+        )
+    if not all(isinstance(sd, int | float) and sd > 0 for sd in norm.std):
+        raise CheckpointError(
+            f"{where}its normalisation has a standard deviation that is not a positive number "
+            f"({list(norm.std)}); {fix}"
+        )
+    if card.bands and len(card.bands) != cfg.in_channels:
+        raise CheckpointError(
+            f"{where}{channels} but its card names {len(card.bands)} bands "
+            f"({', '.join(card.bands)}); {fix}"
+        )
+    if len(card.class_names) != cfg.classes:
+        raise CheckpointError(
+            f"{where}the model has {cfg.classes} output channels but its card names "
+            f"{len(card.class_names)} classes ({', '.join(card.class_names)}); {fix}"
+        )
 
 
 def load_checkpoint(path: str | os.PathLike[str] | None = None) -> Checkpoint:
@@ -187,8 +238,8 @@ def load_checkpoint(path: str | os.PathLike[str] | None = None) -> Checkpoint:
 
     Raises:
         CheckpointError: If the file is missing, not a safetensors geounet checkpoint
-            (pickled ``.pt`` files are refused), corrupted, or its weights do not fit
-            the architecture it declares.
+            (pickled ``.pt`` files are refused), corrupted, its card contradicts itself
+            (see :func:`check_card`), or its weights do not fit the architecture it declares.
     """
     path = bundled_model_path() if path is None else _existing(path)
     card = read_card(path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -18,8 +19,10 @@ from rasterio.enums import ColorInterp
 from rasterio.transform import from_origin
 from typer.testing import CliRunner
 
+from geounet.checkpoint import ModelCard, Normalization, save_checkpoint
 from geounet.cli import app
 from geounet.errors import GeounetError
+from geounet.model import ModelConfig, build_model
 from geounet.predict import PredictOptions, predict_scene
 from tests.conftest import MakeScene
 
@@ -155,8 +158,6 @@ def test_output_folder_that_is_a_file(
 def test_disk_full_during_write(
     make_scene: MakeScene, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import errno
-
     import geounet.predict as predict_mod
 
     def full(*args: object, **kwargs: object) -> None:
@@ -168,6 +169,30 @@ def test_disk_full_during_write(
         "predict", str(make_scene()), "-m", str(tiny_model), "-o", str(out), "-q"
     )
     assert_one_line_error(code, output, "disk full")
+    assert no_outputs(out)
+
+
+@pytest.mark.parametrize(
+    ("change", "needle"),
+    [
+        ({"normalization": Normalization(mean=(0.5, 0.5), std=(0.2, 0.2, 0.2))}, "2 means"),
+        ({"normalization": Normalization(std=(0.2,) * 4)}, "4 standard deviations"),
+        ({"normalization": Normalization(std=(0.2, 0.0, 0.2))}, "not a positive number"),
+        ({"bands": ("red", "green", "blue", "nir")}, "names 4 bands"),
+        ({"class_names": ("building", "contact")}, "1 output channels but its card names 2"),
+    ],
+    ids=["mean", "std", "zero-std", "bands", "classes"],
+)
+def test_checkpoint_card_that_contradicts_itself(
+    make_scene: MakeScene, tmp_path: Path, change: dict[str, object], needle: str
+) -> None:
+    cfg = ModelConfig(depth=2, base_width=4)
+    card = ModelCard(model=cfg, pixel_size_m=0.15, tile_size=64, **change)  # type: ignore[arg-type]
+    bad = save_checkpoint(tmp_path / "bad.safetensors", card, build_model(cfg))
+    out = tmp_path / "o"
+    code, output = run_cli("predict", str(make_scene()), "-m", str(bad), "-o", str(out), "-q")
+    assert_one_line_error(code, output, needle)
+    assert "re-train or re-export the model" in output
     assert no_outputs(out)
 
 
