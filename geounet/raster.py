@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
+import sqlite3
 import tempfile
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,15 +21,17 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 import rasterio.shutil
+from pyogrio.errors import DataLayerError, DataSourceError
 from pyproj import CRS as ProjCRS
 from pyproj import Transformer
+from rasterio._err import CPLE_BaseError
 from rasterio.enums import ColorInterp
-from rasterio.errors import RasterioError, RasterioIOError
+from rasterio.errors import NotGeoreferencedWarning, RasterioError, RasterioIOError
 from rasterio.io import DatasetReader, DatasetWriter
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
-from geounet.errors import InputError, OutputError, OutputExistsError
+from geounet.errors import GeounetError, InputError, OutputError, OutputExistsError
 
 Reader: TypeAlias = DatasetReader | WarpedVRT
 
@@ -55,7 +60,10 @@ def open_scene(path: str | os.PathLike[str]) -> DatasetReader:
     if p.stat().st_size == 0:
         raise InputError(f"{p} is an empty file; pass a GeoTIFF or another GDAL raster")
     try:
-        src = rasterio.open(p)
+        with warnings.catch_warnings():
+            # a missing geotransform gets the one-line error below, not a warning as well
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            src = rasterio.open(p)
     except RasterioIOError as exc:
         raise InputError(
             f"{p} is not a readable raster; pass a GeoTIFF or another GDAL raster"
@@ -134,7 +142,7 @@ def read_window(
         image = src.read(bands, window=win)
         valid = src.read_masks(1, window=win) > 0
     except RasterioError as exc:
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        detail = error_detail(exc)
         raise InputError(
             f"cannot read pixels of {src.name} ({detail}); the file may be truncated or "
             "corrupt: re-download or re-export it"
@@ -196,10 +204,12 @@ def atomic_path(final: Path) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it to ``final`` only on success.
 
     Whatever happens inside (an error, Ctrl-C, a full disk), nothing is left under the
-    final name and the temporary file is removed.
+    final name and the temporary file is removed. Ctrl-C and geounet's own errors pass
+    through unchanged.
 
     Raises:
-        OutputError: If writing fails for lack of space or permission.
+        OutputError: If writing fails: the disk is full (or a file size limit is reached),
+            permission is denied, or GDAL, OGR or SQLite report another write error.
     """
     fd, name = tempfile.mkstemp(
         prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent
@@ -207,30 +217,127 @@ def atomic_path(final: Path) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(name)
     tmp.unlink()
+    _PENDING[tmp] = final
     try:
         yield tmp
         os.replace(tmp, final)
-    except OSError as exc:
+    except GeounetError:
         _remove(tmp)
-        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise OutputError(f"disk full while writing {final}; free space and run again") from exc
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            raise OutputError(f"cannot write {final} ({exc.strerror}); choose --out-dir") from exc
         raise
-    except RasterioError as exc:
+    except _WRITE_ERRORS as exc:
+        error = write_error(final, exc)  # before removing tmp, while a full disk is full
         _remove(tmp)
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if "No space left" in msg:
-            raise OutputError(f"disk full while writing {final}; free space and run again") from exc
-        raise OutputError(f"could not write {final}: {msg}") from exc
+        raise error from exc
     except BaseException:
         _remove(tmp)
         raise
+    finally:
+        del _PENDING[tmp]
+
+
+_PENDING: dict[Path, Path] = {}
+"""Temporary path -> final path of each :func:`atomic_path` in progress.
+
+A writer may itself write atomically into a temporary path it was given (nested
+:func:`atomic_path`); its errors then name the final output, not the temporary one.
+"""
+
+_WRITE_ERRORS = (
+    OSError,
+    RasterioError,
+    CPLE_BaseError,
+    DataSourceError,
+    DataLayerError,
+    sqlite3.Error,
+)
+"""Exceptions that writing a file can raise (GDAL, OGR through pyogrio, SQLite, the OS)."""
+
+_DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+_DISK_FULL_TEXTS = (
+    "no space left",
+    "disk quota",
+    "file too large",
+    "database or disk is full",
+    "write failed",
+    "write error",
+    "tiffappendtostrip",
+    "tiffappendtotile",
+)
+"""Lower-case fragments of GDAL, libtiff and SQLite messages that mean the disk filled up."""
+
+_DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+
+NEARLY_FULL_BYTES = 4 * 2**20
+"""Free space under which a failed write is blamed on a full disk, whatever GDAL says."""
+
+
+def write_error(final: Path, exc: BaseException) -> OutputError:
+    """A one-line :class:`OutputError` for a failed write of ``final``.
+
+    Looks through the exception's chain (``__cause__`` / ``__context__``) because GDAL
+    wraps the real failure ("No space left on device", a libtiff write error) in a
+    generic "Write failed" error without an errno; and since GDAL and SQLite often report
+    a full disk only as a later, unrelated-looking failure ("not recognized as being in a
+    supported file format", "Failed to commit transaction"), a write failure on a
+    filesystem with less than :data:`NEARLY_FULL_BYTES` free counts as a full disk too.
+
+    Args:
+        final: The output that could not be written.
+        exc: What writing it raised.
+
+    Returns:
+        The error to raise instead (chain it with ``from exc``).
+    """
+    while final in _PENDING:  # name the user's output, not a temporary path
+        final = _PENDING[final]
+    chain = _exception_chain(exc)
+    errnos = {e.errno for e in chain if isinstance(e, OSError)}
+    texts = " ".join(str(e) for e in chain).lower()
+    denied = next((e for e in chain if isinstance(e, OSError) and e.errno in _DENIED_ERRNOS), None)
+    full = errnos & _DISK_FULL_ERRNOS or any(t in texts for t in _DISK_FULL_TEXTS)
+    if full or (denied is None and _free_bytes(final.parent) < NEARLY_FULL_BYTES):
+        return OutputError(
+            f"disk full while writing {final}: free some space or choose another --out-dir"
+        )
+    if denied is not None:
+        return OutputError(f"cannot write {final} ({denied.strerror}); choose another --out-dir")
+    return OutputError(f"could not write {final}: {error_detail(exc)}")
+
+
+def error_detail(exc: BaseException) -> str:
+    """The first informative line of an error, skipping rasterio's "See previous exception".
+
+    rasterio raises e.g. ``RasterioIOError("Read failed. See previous exception for
+    details.")`` from the GDAL error that says what went wrong; this returns GDAL's text.
+    """
+    for e in _exception_chain(exc):
+        text = str(e).strip()
+        if text and "see previous exception" not in text.lower():
+            return text.splitlines()[0]
+    return type(exc).__name__
+
+
+def _free_bytes(folder: Path) -> float:
+    try:
+        return float(shutil.disk_usage(folder).free)
+    except OSError:
+        return float("inf")
+
+
+def _exception_chain(exc: BaseException) -> list[BaseException]:
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in chain:
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
 
 
 def _remove(path: Path) -> None:
-    for p in (path, path.with_name(path.name + ".aux.xml"), path.with_name(path.name + ".msk")):
-        p.unlink(missing_ok=True)
+    # GDAL sidecars of a raster, SQLite journals of a GeoPackage
+    for suffix in (".aux.xml", ".msk", "-journal", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
 
 
 def probability_profile(src: Reader, dtype: str, count: int = 1) -> dict[str, Any]:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import errno
 import os
+import resource
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,14 +20,16 @@ import rasterio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rasterio.enums import ColorInterp
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import from_origin
 from typer.testing import CliRunner
 
 from geounet.checkpoint import ModelCard, Normalization, save_checkpoint
 from geounet.cli import app
-from geounet.errors import GeounetError
+from geounet.errors import GeounetError, OutputError
 from geounet.model import ModelConfig, build_model
 from geounet.predict import PredictOptions, predict_scene
+from geounet.raster import atomic_path
 from tests.conftest import MakeScene
 
 runner = CliRunner()
@@ -55,6 +61,27 @@ def test_truncated_geotiff(make_scene: MakeScene, tiny_model: Path, tmp_path: Pa
     code, output = run_cli("predict", str(bad), "-m", str(tiny_model), "-o", str(out), "-q")
     assert code != 0 and "Traceback" not in output
     assert "truncated" in output or "not a readable raster" in output
+    assert "See previous exception" not in output  # GDAL's own message instead
+    assert no_outputs(out)
+
+
+def test_raster_with_crs_but_no_geotransform(tiny_model: Path, tmp_path: Path) -> None:
+    scene = tmp_path / "nogeo.tif"
+    profile = {
+        "driver": "GTiff", "height": 20, "width": 30, "count": 3, "dtype": "uint8",
+        "crs": "EPSG:32636",
+    }  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        with rasterio.open(scene, "w", **profile) as dst:
+            dst.write(np.zeros((3, 20, 30), np.uint8))
+        with rasterio.open(scene) as src:
+            assert src.crs is not None and src.transform.is_identity
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NotGeoreferencedWarning)  # the error says it all
+        code, output = run_cli("predict", str(scene), "-m", str(tiny_model), "-o", str(out), "-q")
+    assert_one_line_error(code, output, "no geotransform")
     assert no_outputs(out)
 
 
@@ -170,6 +197,120 @@ def test_disk_full_during_write(
     )
     assert_one_line_error(code, output, "disk full")
     assert no_outputs(out)
+
+
+def test_output_folder_not_writable(
+    make_scene: MakeScene, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "readonly"
+    out.mkdir()
+    real_access = os.access
+
+    def access(path: object, mode: int, *args: object, **kwargs: object) -> bool:
+        # tests may run as root, for whom chmod does not stop writing
+        if Path(str(path)) == out and mode & os.W_OK:
+            return False
+        return real_access(path, mode, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "access", access)
+    code, output = run_cli(
+        "predict", str(make_scene()), "-m", str(tiny_model), "-o", str(out), "-q"
+    )
+    assert_one_line_error(code, output, "not writable")
+    assert no_outputs(out)
+
+
+def _file_size_limit(limit: int) -> Callable[[], None]:
+    def limit_writes() -> None:  # in the child: writes past `limit` bytes fail with EFBIG
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(
+            resource.RLIMIT_FSIZE, (limit, resource.getrlimit(resource.RLIMIT_FSIZE)[1])
+        )
+
+    return limit_writes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("size", "limit", "output"),
+    [((45, 67), 100_000, "buildings.gpkg"), ((300, 300), 12_000, "prob.tif")],
+    ids=["footprints", "raster"],
+)
+def test_real_disk_full_during_write(
+    make_scene: MakeScene,
+    tiny_model: Path,
+    tmp_path: Path,
+    size: tuple[int, int],
+    limit: int,
+    output: str,
+) -> None:
+    """A real failing write (a file size limit: EFBIG, as ENOSPC would) is a one-line error."""
+    scene = make_scene(height=size[0], width=size[1])
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "geounet", "predict", str(scene), "-m", str(tiny_model)]
+    cmd += ["-o", str(out), "--tile", "64", "-q"]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, preexec_fn=_file_size_limit(limit), timeout=300
+    )
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("Error:")]
+    assert len(errors) == 1, done.stderr
+    assert output in errors[0] and ("disk full" in errors[0] or "could not write" in errors[0])
+    if output == "buildings.gpkg":
+        assert lines == errors, done.stderr  # libtiff may add its own line for the raster
+    assert no_outputs(out), list(out.iterdir())
+
+
+def test_write_failures_become_one_line_output_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyogrio.errors import DataSourceError
+    from rasterio._err import CPLE_AppDefinedError
+    from rasterio.errors import RasterioIOError
+
+    final = tmp_path / "x.tif"
+
+    def fail_with(exc: BaseException) -> BaseException:
+        with pytest.raises(BaseException) as info, atomic_path(final) as tmp:
+            tmp.write_bytes(b"partial")
+            tmp.with_name(tmp.name + "-journal").write_bytes(b"journal")
+            raise exc
+        assert not final.exists() and list(tmp_path.iterdir()) == []
+        return info.value
+
+    gdal = RasterioIOError("Write failed. See previous exception for details.")
+    gdal.__cause__ = CPLE_AppDefinedError(1, 1, "TIFFAppendToStrip:Write error at scanline 0")
+    err = fail_with(gdal)
+    assert isinstance(err, OutputError) and str(err).startswith("disk full while writing")
+    err = fail_with(RasterioIOError("Write failed. See previous exception for details."))
+    assert isinstance(err, OutputError) and "disk full" in str(err)  # errno None, not raised bare
+    err = fail_with(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    assert isinstance(err, OutputError) and "disk full" in str(err)
+    err = fail_with(sqlite3.OperationalError("disk I/O error"))
+    assert isinstance(err, OutputError)
+    assert str(err) == f"could not write {final}: disk I/O error"
+    err = fail_with(OSError(errno.EACCES, "Permission denied"))
+    assert isinstance(err, OutputError) and "Permission denied" in str(err)
+    err = fail_with(CPLE_AppDefinedError(1, 1, "Cannot allocate block"))
+    assert str(err) == f"could not write {final}: Cannot allocate block"
+    # a writer that writes atomically into a temporary path names the final output
+    with pytest.raises(OutputError) as nested, atomic_path(final) as tmp, atomic_path(tmp):
+        raise sqlite3.OperationalError("disk I/O error")
+    assert str(nested.value) == f"could not write {final}: disk I/O error"
+    assert list(tmp_path.iterdir()) == []
+    # GDAL and SQLite often hide a full disk behind an unrelated-looking message
+    monkeypatch.setattr("geounet.raster._free_bytes", lambda folder: 0.0)
+    err = fail_with(DataSourceError("Failed to commit transaction"))
+    assert isinstance(err, OutputError) and "disk full" in str(err)
+    # Ctrl-C, geounet's own errors and programming errors pass through unchanged
+    interrupt = KeyboardInterrupt()
+    assert fail_with(interrupt) is interrupt
+    own = OutputError("already one line")
+    assert fail_with(own) is own
+    bug = ValueError("a bug")
+    assert fail_with(bug) is bug
 
 
 @pytest.mark.parametrize(
