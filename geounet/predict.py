@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -229,7 +229,11 @@ def predict_scene(
     device = select_device(opts.device)
     dtype = resolve_precision(device, opts.precision)
 
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_scene(scene) as src:
+    with (
+        rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB),
+        open_scene(scene) as src,
+        ExitStack() as landing,
+    ):
         bands = select_bands(src, card.model.in_channels, opts.bands)
         _check_dtype(src, card.normalization.scale, opts.value_range)
         outputs = [prob_path, fp_path] if opts.footprints else [prob_path]
@@ -238,6 +242,10 @@ def predict_scene(
         resampled = needs_resampling(px_m, card.pixel_size_m, opts.resample)
         predictor = TilePredictor(ckpt, device, dtype, opts.value_range)
         timings: dict[str, float] = {}
+        # the raster's companion (footprints, or the split raster) is written under a
+        # temporary name and renamed right after the raster: the outputs land together
+        fp_tmp = landing.enter_context(atomic_path(fp_path)) if opts.footprints else None
+        split_tmp = landing.enter_context(atomic_path(split_path)) if keep_split else None
         with atomic_path(prob_path) as final_tmp:
             work_tmp = final_tmp.with_name(final_tmp.name + ".work.tif")
             try:
@@ -276,13 +284,12 @@ def predict_scene(
                 # the user-facing raster is the building band; other channels stay internal
                 multi = len(card.class_names) > 1
                 write_cog(work_tmp, final_tmp, band=1 if multi else None)
-                if keep_split:
+                if split_tmp is not None:
                     # raster-only runs keep the split channels for `geounet vectorize`
-                    with atomic_path(split_path) as split_tmp:
-                        write_cog(work_tmp, split_tmp, band=list(split_bands.values()))
+                    write_cog(work_tmp, split_tmp, band=list(split_bands.values()))
                 timings["cog"] = time.perf_counter() - t
                 buildings = None
-                if opts.footprints:
+                if fp_tmp is not None:
                     t = time.perf_counter()
                     done_rows = _stage(progress, "vectorise", src.height)
                     gdf = vectorize(
@@ -294,13 +301,13 @@ def predict_scene(
                         regularize=opts.regularize,
                         split=(work_tmp, split_bands) if split_bands else None,
                     )
-                    # footprints land first; the raster's rename completes the pair
-                    write_footprints(gdf, fp_path)
+                    write_footprints(gdf, fp_tmp)  # renamed to fp_path after the raster
                     timings["vectorise"] = time.perf_counter() - t
                     buildings = len(gdf)
             finally:
                 work_tmp.unlink(missing_ok=True)
-    write_probability_style(prob_path)  # QGIS style sidecars (.qml, .qmd)
+    # QGIS style sidecars (.qml, .qmd), replaced only once the raster has landed
+    write_probability_style(prob_path)
     return PredictResult(
         probability=prob_path,
         footprints=fp_path if opts.footprints else None,

@@ -314,6 +314,46 @@ def test_write_failures_become_one_line_output_errors(
 
 
 @pytest.mark.parametrize(
+    "fault", [OSError(errno.EIO, "Input/output error"), KeyboardInterrupt()], ids=["io", "ctrl-c"]
+)
+def test_footprints_land_only_with_their_raster(
+    make_scene: MakeScene,
+    tiny_model: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    fault: BaseException,
+) -> None:
+    """A failure after vectorising, as the raster lands, leaves no new footprints behind."""
+    scene = make_scene()
+    old = tmp_path / "old"
+    predict_scene(scene, old, tiny_model, PredictOptions(tile=64))
+
+    def state(folder: Path) -> dict[str, tuple[bytes, int]]:
+        return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.iterdir()}
+
+    before = state(old)
+    assert sorted(before) == [
+        "scene0.buildings.gpkg", "scene0.prob.qmd", "scene0.prob.qml", "scene0.prob.tif"
+    ]  # fmt: skip
+    real_replace = os.replace
+
+    def replace(src: object, dst: object, *args: object, **kwargs: object) -> None:
+        if str(dst).endswith(".prob.tif"):
+            raise fault
+        real_replace(src, dst, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", replace)
+    expected = KeyboardInterrupt if isinstance(fault, KeyboardInterrupt) else OutputError
+    fresh = tmp_path / "fresh"
+    with pytest.raises(expected):
+        predict_scene(scene, fresh, tiny_model, PredictOptions(tile=64))
+    assert no_outputs(fresh), list(fresh.iterdir())
+    with pytest.raises(expected):
+        predict_scene(scene, old, tiny_model, PredictOptions(tile=64, overwrite=True))
+    assert state(old) == before  # the old raster, footprints and style sidecars untouched
+
+
+@pytest.mark.parametrize(
     ("change", "needle"),
     [
         ({"normalization": Normalization(mean=(0.5, 0.5), std=(0.2, 0.2, 0.2))}, "2 means"),
