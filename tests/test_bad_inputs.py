@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import resource
 import signal
@@ -31,6 +32,7 @@ from geounet.model import ModelConfig, build_model
 from geounet.predict import PredictOptions, predict_scene
 from geounet.raster import atomic_path
 from tests.conftest import MakeScene
+from tests.evaluate_data import px_box, write_polygons, write_prob, write_scene
 
 runner = CliRunner()
 
@@ -375,6 +377,26 @@ def test_checkpoint_card_that_contradicts_itself(
     assert_one_line_error(code, output, needle)
     assert "re-train or re-export the model" in output
     assert no_outputs(out)
+
+
+def test_truth_wholly_outside_the_scene_is_a_warning(tmp_path: Path) -> None:
+    scene = write_scene(tmp_path / "s.tif", 33, 41)
+    truth = write_polygons(tmp_path / "t.gpkg", [px_box(100, 0, 110, 10), px_box(-30, 5, -20, 15)])
+    prob = np.zeros((33, 41))
+    prob[2:12, 3:13] = 0.9
+    prob_path = write_prob(tmp_path / "s.prob.tif", prob, scene)
+    out = tmp_path / "eval"
+    result = runner.invoke(
+        app,
+        ["evaluate", str(scene), "--truth", str(truth), "--prob", str(prob_path),
+         "--out-dir", str(out), "--no-object-sweep"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    assert "warning" in result.output and "no true footprint lies in the scene" in result.output
+    report = json.loads((out / "report.json").read_text())
+    assert "no true footprint lies in the scene" in " ".join(report["warnings"])
+    assert (out / "report.html").is_file()
 
 
 @pytest.mark.slow
