@@ -82,6 +82,26 @@ def test_bad_input_gives_one_line_error(
     assert not out.exists() or not any(out.iterdir())
 
 
+@pytest.mark.parametrize(
+    ("args", "name"),
+    [
+        (["predict", "x.tif", "--batch-size", "0"], "--batch-size"),
+        (["predict", "x.tif", "--simplify", "-1"], "--simplify"),
+        (["predict", "x.tif", "--no-such-option"], "--no-such-option"),
+        (["predict"], "scene"),
+        (["vectorize", "p.tif", "--out", "f.gpkg", "--min-area", "big"], "--min-area"),
+        (["no-such-command"], "no-such-command"),
+    ],
+)
+def test_usage_errors_are_one_line(args: list[str], name: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: ") and name in lines[0]
+    assert "--help" in lines[0] and "╭" not in result.output
+
+
 def test_bad_model_gives_one_line_error(make_scene: MakeScene, tmp_path: Path) -> None:
     pickled = tmp_path / "model.pt"
     torch.save({"a": torch.zeros(1)}, pickled)

@@ -4,19 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import typer
+from typer.core import TyperGroup
 
 from geounet.errors import GeounetError
 
-app = typer.Typer(
-    name="geounet",
-    help="Map building footprints from aerial and satellite GeoTIFFs with a U-Net.",
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-    add_completion=False,
-)
+try:  # recent Typer vendors its own copy of Click
+    from typer._click.exceptions import UsageError
+except ImportError:  # pragma: no cover - older Typer runs on Click itself
+    from click.exceptions import UsageError  # type: ignore[assignment]
 
 F = TypeVar("F", bound=Callable[..., object])
 
@@ -25,6 +23,55 @@ def fail(message: str, code: int = 2) -> NoReturn:
     """Print a one-line error to stderr and exit with ``code``."""
     typer.secho(f"Error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(code)
+
+
+@contextmanager
+def one_line_usage_errors() -> Iterator[None]:
+    """Turn Click usage errors (bad option values, unknown options...) into one line.
+
+    The line names the problem and where to get help, e.g. ``Error: Invalid value for
+    '--batch-size': ... (see geounet predict --help)``; the exit code stays Click's (2).
+    """
+    try:
+        yield
+    except UsageError as exc:
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            raise  # `geounet` alone prints its help
+        message = " ".join(exc.format_message().split())
+        if exc.ctx is not None:
+            message += f" (see {exc.ctx.command_path} --help)"
+        fail(message, exc.exit_code)
+
+
+class OneLineErrorGroup(TyperGroup):
+    """The ``geounet`` command group: help stays Rich, usage errors are one line."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: Any = None, **extra: Any
+    ) -> Any:
+        """Parse the group's own options (``--version``, the subcommand name)."""
+        with one_line_usage_errors():
+            return super().make_context(info_name, args, parent, **extra)
+
+    def invoke(self, ctx: Any) -> Any:
+        """Parse and run a subcommand; its usage errors are raised in here."""
+        with one_line_usage_errors():
+            return super().invoke(ctx)
+
+    def resolve_command(self, ctx: Any, args: list[str]) -> tuple[str | None, Any, list[str]]:
+        """Find the subcommand (an unknown name is a usage error)."""
+        with one_line_usage_errors():
+            return super().resolve_command(ctx, args)
+
+
+app = typer.Typer(
+    name="geounet",
+    cls=OneLineErrorGroup,
+    help="Map building footprints from aerial and satellite GeoTIFFs with a U-Net.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
 
 
 @contextmanager
