@@ -126,3 +126,12 @@ def test_python_dash_m_entry_point() -> None:
         [sys.executable, "-m", "geounet", "--version"], capture_output=True, text=True, check=True
     )
     assert out.stdout.strip() == f"geounet {__version__}"
+
+
+def test_early_error_prints_no_progress_bar_line(tmp_path: Path) -> None:
+    # without --quiet too: the progress display starts with the first stage, not before
+    result = runner.invoke(app, ["predict", str(tmp_path / "nope.tif"), "-o", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.splitlines() == [
+        f"Error: {tmp_path / 'nope.tif'} does not exist; check the path"
+    ]

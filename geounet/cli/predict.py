@@ -164,35 +164,41 @@ def predict(
         name=name,
     )
     console = Console(stderr=True)
-    with (
-        user_errors(),
-        Progress(
-            TextColumn("[bold]{task.description:<10}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-            disable=quiet,
-            transient=False,
-        ) as bar,
-    ):
-        tasks: dict[str, TaskID] = {}
+    bar = Progress(
+        TextColumn("[bold]{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=quiet,
+        transient=False,
+    )
+    tasks: dict[str, TaskID] = {}
 
-        def progress(stage: str, n: int, total: int) -> None:
-            if stage not in tasks:
-                unit = "tiles" if stage == "predict" else "rows"
-                tasks[stage] = bar.add_task(f"{stage} ({unit})", total=total)
-            bar.advance(tasks[stage], n)
+    def progress(stage: str, n: int, total: int) -> None:
+        if not tasks:
+            bar.start()  # shown from the first stage on: an early error prints one line only
+        if stage not in tasks:
+            unit = "tiles" if stage == "predict" else "rows"
+            tasks[stage] = bar.add_task(f"{stage} ({unit})", total=total)
+        bar.advance(tasks[stage], n)
 
-        if plan is not None:
-            options = replace(options, plan=read_plan(plan))
-        project = project_path(out_dir, f"{name}.tif" if name else scene) if qgis_project else None
-        if project is not None:
-            check_outputs([project], overwrite)
-        result = predict_scene(scene, out_dir, model, options, progress)
-        if project is not None:
-            layers = SceneLayers(scene, result.probability, result.footprints, tile_plan=plan)
-            write_project(project, layers)
+    with user_errors():
+        try:
+            if plan is not None:
+                options = replace(options, plan=read_plan(plan))
+            project = (
+                project_path(out_dir, f"{name}.tif" if name else scene) if qgis_project else None
+            )
+            if project is not None:
+                check_outputs([project], overwrite)
+            result = predict_scene(scene, out_dir, model, options, progress)
+            if project is not None:
+                layers = SceneLayers(scene, result.probability, result.footprints, tile_plan=plan)
+                write_project(project, layers)
+        finally:
+            if tasks:
+                bar.stop()
     resample_note = (
         f", resampled {result.pixel_size_m:.3f} m -> {result.model_pixel_size_m:.3f} m"
         if result.resampled
