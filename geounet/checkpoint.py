@@ -68,6 +68,8 @@ class ModelCard:
         pixel_size_m: Ground pixel size the model was trained at, in metres.
         tile_size: Default tile size for prediction, in pixels.
         threshold: Default probability threshold for footprints.
+        body_threshold: Body probability at or above which a pixel seeds a footprint
+            (models with a ``body`` channel; chosen on validation data).
         class_names: Meaning of each output channel (channel 0 is ``building``).
         provenance: Free-form record: data, command, date, software versions.
         format_version: Version of this checkpoint format.
@@ -79,6 +81,7 @@ class ModelCard:
     pixel_size_m: float = 0.15
     tile_size: int = 1024
     threshold: float = 0.5
+    body_threshold: float = 0.5
     class_names: tuple[str, ...] = ("building",)
     provenance: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION

@@ -300,6 +300,7 @@ def predict_scene(
                         advance=done_rows,
                         regularize=opts.regularize,
                         split=(work_tmp, split_bands) if split_bands else None,
+                        body_threshold=card.body_threshold,
                     )
                     write_footprints(gdf, fp_tmp)  # renamed to fp_path after the raster
                     timings["vectorise"] = time.perf_counter() - t

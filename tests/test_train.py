@@ -10,9 +10,9 @@ import torch
 from rasterio.windows import Window
 from typer.testing import CliRunner
 
-from geounet.checkpoint import load_checkpoint, save_checkpoint
+from geounet.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from geounet.cli import app
-from geounet.errors import InputError
+from geounet.errors import InputError, OutputExistsError
 from geounet.model import ModelConfig, build_model
 from geounet.train import TrainConfig, train
 from geounet.train.datasets import build_training_data
@@ -230,3 +230,54 @@ def test_cli_bad_labels_path_is_a_one_line_error(
     message = result.output.strip()
     assert len(message.splitlines()) == 1 and "nope.gpkg" in message and "does not exist" in message
     assert "Traceback" not in result.output
+
+
+def test_body_model_thresholds_are_chosen_on_validation_and_recalibrated(
+    crop: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    from geounet.train import calibrate
+    from geounet.train.validation import BODY_THRESHOLDS
+
+    scene, gpkg, _ = crop
+    out = tmp_path / "body.safetensors"
+    kw = dict(precision="float32", body_erosion=2.0, contact_radius=2.0)
+    result = train(_cfg(scene, gpkg, out, **kw))
+    card = load_checkpoint(out).card
+    assert card.class_names == ("building", "body", "contact")
+    assert card.body_threshold in BODY_THRESHOLDS
+    assert result.figures["body_threshold"] == card.body_threshold
+    assert card.threshold == pytest.approx(result.threshold)
+    # calibrating the same model on the same split chooses the same thresholds
+    again = tmp_path / "again.safetensors"
+    best = calibrate(out, [scene], [gpkg], again, val_fraction=0.3, chip_size=64,
+                     precision="float32")  # fmt: skip
+    recal = load_checkpoint(again).card
+    assert (best.threshold, best.body_threshold) == (card.threshold, card.body_threshold)
+    assert (recal.threshold, recal.body_threshold) == (card.threshold, card.body_threshold)
+    assert "calibration" in recal.provenance
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        calibrate(out, [scene], [gpkg], again, val_fraction=0.3, chip_size=64)
+
+
+def test_cli_calibrate_refuses_a_wrong_output_name(
+    crop: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    scene, gpkg, _ = crop
+    model = tmp_path / "m.safetensors"
+    save_checkpoint(model, ModelCard(ModelConfig(depth=2, base_width=4)), build_model(
+        ModelConfig(depth=2, base_width=4)))  # fmt: skip
+    args = [
+        "calibrate",
+        str(model),
+        "-i",
+        str(scene),
+        "-l",
+        str(gpkg),
+        "-o",
+        str(tmp_path / "x.pt"),
+    ]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        "Error: --out must end in .safetensors (got x.pt)"
+    ]

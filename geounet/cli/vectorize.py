@@ -41,6 +41,13 @@ def vectorize(
             "contact channels): split touching buildings where the model separates them."
         ),
     ] = None,
+    body_threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Body probability that seeds a footprint (with --split); default: the "
+            "model card's (--model or bundled)."
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Turn building probabilities into footprint polygons (layer `buildings`)."""
@@ -49,16 +56,19 @@ def vectorize(
     from geounet.vectorize import vectorize as vectorize_raster
 
     with user_errors():
-        if threshold is None:
-            from geounet.checkpoint import bundled_model_path, read_card
+        if threshold is None or body_threshold is None:
+            from geounet.checkpoint import ModelCard, bundled_model_path, read_card
             from geounet.errors import CheckpointError
+            from geounet.model import ModelConfig
 
             try:
-                threshold = read_card(model or bundled_model_path()).threshold
+                card = read_card(model or bundled_model_path())
             except CheckpointError:
                 if model is not None:
                     raise
-                threshold = 0.5  # no bundled model in this installation
+                card = ModelCard(ModelConfig())  # no bundled model in this installation
+            threshold = card.threshold if threshold is None else threshold
+            body_threshold = card.body_threshold if body_threshold is None else body_threshold
         if not 0.0 < threshold < 1.0:
             raise InputError(f"--threshold {threshold} must lie strictly between 0 and 1")
         if not prob.is_file():
@@ -73,6 +83,7 @@ def vectorize(
             simplify,
             regularize=regularize,
             split=(split, split_bands(split)) if split else None,
+            body_threshold=body_threshold,
         )
         write_footprints(gdf, out)
     typer.echo(f"{prob.name}: {len(gdf)} buildings at p >= {threshold:g} -> {out}")

@@ -6,6 +6,6 @@ Modules: :mod:`~geounet.train.datasets` (torchgeo data and the area split),
 (resumable state) and :mod:`~geounet.train.training` (the loop).
 """
 
-from geounet.train.training import TrainConfig, TrainResult, train
+from geounet.train.training import TrainConfig, TrainResult, calibrate, train
 
-__all__ = ["TrainConfig", "TrainResult", "train"]
+__all__ = ["TrainConfig", "TrainResult", "calibrate", "train"]

@@ -37,7 +37,12 @@ from geounet.train.augment import AugmentConfig, Augmenter
 from geounet.train.datasets import TrainingData, build_training_data
 from geounet.train.losses import LossConfig, LossName, SegmentationLoss, class_balance
 from geounet.train.state import TrainState, load_state, save_state, state_path
-from geounet.train.validation import DEFAULT_THRESHOLDS, ThresholdScore, sweep_thresholds
+from geounet.train.validation import (
+    BODY_THRESHOLDS,
+    DEFAULT_THRESHOLDS,
+    ThresholdScore,
+    sweep_thresholds,
+)
 
 
 @dataclass
@@ -297,7 +302,7 @@ def _lr_at(progress: float, base: float, warmup: float = 0.03) -> float:
 def _evaluate(
     model: torch.nn.Module,
     vset: _ValidationSet,
-    loss_fn: SegmentationLoss,
+    loss_fn: SegmentationLoss | None,
     normalize: _Normalizer,
     scale: float,
     device: torch.device,
@@ -306,12 +311,14 @@ def _evaluate(
     thresholds: tuple[float, ...] | None,
     scored: int | None = None,
     names: tuple[str, ...] = (),
+    body_thresholds: tuple[float, ...] = (0.5,),
 ) -> tuple[float, list[ThresholdScore]]:
     """Validation loss and threshold sweep on the held-out strip.
 
     Only the first ``scored`` channels (the label classes, not ``body`` or ``contact``)
     are scored; objects are split with the ``body`` and ``contact`` channels (named in
-    ``names``) as prediction splits them.
+    ``names``) as prediction splits them, at each of ``body_thresholds`` (one score per
+    threshold and body threshold). Without ``loss_fn`` the loss is NaN.
     """
     model.eval()
     probs = [np.zeros((classes, *c["shape"]), dtype=np.float32) for c in vset.canvases]
@@ -327,7 +334,7 @@ def _evaluate(
             logits = logits.float()
             v = s["valid"].unsqueeze(0).to(device)
             n = float(v.sum())
-            if n:
+            if n and loss_fn is not None:
                 loss = loss_fn(
                     logits,
                     s["target"].unsqueeze(0).to(device),
@@ -339,7 +346,7 @@ def _evaluate(
             k, (r, c) = s["canvas"], s["offset"]
             h, w = s["valid"].shape
             probs[k][:, r : r + h, c : c + w] = torch.sigmoid(logits[0]).cpu().numpy()
-            targets[k][:, r : r + h, c : c + w] = s["target"].numpy()
+            targets[k][: len(s["target"]), r : r + h, c : c + w] = s["target"].numpy()
             inst[k][r : r + h, c : c + w] = s["instances"].numpy()
             valid[k][r : r + h, c : c + w] = s["valid"].numpy()
     model.train()
@@ -347,15 +354,20 @@ def _evaluate(
     n = classes if scored is None else scored
     split = {name: k for k, name in enumerate(names) if name in ("body", "contact")}
     for p, t, i, v in zip(probs, targets, inst, valid, strict=True):
-        part = sweep_thresholds(
-            p[:n],
-            t[:n],
-            i,
-            v,
-            DEFAULT_THRESHOLDS if thresholds is None else thresholds,
-            body=p[split["body"]] if "body" in split else None,
-            contact=p[split["contact"]] if "contact" in split else None,
-        )
+        part = [
+            score
+            for body_threshold in (body_thresholds if "body" in split else (0.5,))
+            for score in sweep_thresholds(
+                p[:n],
+                t[:n],
+                i,
+                v,
+                DEFAULT_THRESHOLDS if thresholds is None else thresholds,
+                body=p[split["body"]] if "body" in split else None,
+                contact=p[split["contact"]] if "contact" in split else None,
+                body_threshold=body_threshold,
+            )
+        ]
         scores = (
             part if scores is None else [_merge(a, b) for a, b in zip(scores, part, strict=True)]
         )
@@ -369,7 +381,7 @@ def _merge(a: ThresholdScore, b: ThresholdScore) -> ThresholdScore:
     objects = ObjectCounts(
         a.objects.tp + b.objects.tp, a.objects.fp + b.objects.fp, a.objects.fn + b.objects.fn
     )
-    return ThresholdScore(a.threshold, a.pixels + b.pixels, objects)
+    return ThresholdScore(a.threshold, a.pixels + b.pixels, objects, a.body_threshold)
 
 
 def _infinite(loader: DataLoader[Any]) -> Iterator[dict[str, Any]]:
@@ -720,6 +732,20 @@ def _run(
                 stopped = "time-budget"
                 break
     model.load_state_dict(best_state)
+    if "body" in names:
+        best = choose_thresholds(
+            model, vset, normalize, scale, device, dtype, names, scored, thresholds
+        )
+        record.update(
+            best_threshold=best.threshold,
+            best_body_threshold=best.body_threshold,
+            best_figures=best.figures(),
+        )
+        console.print(
+            f"thresholds chosen on validation: building {best.threshold:.2f}, "
+            f"body {best.body_threshold:.2f} (IoU {best.pixels.iou:.3f}, "
+            f"objF1 {best.objects.f1:.3f})"
+        )
     _save_best(cfg, data, out, card, model, record, device, dtype)
     return TrainResult(
         checkpoint=out,
@@ -731,6 +757,127 @@ def _run(
         stopped=stopped,
         history=list(record["history"]),
     )
+
+
+def choose_thresholds(
+    model: torch.nn.Module,
+    vset: _ValidationSet,
+    normalize: _Normalizer,
+    scale: float,
+    device: torch.device,
+    dtype: torch.dtype,
+    names: tuple[str, ...],
+    scored: int,
+    thresholds: tuple[float, ...] | None = None,
+) -> ThresholdScore:
+    """Choose the building and body thresholds of a model on the held-out strip.
+
+    Every pair of a building threshold (``thresholds``, or the default sweep) and a body
+    threshold (:data:`BODY_THRESHOLDS`) is scored as prediction would split the
+    footprints; the best score (mean of pixel IoU and object F1) wins.
+
+    Returns:
+        The winning score, with its thresholds.
+    """
+    _, scores = _evaluate(
+        model,
+        vset,
+        None,
+        normalize,
+        scale,
+        device,
+        dtype,
+        len(names),
+        thresholds,
+        scored,
+        names,
+        BODY_THRESHOLDS,
+    )
+    return max(scores, key=lambda s: s.score)
+
+
+def calibrate(
+    model: str | Path,
+    images: list[Path],
+    labels: list[Path],
+    out: str | Path,
+    val_fraction: float = 0.2,
+    chip_size: int = 256,
+    device: str = "auto",
+    precision: str = "auto",
+    overwrite: bool = False,
+) -> ThresholdScore:
+    """Choose a trained model's thresholds on the held-out strip of scenes, as training does.
+
+    The scenes are split as ``geounet train`` splits them (the eastern ``val_fraction`` of
+    each is the validation strip); the building threshold and, for models with a ``body``
+    channel, the body threshold that score best there go into the card of ``out``.
+
+    Args:
+        model: The checkpoint.
+        images: Scenes (the training scenes, to reuse their validation strip).
+        labels: Footprint files.
+        out: Checkpoint to write (may be ``model`` itself with ``overwrite``).
+        val_fraction: Fraction of each scene's width held out, as in training.
+        chip_size: Validation chip size, in pixels, as in training.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        precision: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
+        overwrite: Replace an existing ``out``.
+
+    Returns:
+        The winning validation score, with its thresholds.
+
+    Raises:
+        InputError: If the data are unusable.
+        OutputExistsError: If ``out`` exists and ``overwrite`` is false.
+    """
+    out = Path(out)
+    if out.suffix != ".safetensors":
+        raise InputError(f"--out must end in .safetensors (got {out.name})")
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+    ck = load_checkpoint(model)
+    card = ck.card
+    dev = select_device(device)
+    dtype = resolve_precision(dev, precision)
+    data = build_training_data(
+        images,
+        labels,
+        pixel_size_m=card.pixel_size_m,
+        val_fraction=val_fraction,
+        w0=0.0,
+        chip_size=chip_size,
+    )
+    try:
+        net = ck.model.to(dev).to(memory_format=torch.channels_last)
+        vset = _validation_set(data, chip_size, card.model.size_multiple)
+        norm = card.normalization
+        best = choose_thresholds(
+            net,
+            vset,
+            _Normalizer(norm, dev),
+            norm.scale,
+            dev,
+            dtype,
+            card.class_names,
+            len(data.labels.class_names),
+        )
+    finally:
+        data.labels.cleanup()
+    figures = best.figures()
+    final = dataclasses.replace(
+        card,
+        threshold=best.threshold,
+        body_threshold=card.body_threshold if best.body_threshold is None else best.body_threshold,
+        provenance={
+            **card.provenance,
+            "validation": ", ".join(f"{k}={v:.4f}" for k, v in figures.items()),
+            "calibration": f"thresholds chosen on the validation strip "
+            f"(eastern {val_fraction:.0%}) of {', '.join(str(p) for p in images)}",
+        },
+    )
+    save_checkpoint(out, final, ck.model.cpu())
+    return best
 
 
 def _save_best(
@@ -747,6 +894,7 @@ def _save_best(
     final = dataclasses.replace(
         card,
         threshold=float(record["best_threshold"]),
+        body_threshold=float(record.get("best_body_threshold") or 0.5),
         provenance=_provenance(
             cfg, data, float(record["elapsed_s"]), int(record["best_epoch"]), figures, device, dtype
         ),
@@ -754,4 +902,4 @@ def _save_best(
     save_checkpoint(out, final, model)
 
 
-__all__ = ["TrainConfig", "TrainResult", "train"]
+__all__ = ["TrainConfig", "TrainResult", "calibrate", "train"]

@@ -104,6 +104,7 @@ class ThresholdScore:
 
     Attributes:
         threshold: Probability threshold.
+        body_threshold: Body probability threshold of the split (``None``: no body).
         pixels: Pixel confusion counts (summed over channels).
         objects: Object matches of channel 0.
     """
@@ -111,6 +112,7 @@ class ThresholdScore:
     threshold: float
     pixels: ConfusionCounts
     objects: ObjectCounts
+    body_threshold: float | None = None
 
     @property
     def score(self) -> float:
@@ -128,10 +130,13 @@ class ThresholdScore:
             "f1": self.pixels.f1,
             "object_f1": self.objects.f1,
             "score": self.score,
+            **({} if self.body_threshold is None else {"body_threshold": self.body_threshold}),
         }
 
 
 DEFAULT_THRESHOLDS = tuple(round(0.1 + 0.05 * i, 2) for i in range(17))
+BODY_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
+"""Body thresholds tried when a model's thresholds are chosen on validation data."""
 
 
 def sweep_thresholds(
@@ -142,6 +147,7 @@ def sweep_thresholds(
     thresholds: tuple[float, ...] = DEFAULT_THRESHOLDS,
     body: npt.NDArray[np.float32] | None = None,
     contact: npt.NDArray[np.float32] | None = None,
+    body_threshold: float = 0.5,
 ) -> list[ThresholdScore]:
     """Score the validation canvas at several thresholds.
 
@@ -155,6 +161,7 @@ def sweep_thresholds(
         contact: (H, W) contact probabilities of a model with a contact channel, or
             ``None``; with either, objects are split as prediction splits them
             (:func:`geounet.vectorize.label_instances`).
+        body_threshold: Body probability at or above which a pixel seeds an object.
 
     Returns:
         One score per threshold, in the order given.
@@ -169,7 +176,10 @@ def sweep_thresholds(
         if body is None and contact is None:
             objects_pred: npt.NDArray[np.generic] = pred[0]
         else:
-            objects_pred = label_instances(prob[0], valid, thr, contact=contact, body=body)[0]
+            objects_pred = label_instances(
+                prob[0], valid, thr, contact=contact, body=body, body_threshold=body_threshold
+            )[0]
         objects = object_counts(objects_pred, np.where(truth[0], instances, 0), valid)
-        scores.append(ThresholdScore(float(thr), counts, objects))
+        body_thr = None if body is None else body_threshold
+        scores.append(ThresholdScore(float(thr), counts, objects, body_thr))
     return scores

@@ -1,0 +1,47 @@
+"""``geounet calibrate``: choose a trained model's thresholds on its validation strip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from geounet.cli._app import app, user_errors
+
+
+@app.command()
+def calibrate(
+    model: Annotated[Path, typer.Argument(help="Checkpoint (.safetensors) to calibrate.")],
+    images: Annotated[
+        list[Path],
+        typer.Option("--images", "-i", help="Scene(s) the model was trained on; repeatable."),
+    ],
+    labels: Annotated[
+        list[Path], typer.Option("--labels", "-l", help="Footprint file(s); repeatable.")
+    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write.")],
+    val_fraction: Annotated[
+        float, typer.Option(help="Eastern fraction of each scene held out, as in training.")
+    ] = 0.2,
+    chip_size: Annotated[int, typer.Option(min=16, help="Validation chip size, in pixels.")] = 256,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    precision: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+) -> None:
+    """Choose the building (and body) thresholds on the validation strip; write them in the card.
+
+    The scenes are split as `geounet train` splits them, so no pixel of area the model
+    trained on decides a threshold. `geounet train` does the same at the end of a run.
+    """
+    from geounet.train import calibrate as calibrate_model  # keeps `geounet --help` fast
+
+    with user_errors():
+        best = calibrate_model(
+            model, images, labels, out, val_fraction, chip_size, device, precision, overwrite
+        )
+    body = "" if best.body_threshold is None else f", body {best.body_threshold:.2f}"
+    typer.echo(
+        f"{out}: threshold {best.threshold:.2f}{body} "
+        f"(validation IoU {best.pixels.iou:.3f}, object F1 {best.objects.f1:.3f})"
+    )
