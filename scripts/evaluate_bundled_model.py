@@ -6,8 +6,9 @@ markdown table.
 Rows: the footprints from thresholding alone (connected regions), from the watershed split
 on the model's body and contact channels (when it has them: seeds are body pixels away from
 contacts), and from that split with right-angle regularisation. Scenes: area b at z21
-(0.075 m, resampled on the fly to the model's pixel size) and at z20 (0.149 m). Evaluation: pixel figures over valid pixels, object figures by
-the SpaceNet rule (one-to-one matches at IoU >= 0.5, polygons under 20 px ignored).
+(0.075 m, resampled on the fly to the model's pixel size) and at z20 (0.149 m).
+Evaluation: pixel figures over valid pixels, object figures by the SpaceNet rule
+(one-to-one matches at IoU >= 0.5, polygons under 20 px ignored).
 
 Usage: python scripts/evaluate_bundled_model.py [CHECKPOINT] > table.md
 """
@@ -42,9 +43,10 @@ def measure(model: Path) -> list[dict[str, object]]:
             if split_path.exists():
                 split = (split_path, split_bands(split_path))
                 seeds = " and ".join(split[1])
+                body = {"split": split, "body_threshold": card.body_threshold}
                 variants += [
-                    (f"watershed split ({seeds})", {"split": split}),
-                    ("split + regularisation", {"split": split, "regularize": True}),
+                    (f"watershed split ({seeds})", body),
+                    ("split + regularisation", {**body, "regularize": True}),
                 ]
             else:
                 variants += [("threshold + regularisation", {"regularize": True})]

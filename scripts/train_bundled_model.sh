@@ -18,5 +18,10 @@ mkdir -p "$(dirname "$OUT")"
   --chip-size 256 --batch-size 8 \
   --epochs 36 --steps-per-epoch 40 --patience 0 \
   --w0 10 --sigma 5 --body-erosion 3 --contact-radius 3 --seed 0 --overwrite --no-progress
+# Choose the building and body thresholds on the validation strip (train does it at the end
+# of a run too; this step records the choice in the card's provenance).
+"$GEOUNET" calibrate "$OUT" \
+  --images sample_data/kampala_a_z20.tif --labels sample_data/buildings.gpkg \
+  --out "$OUT" --overwrite
 cp "$OUT" geounet/data/kampala_unet.safetensors
 ls -l geounet/data/kampala_unet.safetensors

@@ -4,7 +4,10 @@ Every figure and the training command come from the checkpoint (written by ``geo
 and from the training log, never typed by hand. The test figures on area b are left to
 ``geounet evaluate`` in a marked section.
 
-Usage: python scripts/write_model_card.py [CHECKPOINT] [TRAINING_LOG]
+Usage: python scripts/write_model_card.py [CHECKPOINT] [TRAINING_LOG] [REFERENCE_CHECKPOINT]
+
+A reference checkpoint (e.g. an earlier one-channel model) gets its own area-b table, so the
+card shows what the split channels change.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ def main() -> None:
     """Render the model card."""
     ckpt = Path(sys.argv[1]) if len(sys.argv) > 1 else bundled_model_path()
     log = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "scripts" / "train_bundled_model.log"
+    reference = Path(sys.argv[3]) if len(sys.argv) > 3 else None
     card = read_card(ckpt)
     p = card.provenance
     m = card.model
@@ -49,7 +53,7 @@ def main() -> None:
             ("sensitivity", "sensitivity (recall)"),
             ("precision", "precision"),
             ("f1", "pixel F1"),
-            ("object_f1", "object F1 at IoU 0.5 (raster components, >= 20 px)"),
+            ("object_f1", "object F1 at IoU 0.5 (raster instances, >= 20 px)"),
         ]
         if key in figures
     )
@@ -57,21 +61,36 @@ def main() -> None:
     minutes = int(p.get("training_time_s", "0")) / 60
     best = p.get("best_epoch", "?")
     software = ", ".join(f"{k} {p.get(k, '?')}" for k in ("geounet", "torch", "torchgeo"))
-    contact_note = (
-        "; the `contact` channel learns the pixels within 2 px of two different buildings "
-        "(`--contact-radius 2`), which prediction uses to split touching roofs by watershed"
-        if "contact" in card.class_names
+    channels = [c for c in ("body", "contact") if c in card.class_names]
+    split_note = (
+        "; the `body` channel learns each roof shrunk 3 px away from its outline and its "
+        "neighbours (`--body-erosion 3`) and the `contact` channel the pixels within 3 px of "
+        "two different buildings (`--contact-radius 3`): prediction grows one footprint per "
+        "body by watershed and cuts at contacts"
+        if channels
+        else ""
+    )
+    body_note = (
+        f" Body threshold **{card.body_threshold:.2f}**: a pixel seeds a footprint where the "
+        "body probability reaches it (chosen on the same strip, with the building threshold)."
+        if "body" in card.class_names
+        else ""
+    )
+    calibration = (
+        f"The thresholds were then re-chosen by `geounet calibrate`: {p['calibration']}."
+        if "calibration" in p
         else ""
     )
     area_b = table(measure(ckpt))
-    contact_gap = (
-        "\n\nThe contact channel has not learnt contacts yet: where its highest probability on\n"
-        "area b (above) stays under the 0.50 contact threshold, the watershed finds one seed\n"
-        "per blob and splits nothing, so those rows equal thresholding alone. Area a, the\n"
-        "training area, has detached houses and few touching walls to learn from."
-        if "contact" in card.class_names
-        else ""
-    )
+    reference_table = ""
+    if reference is not None:
+        ref = read_card(reference)
+        reference_table = (
+            f"\n\nFor comparison, the earlier one-channel model ({reference.name}: "
+            f"{', '.join(ref.class_names)}; threshold {ref.threshold:.2f}; "
+            f"{ref.provenance.get('command', '?').split('--minutes')[0].strip()} ...), "
+            f"measured the same way:\n\n{table(measure(reference))}"
+        )
     text = f"""# Model card: `kampala_unet.safetensors` (geounet's bundled model)
 
 ## What it is
@@ -80,7 +99,7 @@ A classic U-Net (Ronneberger et al. 2015), depth {m.depth}, base width {m.base_w
 {m.classes} output channel(s) ({", ".join(card.class_names)}). File size {size_mb:.2f} MB
 (safetensors, no pickle). Trained at {card.pixel_size_m:.4f} m ground pixels; `geounet predict`
 resamples scenes with other pixel sizes to it. Default threshold **{card.threshold:.2f}**
-(chosen on the validation strip of area a, never on area b). Prediction tile size
+(chosen on the validation strip of area a, never on area b).{body_note} Prediction tile size
 {card.tile_size} px. Input normalisation: raw x {card.normalization.scale:.6f}, then
 mean {card.normalization.mean}, std {card.normalization.std} per band.
 
@@ -106,9 +125,9 @@ which ran exactly:
 {p.get("command", "?")}
 ```
 Loss: BCE + Dice per output channel with the U-Net border weight map (w0 = 10, sigma = 5 px)
-and class-balance weights{contact_note}; augmentation: flips, 90-degree rotations, scale
+and class-balance weights{split_note}; augmentation: flips, 90-degree rotations, scale
 jitter 0.75-1.33, elastic deformation, colour jitter (kornia); AdamW with warm-up and cosine
-decay over the time budget; seed {seed}.
+decay; seed {seed}. {calibration}
 
 - Date: {p.get("date", "?")}
 - Training time: {minutes:.1f} min (best epoch {best} of {len(epochs)} epochs)
@@ -122,7 +141,7 @@ At the default threshold {card.threshold:.2f}, best epoch:
 |---|---|
 {rows}
 
-The threshold maximises the mean of pixel IoU and object F1 on this strip. The strip is
+The thresholds maximise the mean of pixel IoU and object F1 on this strip. The strip is
 small (about 30 buildings, detached houses), so these figures are noisy and easier than area b.
 
 ## Test on area b (dense informal settlement, never seen in training)
@@ -133,10 +152,10 @@ the card's threshold {card.threshold:.2f}. Object level: SpaceNet rule, one-to-o
 IoU >= 0.5, polygons under 20 px ignored on both sides. Area b at z21 (0.075 m) is resampled
 on the fly to the model's pixel size; z20 (0.149 m) is the model's own.
 
-{area_b}
+{area_b}{reference_table}
 
 Quality goal of the project on area b: pixel IoU >= 0.80 and object F1 >= 0.70. This model
-does not reach it yet: it was trained for {minutes:.0f} minutes on a shared 2-core CPU.{contact_gap}
+does not reach it yet: it was trained for {minutes:.0f} minutes on a shared 2-core CPU.
 
 ## Training log (per epoch, as printed)
 ```
