@@ -7,10 +7,15 @@ stitching, takes results back in plan order, and is the only writer of the outpu
 result is the same however many workers ran it. The scheduler is dask's: a LocalCluster
 for ``--workers N``, or any existing cluster by address (``--scheduler tcp://...``),
 e.g. one started on SLURM with dask-jobqueue.
+
+Workers that are threads of the driver's process (an in-process cluster) take
+:data:`GDAL_LOCK` to read, and the driver holds it while the consumer of
+:func:`dask_tile_rows` writes, because GDAL's block cache is shared by the process.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +27,7 @@ import torch
 
 from geounet.device import resolve_precision, select_device
 from geounet.errors import InputError
-from geounet.raster import open_scene
+from geounet.raster import open_scene, read_window
 from geounet.tiling import Tile, TilePlan
 
 if TYPE_CHECKING:
@@ -33,6 +38,19 @@ if TYPE_CHECKING:
 
 CONNECT_TIMEOUT = "20s"
 """How long to wait for an existing dask scheduler to answer."""
+
+GDAL_LOCK = threading.Lock()
+"""Serialises the GDAL I/O of worker threads with the driver's writes in one process.
+
+GDAL's block cache is process-wide: a thread that needs room for a block flushes the
+least recently used ones, dirty blocks of datasets that other threads write included.
+A worker thread reading the scene could so write a block of the output GeoTIFF or of
+its internal mask (another TIFF directory of the same file) while the driver wrote the
+other, and the two corrupted libtiff's shared state: "An error occurred while writing
+a dirty block from GDALRasterBand::IRasterIO", "Can not write tiles to a striped
+image", or a segmentation fault. Workers in other processes have their own cache and
+never wait for this lock.
+"""
 
 
 @dataclass(frozen=True)
@@ -82,11 +100,13 @@ def run_batch(job: TileJob, tiles: list[Tile]) -> list[TileResult]:
     Returns:
         One result per tile, in order.
     """
-    from geounet.predict import predict_tiles, working_grid
+    from geounet.predict import infer_batch, working_grid
 
     predictor = _worker_predictor(job.model, job.device, job.precision, job.value_range)
-    with open_scene(job.scene) as src, working_grid(src, job.factor) as grid:
-        return predict_tiles(grid, list(job.bands), tiles, predictor)
+    bands = list(job.bands)
+    with GDAL_LOCK, open_scene(job.scene) as src, working_grid(src, job.factor) as grid:
+        batch = [(t, *read_window(grid, bands, t.row, t.col, t.height, t.width)) for t in tiles]
+    return infer_batch(batch, predictor)
 
 
 def dask_tile_rows(
@@ -95,7 +115,9 @@ def dask_tile_rows(
     """Predict a plan on a dask cluster, yielding tile rows in plan order.
 
     At most ``in_flight`` batches are submitted ahead of the one being consumed, so the
-    driver's memory stays bounded whatever the scene size.
+    driver's memory stays bounded whatever the scene size. The consumer handles each row
+    holding :data:`GDAL_LOCK` (it writes the output then), so worker threads of this
+    process read between its writes, never during them.
 
     Args:
         client: A dask.distributed client.
@@ -123,11 +145,13 @@ def dask_tile_rows(
             next_batch += 1
         r, future = queue.popleft()
         if r != current_row:
-            yield current
+            with GDAL_LOCK:
+                yield current
             current, current_row = [], r
         current.extend(future.result())
         future.release()
-    yield current
+    with GDAL_LOCK:
+        yield current
 
 
 @contextmanager

@@ -135,3 +135,25 @@ def test_early_error_prints_no_progress_bar_line(tmp_path: Path) -> None:
     assert result.output.splitlines() == [
         f"Error: {tmp_path / 'nope.tif'} does not exist; check the path"
     ]
+
+
+@pytest.mark.slow
+def test_workers_give_a_byte_identical_probability_raster(
+    make_scene: MakeScene, tiny_model: Path, tmp_path: Path
+) -> None:
+    scene = make_scene(height=150, width=110, seed=3, alpha=np.full((150, 110), 255))
+    common = ["predict", str(scene), "-m", str(tiny_model), "--tile", "64", "--overlap", "16"]
+    common += ["--precision", "float32", "--device", "cpu", "--no-footprints", "-q"]
+    runs: dict[str, list[str]] = {
+        "plain": [],
+        "workers": ["--workers", "2"],
+        # the workflow passes --scheduler= (empty) when no scheduler is configured
+        "no_scheduler": ["--scheduler="],
+    }
+    data: dict[str, bytes] = {}
+    for name, extra in runs.items():
+        result = runner.invoke(app, [*common, *extra, "-o", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        data[name] = (tmp_path / name / f"{scene.stem}.prob.tif").read_bytes()
+    assert data["workers"] == data["plain"]
+    assert data["no_scheduler"] == data["plain"]

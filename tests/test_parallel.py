@@ -57,6 +57,12 @@ def test_sequential_threads_and_processes_give_identical_outputs(
 ) -> None:
     scene = make_scene(height=150, width=110, seed=7)
     base = dict(tile=64, overlap=16, precision="float32", device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:  # the reference: one thread in every torch op
+        one = predict_scene(scene, tmp_path / "one", tiny_model, PredictOptions(**base))  # type: ignore[arg-type]
+    finally:
+        torch.set_num_threads(threads)
     seq = predict_scene(scene, tmp_path / "seq", tiny_model, PredictOptions(**base))  # type: ignore[arg-type]
     par = predict_scene(
         scene,
@@ -71,12 +77,12 @@ def test_sequential_threads_and_processes_give_identical_outputs(
             tiny_model,
             PredictOptions(**base, scheduler=cluster.scheduler_address),  # type: ignore[arg-type]
         )
-    ref = read(seq.probability)
-    for other in (par, thr):
+    ref = read(one.probability)
+    for other in (seq, par, thr):
         got = read(other.probability)
         np.testing.assert_array_equal(ref[0], got[0])
         np.testing.assert_array_equal(ref[1], got[1])
-        assert other.buildings == seq.buildings
+        assert other.buildings == one.buildings
 
 
 def test_unreachable_scheduler_is_a_clear_error(
