@@ -237,8 +237,12 @@ def split_input(wildcards):
 
 
 def split_option(wildcards, input):
-    """`--split PATH` for geounet vectorize, when the model has body/contact channels."""
-    return f"--split {shlex.quote(input.split)}" if SPLIT else ""
+    """`--split PATH --body-threshold P` for geounet vectorize, when the model has
+    body/contact channels (P: the model card's; a trained model's once it exists)."""
+    if not SPLIT:
+        return ""
+    card = trained_card() if config["train"] else CARD
+    return f"--split {shlex.quote(input.split)} --body-threshold {card.body_threshold}"
 
 
 def predict_outputs(prefix):

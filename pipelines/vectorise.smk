@@ -1,7 +1,8 @@
 # Stage 3, vectorise: building footprint polygons from each probability raster.
 # Inputs:  results/{scene}/{scene}.prob.tif (+ .split.tif for models with body/contact
 #          channels: touching buildings are split there), config threshold/min_area/
-#          simplify/regularize; a trained model's card for its threshold.
+#          simplify/regularize; the model card's threshold and body threshold (a trained
+#          model's once it exists).
 # Outputs: results/{scene}/{scene}.buildings.gpkg (layer `buildings`: id, area_m2,
 #          confidence).
 

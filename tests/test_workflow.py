@@ -133,7 +133,8 @@ def test_training_first_settles_in_one_run(project: Path) -> None:
     for rule in ("vectorize", "evaluate"):
         line = next(x for x in out.splitlines() if f"geounet {rule} " in x)
         assert f"--threshold {card.threshold} " in line, line
-    assert "--split results/crop_a/crop_a.split.tif" in out
+    split = f"--split results/crop_a/crop_a.split.tif --body-threshold {card.body_threshold}"
+    assert split in out
     again = snakemake("-n", "--cores", "2", *config, cwd=project)
     assert again.returncode == 0, again.stderr
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout + again.stderr
@@ -159,8 +160,10 @@ def test_workflow_end_to_end(project: Path) -> None:
             assert (d / "benchmarks" / f"{stage}.tsv").is_file()
         with rasterio.open(d / f"{sid}.split.tif") as split:
             assert split.descriptions == ("body probability", "contact probability")
-        # the split channels reach vectorise (snakemake prints the shell commands)
-        assert f"--split results/{sid}/{sid}.split.tif" in result.stdout + result.stderr
+        # the split channels reach vectorise (snakemake prints the shell commands), seeded
+        # at the model card's body threshold
+        split = f"--split results/{sid}/{sid}.split.tif --body-threshold 0.5"
+        assert split in result.stdout + result.stderr
         # every file predict wrote (style sidecars included) is named after the scene id
         files = [p.name for p in d.iterdir() if p.is_file()]
         assert all(name.startswith(f"{sid}.") for name in files), files
