@@ -30,7 +30,7 @@ from geounet.checkpoint import Checkpoint, ModelCard, load_checkpoint
 from geounet.device import autocast, resolve_precision, select_device
 from geounet.errors import InputError
 from geounet.raster import (
-    GDAL_CACHE_MB,
+    GDAL_CACHE_BYTES,
     Reader,
     atomic_path,
     check_outputs,
@@ -230,7 +230,7 @@ def predict_scene(
     dtype = resolve_precision(device, opts.precision)
 
     with (
-        rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB),
+        rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
         open_scene(scene) as src,
         ExitStack() as landing,
     ):

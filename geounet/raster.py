@@ -35,8 +35,12 @@ from geounet.errors import GeounetError, InputError, OutputError, OutputExistsEr
 
 Reader: TypeAlias = DatasetReader | WarpedVRT
 
-GDAL_CACHE_MB = 256
-"""GDAL's block cache while streaming a scene (its default, 5 % of RAM, grows with it)."""
+GDAL_CACHE_BYTES = 256 * 1024 * 1024
+"""GDAL's block cache while streaming a scene (its default, 5 % of RAM, grows with it).
+
+In bytes: rasterio hands ``GDAL_CACHEMAX`` to ``GDALSetCacheMax64``, which takes bytes (a
+value of 256 would leave a 256-byte cache, and every partly written block would be
+flushed, re-read and re-compressed)."""
 
 
 def open_scene(path: str | os.PathLike[str]) -> DatasetReader:

@@ -32,7 +32,7 @@ from scipy import ndimage
 from shapely.geometry import Polygon, shape
 
 from geounet.errors import InputError
-from geounet.raster import GDAL_CACHE_MB, atomic_path, ground_pixel_size_m
+from geounet.raster import GDAL_CACHE_BYTES, atomic_path, ground_pixel_size_m
 from geounet.styles import style_footprints
 
 LAYER = "buildings"
@@ -226,7 +226,7 @@ def vectorize(
         and ``geometry``, ordered top to bottom.
     """
     with (
-        rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB),
+        rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
         rasterio.open(prob_path) as src,
         rasterio.open(split[0]) if split else nullcontext() as ssrc,
     ):

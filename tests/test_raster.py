@@ -96,3 +96,21 @@ def test_atomic_path_reports_full_disk(tmp_path: Path) -> None:
         tmp.write_text("partial")
         raise OSError(errno.ENOSPC, "No space left on device")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_gdal_cache_is_set_in_bytes() -> None:
+    """rasterio passes GDAL_CACHEMAX to GDALSetCacheMax64 (bytes): check the real cache."""
+    import ctypes
+    import glob
+
+    import rasterio
+
+    from geounet.raster import GDAL_CACHE_BYTES
+
+    libs = glob.glob(str(Path(rasterio.__file__).parent.parent / "rasterio.libs" / "libgdal*"))
+    if not libs:
+        pytest.skip("rasterio's bundled libgdal not found (not a wheel install)")
+    gdal = ctypes.CDLL(libs[0])
+    gdal.GDALGetCacheMax64.restype = ctypes.c_int64
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES):
+        assert gdal.GDALGetCacheMax64() == 256 * 1024 * 1024
