@@ -15,7 +15,6 @@ Workers that are threads of the driver's process (an in-process cluster) take
 
 from __future__ import annotations
 
-import threading
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +26,7 @@ import torch
 
 from geounet.device import resolve_precision, select_device
 from geounet.errors import InputError
-from geounet.raster import open_scene, read_window
+from geounet.raster import GDAL_LOCK, open_scene, read_window
 from geounet.tiling import Tile, TilePlan
 
 if TYPE_CHECKING:
@@ -38,19 +37,6 @@ if TYPE_CHECKING:
 
 CONNECT_TIMEOUT = "20s"
 """How long to wait for an existing dask scheduler to answer."""
-
-GDAL_LOCK = threading.Lock()
-"""Serialises the GDAL I/O of worker threads with the driver's writes in one process.
-
-GDAL's block cache is process-wide: a thread that needs room for a block flushes the
-least recently used ones, dirty blocks of datasets that other threads write included.
-A worker thread reading the scene could so write a block of the output GeoTIFF or of
-its internal mask (another TIFF directory of the same file) while the driver wrote the
-other, and the two corrupted libtiff's shared state: "An error occurred while writing
-a dirty block from GDALRasterBand::IRasterIO", "Can not write tiles to a striped
-image", or a segmentation fault. Workers in other processes have their own cache and
-never wait for this lock.
-"""
 
 
 @dataclass(frozen=True)

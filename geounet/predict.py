@@ -31,6 +31,7 @@ from geounet.device import autocast, resolve_precision, select_device
 from geounet.errors import InputError
 from geounet.raster import (
     GDAL_CACHE_BYTES,
+    GDAL_LOCK,
     Reader,
     atomic_path,
     check_outputs,
@@ -431,7 +432,9 @@ def local_tile_rows(
     """Predict a plan row by row in this process, reading the next row in a thread.
 
     While the model works on one tile row, a background thread reads the windows of
-    the next; only this thread touches ``src`` then, so the handle is never shared.
+    the next; only this thread touches ``src`` then, so the handle is never shared. It
+    reads holding :data:`~geounet.raster.GDAL_LOCK`, and each row is yielded holding it
+    (the consumer writes the output then), so reads never overlap writes.
 
     Yields:
         The results of each tile row, top to bottom.
@@ -439,7 +442,8 @@ def local_tile_rows(
     tile_rows = list(plan.tile_rows())
 
     def read_row(tiles: list[Tile]) -> list[tuple[Tile, npt.NDArray[Any], npt.NDArray[np.bool_]]]:
-        return [(t, *read_window(src, bands, t.row, t.col, t.height, t.width)) for t in tiles]
+        with GDAL_LOCK:
+            return [(t, *read_window(src, bands, t.row, t.col, t.height, t.width)) for t in tiles]
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geounet-read") as pool:
         pending = pool.submit(read_row, tile_rows[0])
@@ -450,7 +454,8 @@ def local_tile_rows(
             row: list[TileResult] = []
             for batch in _batches(data, batch_size):
                 row.extend(infer_batch(batch, predictor))
-            yield row
+            with GDAL_LOCK:
+                yield row
 
 
 def stitch_to_raster(

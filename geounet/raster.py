@@ -11,6 +11,7 @@ import os
 import shutil
 import sqlite3
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +35,20 @@ from rasterio.windows import Window
 from geounet.errors import GeounetError, InputError, OutputError, OutputExistsError
 
 Reader: TypeAlias = DatasetReader | WarpedVRT
+
+GDAL_LOCK = threading.Lock()
+"""Serialises the GDAL I/O of worker threads with the driver's writes in one process.
+
+GDAL's block cache is process-wide: a thread that needs room for a block flushes the
+least recently used ones, dirty blocks of datasets that other threads write included.
+A thread reading the scene (a dask worker thread, or predict's read-ahead thread) could
+so write a block of the output GeoTIFF or of its internal mask (another TIFF directory
+of the same file) while the driver wrote the other, and the two corrupted libtiff's
+shared state: "An error occurred while writing
+a dirty block from GDALRasterBand::IRasterIO", "Can not write tiles to a striped
+image", or a segmentation fault. Readers take it to read and the writer holds it while
+it writes; workers in other processes have their own cache and never wait for it.
+"""
 
 GDAL_CACHE_BYTES = 256 * 1024 * 1024
 """GDAL's block cache while streaming a scene (its default, 5 % of RAM, grows with it).
