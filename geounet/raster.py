@@ -277,12 +277,11 @@ _DISK_FULL_TEXTS = (
     "disk quota",
     "file too large",
     "database or disk is full",
-    "write failed",
-    "write error",
-    "tiffappendtostrip",
-    "tiffappendtotile",
 )
 """Lower-case fragments of GDAL, libtiff and SQLite messages that mean the disk filled up."""
+
+_WRITE_FAILURE_TEXTS = ("write failed", "write error", "tiffappendtostrip", "tiffappendtotile")
+"""Fragments of generic GDAL/libtiff write failures: often a full disk, not always."""
 
 _DENIED_ERRNOS = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 
@@ -320,6 +319,10 @@ def write_error(final: Path, exc: BaseException) -> OutputError:
         )
     if denied is not None:
         return OutputError(f"cannot write {final} ({denied.strerror}); choose another --out-dir")
+    if any(t in texts for t in _WRITE_FAILURE_TEXTS):
+        return OutputError(
+            f"could not write {final}: {error_detail(exc)}; check that its disk has free space"
+        )
     return OutputError(f"could not write {final}: {error_detail(exc)}")
 
 
