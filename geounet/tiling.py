@@ -138,8 +138,12 @@ def plan_tiles(
 ) -> TilePlan:
     """Plan the tiles of a scene.
 
-    Tiles are ``tile`` pixels square, except that an axis shorter than a tile (plus its
-    borders) gets a shorter tile, rounded up to ``multiple`` so the network accepts it.
+    ``tile`` is the largest tile side. Along each axis the plan takes the fewest tiles of
+    that size that cover the scene (plus its borders) with at least ``overlap`` between
+    neighbours, then shrinks them to the smallest side (a multiple of ``multiple``, so the
+    network accepts it) with which that many tiles still do: the extra overlap that a
+    fixed size would leave is not computed. At 16384 px, tile 1024 and overlap 128 this
+    cuts the pixels computed from 1.41 to 1.33 times the scene's.
 
     Args:
         height: Scene rows.
@@ -161,7 +165,12 @@ def plan_tiles(
         raise ValueError(f"overlap {overlap} must be smaller than the tile size {tile}")
 
     def axis(length: int) -> tuple[int, tuple[int, ...]]:
-        size = min(tile, _round_up(length + 2 * border, multiple))
+        span = length + 2 * border
+        size = min(tile, _round_up(span, multiple))
+        if span > size:
+            n = math.ceil((span - size) / (size - overlap)) + 1
+            # n tiles of side s cover the span with overlap o when n * s >= span + (n-1) * o
+            size = min(size, _round_up(math.ceil((span + (n - 1) * overlap) / n), multiple))
         return size, tile_starts(length, size, min(overlap, size - 1), border)
 
     tile_h, rows = axis(height)

@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -105,3 +107,21 @@ def test_separable_coverage_equals_summed_tile_weights() -> None:
     rows = coverage_weights_1d(150, plan.row_starts, plan.tile_height, plan.overlap)
     cols = coverage_weights_1d(203, plan.col_starts, plan.tile_width, plan.overlap)
     np.testing.assert_allclose(np.outer(rows, cols), full, rtol=1e-5)
+
+
+@pytest.mark.parametrize("size", [4096, 8192, 16384, 1000, 2500])
+def test_tiles_shrink_to_the_smallest_side_that_covers_the_scene(size: int) -> None:
+    tile, overlap, border, multiple = 1024, 128, 32, 16
+    plan = plan_tiles(size, size, tile, overlap, border, multiple)
+    side, n = plan.tile_height, len(plan.row_starts)
+    span = size + 2 * border
+    # as many tiles as the largest side needs, each no larger than it ...
+    assert n == math.ceil((span - tile) / (tile - overlap)) + 1
+    assert side <= tile and side % multiple == 0
+    # ... and they still overlap by at least the minimum
+    assert (np.diff(plan.row_starts) <= side - overlap).all()
+    assert plan.row_starts[0] == -border and plan.row_starts[-1] + side == size + border
+    # one multiple smaller and n tiles could not cover the span with that overlap
+    assert n * (side - multiple) < span + (n - 1) * overlap
+    if size >= 4096:
+        assert plan.redundancy <= 1.35

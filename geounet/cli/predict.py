@@ -55,7 +55,10 @@ def predict(
     ] = Path("."),
     tile: Annotated[
         int | None,
-        typer.Option(help="Tile size in pixels of the model's grid; default from the model."),
+        typer.Option(
+            help="Largest tile side in pixels of the model's grid (tiles shrink to the "
+            "smallest side that covers the scene with as many tiles); default from the model."
+        ),
     ] = None,
     overlap: Annotated[
         int | None,
