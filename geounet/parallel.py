@@ -10,7 +10,7 @@ e.g. one started on SLURM with dask-jobqueue.
 
 Workers that are threads of the driver's process (an in-process cluster) take
 :data:`GDAL_LOCK` to read, and the driver holds it while the consumer of
-:func:`dask_tile_rows` writes, because GDAL's block cache is shared by the process.
+:func:`dask_tile_batches` writes, because GDAL's block cache is shared by the process.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from geounet.tiling import Tile, TilePlan
 if TYPE_CHECKING:
     from distributed import Client
 
-    from geounet.predict import TilePredictor, TileResult
+    from geounet.predict import TilePredictor
+    from geounet.stitch import TileResult
 
 
 CONNECT_TIMEOUT = "20s"
@@ -81,7 +82,7 @@ def run_batch(job: TileJob, tiles: list[Tile]) -> list[TileResult]:
 
     Args:
         job: The scene, model and settings.
-        tiles: Tiles of one tile row.
+        tiles: The tiles of one batch.
 
     Returns:
         One result per tile, in order.
@@ -95,13 +96,13 @@ def run_batch(job: TileJob, tiles: list[Tile]) -> list[TileResult]:
     return infer_batch(batch, predictor)
 
 
-def dask_tile_rows(
+def dask_tile_batches(
     client: Client, job: TileJob, plan: TilePlan, batch_size: int, in_flight: int
 ) -> Iterator[list[TileResult]]:
-    """Predict a plan on a dask cluster, yielding tile rows in plan order.
+    """Predict a plan on a dask cluster, yielding each batch's results in plan order.
 
     At most ``in_flight`` batches are submitted ahead of the one being consumed, so the
-    driver's memory stays bounded whatever the scene size. The consumer handles each row
+    driver's memory stays bounded whatever the scene size. The consumer handles each batch
     holding :data:`GDAL_LOCK` (it writes the output then), so worker threads of this
     process read between its writes, never during them.
 
@@ -113,31 +114,22 @@ def dask_tile_rows(
         in_flight: Batches submitted ahead.
 
     Yields:
-        The results of each tile row, top to bottom.
+        The results of each batch, in plan order.
     """
-    batches = [
-        (r, row[i : i + batch_size])
-        for r, row in enumerate(plan.tile_rows())
-        for i in range(0, len(row), max(batch_size, 1))
-    ]
-    queue: deque[tuple[int, Any]] = deque()
+    tiles = list(plan)
+    size = max(batch_size, 1)
+    batches = [tiles[i : i + size] for i in range(0, len(tiles), size)]
+    queue: deque[Any] = deque()
     next_batch = 0
-    current: list[TileResult] = []
-    current_row = 0
     while next_batch < len(batches) or queue:
         while next_batch < len(batches) and len(queue) < max(in_flight, 1):
-            r, tiles = batches[next_batch]
-            queue.append((r, client.submit(run_batch, job, tiles, pure=False)))
+            queue.append(client.submit(run_batch, job, batches[next_batch], pure=False))
             next_batch += 1
-        r, future = queue.popleft()
-        if r != current_row:
-            with GDAL_LOCK:
-                yield current
-            current, current_row = [], r
-        current.extend(future.result())
+        future = queue.popleft()
+        results = future.result()
         future.release()
-    with GDAL_LOCK:
-        yield current
+        with GDAL_LOCK:
+            yield results
 
 
 @contextmanager

@@ -10,7 +10,7 @@ accumulator, and every finished row strip is written straight to disk.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -29,6 +29,7 @@ from rasterio.windows import Window
 from geounet.checkpoint import Checkpoint, ModelCard, load_checkpoint
 from geounet.device import autocast, resolve_precision, select_device
 from geounet.errors import InputError
+from geounet.model import fuse_for_inference
 from geounet.raster import (
     GDAL_CACHE_BYTES,
     GDAL_LOCK,
@@ -43,8 +44,9 @@ from geounet.raster import (
     select_bands,
     write_cog,
 )
+from geounet.stitch import TileResult, stitch_to_raster
 from geounet.styles import write_probability_style
-from geounet.tiling import Tile, TilePlan, blend_weights, coverage_weights_1d, plan_tiles
+from geounet.tiling import Tile, TilePlan, plan_tiles
 from geounet.vectorize import SPLIT_CHANNELS, vectorize, write_footprints
 
 Progress = Callable[[str, int, int], None]
@@ -152,7 +154,8 @@ class TilePredictor:
         self.value_range = value_range
         self.device = device
         self.dtype = dtype
-        self.model = checkpoint.model.to(device).eval()
+        # batch norms folded into their convolutions (a copy: the checkpoint is untouched)
+        self.model = fuse_for_inference(checkpoint.model).to(device)
         self.model = self.model.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
@@ -259,16 +262,19 @@ def predict_scene(
                             "with the same model and settings"
                         )
                     t = time.perf_counter()
-                    rows_ctx: AbstractContextManager[Iterator[list[TileResult]]]
+                    batches_ctx: AbstractContextManager[Iterator[list[TileResult]]]
                     if opts.workers > 1 or opts.scheduler:
-                        rows_ctx = _dask_rows(ckpt, scene, src, bands, plan, resampled, card, opts)
-                    else:
-                        rows_ctx = nullcontext(
-                            local_tile_rows(grid, bands, plan, predictor, opts.batch_size)
+                        batches_ctx = _dask_batches(
+                            ckpt, scene, src, bands, plan, resampled, card, opts
                         )
-                    with rows_ctx as rows:
+                    else:
+                        batches_ctx = nullcontext(
+                            local_tile_batches(grid, bands, plan, predictor, opts.batch_size)
+                        )
+                    advance = _stage(progress, "predict", len(plan))
+                    with batches_ctx as batches:
                         stitch_to_raster(
-                            grid, plan, rows, work_tmp, opts.float32, progress, card.class_names
+                            grid, plan, batches, work_tmp, opts.float32, advance, card.class_names
                         )
                     timings["predict"] = time.perf_counter() - t
                 if resampled:
@@ -327,7 +333,7 @@ def predict_scene(
 
 
 @contextmanager
-def _dask_rows(
+def _dask_batches(
     ckpt: Checkpoint,
     scene: Path,
     src: Reader,
@@ -338,7 +344,7 @@ def _dask_rows(
     opts: PredictOptions,
 ) -> Iterator[Iterator[list[TileResult]]]:
     """Run the plan's tiles on a dask cluster (see :mod:`geounet.parallel`)."""
-    from geounet.parallel import TileJob, dask_client, dask_tile_rows
+    from geounet.parallel import TileJob, dask_client, dask_tile_batches
 
     if ckpt.source is None:
         raise InputError("dask workers load the model from a file: pass --model PATH")
@@ -354,7 +360,7 @@ def _dask_rows(
     )
     with dask_client(opts.workers, opts.scheduler) as client:
         n = max(len(client.scheduler_info().get("workers", {})), 1)
-        yield dask_tile_rows(client, job, plan, opts.batch_size, in_flight=2 * n + 1)
+        yield dask_tile_batches(client, job, plan, opts.batch_size, in_flight=2 * n + 1)
 
 
 def needs_resampling(scene_px_m: float, model_px_m: float, allowed: bool = True) -> bool:
@@ -379,10 +385,6 @@ def plan_for_grid(height: int, width: int, card: ModelCard, opts: PredictOptions
     if opts.border < 0:
         raise InputError(f"--border {opts.border} must be >= 0")
     return plan_tiles(height, width, tile, overlap, opts.border, multiple)
-
-
-TileResult = tuple[Tile, npt.NDArray[np.float32] | None, npt.NDArray[np.bool_]]
-"""A tile, its building probabilities (``None`` when it holds no valid pixel) and validity."""
 
 
 def predict_tiles(
@@ -422,102 +424,39 @@ def infer_batch(
     return [(t, probs.get(i), valid) for i, (t, _, valid) in enumerate(batch)]
 
 
-def local_tile_rows(
+def local_tile_batches(
     src: Reader,
     bands: list[int],
     plan: TilePlan,
     predictor: Callable[[npt.NDArray[Any]], npt.NDArray[np.float32]],
     batch_size: int = 2,
 ) -> Iterator[list[TileResult]]:
-    """Predict a plan row by row in this process, reading the next row in a thread.
+    """Predict a plan batch by batch in this process, reading the next batch in a thread.
 
-    While the model works on one tile row, a background thread reads the windows of
-    the next; only this thread touches ``src`` then, so the handle is never shared. It
-    reads holding :data:`~geounet.raster.GDAL_LOCK`, and each row is yielded holding it
-    (the consumer writes the output then), so reads never overlap writes.
+    While the model works on one batch, a background thread reads the windows of the
+    next; only this thread touches ``src`` then, so the handle is never shared. It reads
+    holding :data:`~geounet.raster.GDAL_LOCK`, and each batch is yielded holding it (the
+    consumer writes the output then), so reads never overlap writes. Batches follow the
+    plan's order and may span two tile rows, so every batch but the last is full.
 
     Yields:
-        The results of each tile row, top to bottom.
+        The results of each batch, in plan order.
     """
-    tile_rows = list(plan.tile_rows())
+    batches = list(_batches(list(plan), batch_size))
 
-    def read_row(tiles: list[Tile]) -> list[tuple[Tile, npt.NDArray[Any], npt.NDArray[np.bool_]]]:
+    def read(tiles: list[Tile]) -> list[tuple[Tile, npt.NDArray[Any], npt.NDArray[np.bool_]]]:
         with GDAL_LOCK:
             return [(t, *read_window(src, bands, t.row, t.col, t.height, t.width)) for t in tiles]
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geounet-read") as pool:
-        pending = pool.submit(read_row, tile_rows[0])
-        for k in range(len(tile_rows)):
+        pending = pool.submit(read, batches[0])
+        for k in range(len(batches)):
             data = pending.result()
-            if k + 1 < len(tile_rows):
-                pending = pool.submit(read_row, tile_rows[k + 1])
-            row: list[TileResult] = []
-            for batch in _batches(data, batch_size):
-                row.extend(infer_batch(batch, predictor))
+            if k + 1 < len(batches):
+                pending = pool.submit(read, batches[k + 1])
+            results = infer_batch(data, predictor)
             with GDAL_LOCK:
-                yield row
-
-
-def stitch_to_raster(
-    src: Reader,
-    plan: TilePlan,
-    rows: Iterable[list[TileResult]],
-    path: Path,
-    float32: bool = False,
-    progress: Progress | None = None,
-    class_names: tuple[str, ...] = ("building",),
-) -> None:
-    """Blend tile predictions into a tiled GeoTIFF on ``src``'s grid, strip by strip.
-
-    Each tile's probabilities are weighted by the cosine blending window and added to a
-    rolling accumulator of one tile's height; the weight sum is separable and computed
-    once, so every finished strip is divided once and written at once. This is the one
-    writer of the output file, whatever produced the predictions.
-
-    Args:
-        src: The working grid (its CRS, transform and size are copied).
-        plan: The tile plan of ``src``.
-        rows: Tile results, one list per tile row of the plan, top to bottom.
-        path: Output GeoTIFF (uint8 probability * 255 or float32), one band per output
-            channel of the model, mask = valid pixels.
-        float32: Write float32 probabilities instead of uint8.
-        progress: Optional progress callback (stage ``predict``, counted in tiles).
-        class_names: Names of the model's output channels (band descriptions).
-    """
-    height, width = plan.height, plan.width
-    channels = len(class_names)
-    th, tw, ramp = plan.tile_height, plan.tile_width, plan.overlap
-    weights = blend_weights(th, tw, ramp)
-    row_norm = coverage_weights_1d(height, plan.row_starts, th, ramp)
-    col_norm = coverage_weights_1d(width, plan.col_starts, tw, ramp)
-    acc = np.zeros((channels, th, width), dtype=np.float32)
-    valid_acc = np.zeros((th, width), dtype=bool)
-    top = 0  # scene row of acc[0]
-    advance = _stage(progress, "predict", len(plan))
-    dtype = "float32" if float32 else "uint8"
-    next_starts = [*plan.row_starts[1:], height]
-    with (
-        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
-        rasterio.open(path, "w", **probability_profile(src, dtype, channels)) as dst,
-    ):
-        describe_probability(dst, 1.0 if float32 else 1.0 / 255.0, class_names)
-        for k, row in enumerate(rows):
-            for tile, prob, valid in row:
-                if prob is not None:
-                    _accumulate(acc, valid_acc, top, tile, prob * weights, valid, height, width)
-            if advance:
-                advance(len(row))
-            # Rows above the next tile row receive no more contributions: write them.
-            done = min(max(next_starts[k], 0), height)
-            if done > top:
-                n = done - top
-                strip = acc[:, :n] / (row_norm[top:done, None] * col_norm[None, :])
-                _write_strip(dst, strip, valid_acc[:n], top, float32)
-                acc[:, :-n] = acc[:, n:].copy()
-                acc[:, -n:] = 0
-                valid_acc[:-n] = valid_acc[n:].copy()
-                valid_acc[-n:] = False
-                top = done
+                yield results
 
 
 def predict_to_raster(
@@ -544,39 +483,9 @@ def predict_to_raster(
         progress: Optional progress callback.
         class_names: Names of the predictor's output channels.
     """
-    rows = local_tile_rows(src, bands, plan, predictor, batch_size)
-    stitch_to_raster(src, plan, rows, path, float32, progress, class_names)
-
-
-def _accumulate(
-    acc: npt.NDArray[np.float32],
-    valid_acc: npt.NDArray[np.bool_],
-    top: int,
-    tile: Tile,
-    weighted: npt.NDArray[np.float32],
-    valid: npt.NDArray[np.bool_],
-    height: int,
-    width: int,
-) -> None:
-    """Add a weighted tile prediction to the rolling accumulator (scene part only)."""
-    r0, r1 = max(tile.row, 0), min(tile.row_stop, height)
-    c0, c1 = max(tile.col, 0), min(tile.col_stop, width)
-    src_rows = slice(r0 - tile.row, r1 - tile.row)
-    src_cols = slice(c0 - tile.col, c1 - tile.col)
-    acc[:, r0 - top : r1 - top, c0:c1] += weighted[:, src_rows, src_cols]
-    valid_acc[r0 - top : r1 - top, c0:c1] |= valid[src_rows, src_cols]
-
-
-def _write_strip(
-    dst: Any, prob: npt.NDArray[np.float32], valid: npt.NDArray[np.bool_], top: int, float32: bool
-) -> None:
-    window = Window(0, top, prob.shape[2], prob.shape[1])
-    if float32:
-        data = np.where(valid, prob, 0).astype(np.float32)
-    else:
-        data = np.where(valid, np.rint(np.clip(prob, 0, 1) * 255), 0).astype(np.uint8)
-    dst.write(data, window=window)
-    dst.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=window)
+    batches = local_tile_batches(src, bands, plan, predictor, batch_size)
+    advance = _stage(progress, "predict", len(plan))
+    stitch_to_raster(src, plan, batches, path, float32, advance, class_names)
 
 
 def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -6,7 +6,7 @@ import torch
 
 from geounet.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from geounet.errors import CheckpointError
-from geounet.model import ModelConfig, build_model
+from geounet.model import ModelConfig, build_model, fuse_for_inference
 
 
 def _forward(cfg: ModelConfig, height: int, width: int, batch: int = 2) -> torch.Tensor:
@@ -123,3 +123,31 @@ def test_unknown_architecture_or_encoder_is_refused() -> None:
 def test_config_round_trips_through_a_dict() -> None:
     cfg = ModelConfig(arch="smp-unet", depth=3, encoder_name="mobilenet_v2", dropout=0.1)
     assert ModelConfig.from_dict({**cfg.to_dict(), "from_a_newer_version": 1}) == cfg
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [ModelConfig(depth=2, base_width=4), ModelConfig(arch="smp-unet", depth=3, classes=2)],
+    ids=["unet", "smp-unet"],
+)
+def test_batch_norm_fusion_keeps_outputs_and_leaves_the_model_alone(cfg: ModelConfig) -> None:
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    # non-trivial running statistics and affine parameters, as after training
+    model.train()
+    with torch.no_grad():
+        for _ in range(3):
+            model(torch.randn(2, cfg.in_channels, 64, 64) * 3 + 1)
+        for bn in (m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)):
+            bn.weight.uniform_(0.5, 2.0)
+            bn.bias.uniform_(-1.0, 1.0)
+    model.eval()
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    fused = fuse_for_inference(model)
+    assert n_bn > 0
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules()) == n_bn
+    x = torch.randn(2, cfg.in_channels, 64, 64)
+    with torch.no_grad():
+        expected, got = model(x), fused(x)
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)

@@ -10,8 +10,8 @@ from distributed import Client, LocalCluster
 
 from geounet.checkpoint import load_checkpoint
 from geounet.errors import InputError
-from geounet.parallel import TileJob, dask_tile_rows
-from geounet.predict import PredictOptions, TilePredictor, local_tile_rows, predict_scene
+from geounet.parallel import TileJob, dask_tile_batches
+from geounet.predict import PredictOptions, TilePredictor, local_tile_batches, predict_scene
 from geounet.tiling import plan_tiles
 from tests.conftest import MakeScene
 
@@ -21,7 +21,7 @@ def read(path: Path) -> tuple[np.ndarray, np.ndarray]:
         return src.read(1), src.read_masks(1)
 
 
-def test_dask_rows_match_local_rows(make_scene: MakeScene, tiny_model: Path) -> None:
+def test_dask_batches_match_local_batches(make_scene: MakeScene, tiny_model: Path) -> None:
     alpha = np.full((90, 70), 255)
     alpha[:30, :30] = 0
     scene = make_scene(height=90, width=70, alpha=alpha)
@@ -29,15 +29,17 @@ def test_dask_rows_match_local_rows(make_scene: MakeScene, tiny_model: Path) -> 
     ckpt = load_checkpoint(tiny_model)
     predictor = TilePredictor(ckpt, torch.device("cpu"), torch.float32)
     with rasterio.open(scene) as src:
-        local = [r for row in local_tile_rows(src, [1, 2, 3], plan, predictor, 3) for r in row]
+        local_batches = list(local_tile_batches(src, [1, 2, 3], plan, predictor, 3))
+    local = [r for batch in local_batches for r in batch]
     job = TileJob(str(scene), 1.0, (1, 2, 3), str(tiny_model), "cpu", "float32")
     with (
         LocalCluster(n_workers=2, threads_per_worker=1, processes=False) as cluster,
         Client(cluster) as client,
     ):
-        rows = list(dask_tile_rows(client, job, plan, batch_size=3, in_flight=2))
-    assert len(rows) == len(plan.row_starts)
-    remote = [r for row in rows for r in row]
+        batches = list(dask_tile_batches(client, job, plan, batch_size=3, in_flight=2))
+    assert [len(b) for b in batches] == [len(b) for b in local_batches]
+    assert all(len(b) == 3 for b in batches[:-1]), "batches are full across tile rows"
+    remote = [r for batch in batches for r in batch]
     assert [t.index for t, _, _ in remote] == [t.index for t in plan]
     skipped = 0
     for (t1, p1, v1), (t2, p2, v2) in zip(local, remote, strict=True):
