@@ -1,11 +1,11 @@
 """From a stitched probability raster to building footprints, in bounded memory.
 
-The raster is read in overlapping row windows: a core strip plus a halo above and below.
-In each window the building mask is split into instances: 4-connected regions, or, when
-the model has a ``body`` channel (building interiors) and/or a ``contact`` channel (pixels
-between touching buildings), a marker-based watershed whose seeds are the body pixels away
-from contacts. An instance belongs
-to the strip that holds its top row; if it reaches the window's edge the window grows
+The raster is read in square blocks, each with a halo around it. In each window the
+building mask is split into instances: its 4-connected components, or, when the model has
+a ``body`` channel (building interiors) and/or a ``contact`` channel (pixels between
+touching buildings), components holding several seeds (body pixels away from contacts)
+are divided among them by a marker-based watershed. A component belongs to the block that
+holds its first pixel in raster order; if it reaches the window's edge the window grows
 until it does not, so every footprint is vectorised whole, exactly once, and none is cut
 at a seam. Each instance becomes one polygon in pixel coordinates (exact integers) with
 its pixel count and probability sum; polygons are then filtered by area, their small
@@ -15,10 +15,14 @@ confidence (mean probability inside).
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -26,8 +30,10 @@ import numpy.typing as npt
 import pandas as pd
 import rasterio
 import rasterio.features
+import rasterio.windows
 import shapely
 from affine import Affine
+from rasterio.windows import Window
 from scipy import ndimage
 from shapely.geometry import Polygon, shape
 
@@ -36,6 +42,11 @@ from geounet.raster import GDAL_CACHE_BYTES, atomic_path, ground_pixel_size_m
 from geounet.styles import style_footprints
 
 LAYER = "buildings"
+
+
+_POLYGONIZE_LOCK = threading.Lock()
+"""rasterio's in-memory datasets for polygonising are created one thread at a time (done
+concurrently, they raise spurious NotGeoreferencedWarnings)."""
 
 SPLIT_CHANNELS = ("body", "contact")
 """Output channels, besides ``building``, that split touching buildings (see
@@ -49,6 +60,72 @@ class Piece:
     geometry: Polygon
     pixels: int
     prob_sum: float
+
+
+def split_instances(
+    mask: npt.NDArray[np.bool_],
+    seed_mask: npt.NDArray[np.bool_] | None,
+    elevation: npt.NDArray[Any],
+    min_seed_pixels: int = 4,
+    components: tuple[npt.NDArray[np.int32], int] | None = None,
+) -> tuple[npt.NDArray[np.int32], int]:
+    """Split a building mask into instances: its components, cut where seeds say so.
+
+    Instances are the 4-connected components of ``mask``, except that a component holding
+    two or more seeds (4-connected regions of ``seed_mask`` of at least
+    ``min_seed_pixels``) is divided among them by a marker-based watershed over
+    ``elevation``, run on that component alone (cropped to its bounding box). A component
+    with one seed or none stays whole, so nothing is cut where the model sees one roof,
+    and each component's split depends on its own pixels only: the same whatever window
+    holds it.
+
+    Args:
+        mask: Building pixels.
+        seed_mask: Pixels that may seed a building, or ``None`` (no split).
+        elevation: Flooded from low to high (e.g. ``-probability``), same shape as ``mask``.
+        min_seed_pixels: Smaller seeds are ignored (their pixels join a neighbour).
+        components: The components of ``mask`` if already labelled, ``(labels, n)``
+            (labels may skip numbers).
+
+    Returns:
+        ``(labels, n)``: int32 labels (0 = background) up to ``n``: component ``i``
+        keeps the label ``i`` for its first seed's part; further parts get labels above
+        the component count.
+    """
+    comps, n = ndimage.label(mask) if components is None else components
+    comps = comps.astype(np.int32, copy=False)
+    if seed_mask is None or n == 0:
+        return comps, int(n)
+    seeds, n_seeds = ndimage.label(seed_mask & mask)
+    if n_seeds < 2:
+        return comps, int(n)
+    sizes = np.bincount(seeds.ravel(), minlength=n_seeds + 1)
+    good = sizes >= min_seed_pixels
+    good[0] = False
+    at = seeds > 0
+    comp_of_seed = np.zeros(n_seeds + 1, dtype=np.int64)
+    comp_of_seed[seeds[at]] = comps[at]  # a seed lies inside one component
+    per_comp = np.bincount(comp_of_seed[good], minlength=n + 1)
+    multi = np.flatnonzero(per_comp >= 2)
+    if not len(multi):
+        return comps, int(n)
+    from skimage.segmentation import watershed
+
+    boxes = ndimage.find_objects(comps)
+    out = comps.copy()
+    next_label = n + 1
+    for c in multi:
+        box = boxes[c - 1]
+        if box is None:  # a label skipped by the caller's numbering
+            continue
+        inside = comps[box] == c
+        markers = np.where(inside & good[seeds[box]], seeds[box], 0)
+        parts = watershed(elevation[box], markers=markers, mask=inside, connectivity=1)
+        _, index = np.unique(parts[inside], return_inverse=True)  # 0 = first seed's part
+        view = out[box]
+        view[inside] = np.where(index == 0, c, next_label + index - 1)
+        next_label += int(index.max())
+    return out, next_label - 1
 
 
 def label_instances(
@@ -67,11 +144,10 @@ def label_instances(
     ``body`` channel (building interiors, shrunk away from outlines and neighbours) and/or
     a ``contact`` channel (pixels between touching buildings), seeds are the building
     pixels that are body (``body >= body_threshold``) and not contact
-    (``contact < contact_threshold``), as 4-connected regions of at least
-    ``min_seed_pixels``; a marker-based watershed over the building probability grows them
-    to the whole mask. Cuts happen only where the model separates bodies or sees a
-    contact, so one roof with one body stays whole. Building regions without a seed stay
-    one instance each.
+    (``contact < contact_threshold``), and a region holding several seeds is divided
+    among them by a marker-based watershed over the building probability (see
+    :func:`split_instances`). Cuts happen only where the model separates bodies or sees a
+    contact, so one roof with one body stays whole.
 
     Args:
         prob: Building probabilities, shape (rows, cols).
@@ -87,94 +163,125 @@ def label_instances(
         ``(labels, n)``: int32 labels 1..n (0 = background) and the number of instances.
     """
     mask = (prob >= threshold) & valid
-    if contact is None and body is None:
-        labels, n = ndimage.label(mask)
-        return labels.astype(np.int32), int(n)
-    from skimage.segmentation import watershed
+    seed_mask: npt.NDArray[np.bool_] | None = None
+    if body is not None or contact is not None:
+        seed_mask = np.ones_like(mask)
+        if body is not None:
+            seed_mask &= body >= body_threshold
+        if contact is not None:
+            seed_mask &= contact < contact_threshold
+    return split_instances(mask, seed_mask, -prob, min_seed_pixels)
 
-    seed_mask = mask.copy()
-    if body is not None:
-        seed_mask &= body >= body_threshold
-    if contact is not None:
-        seed_mask &= contact < contact_threshold
-    seeds, n_seeds = ndimage.label(seed_mask)
-    if n_seeds:
-        sizes = np.bincount(seeds.ravel(), minlength=n_seeds + 1)
-        small = sizes < min_seed_pixels
-        small[0] = True
-        seeds[small[seeds]] = 0
-    labels = watershed(-prob, markers=seeds, mask=mask, connectivity=1).astype(np.int32)
-    orphans, n_orphans = ndimage.label(mask & (labels == 0))
-    if n_orphans:
-        labels[orphans > 0] = orphans[orphans > 0] + labels.max()
-    # renumber 1..n
-    used = np.unique(labels)
-    used = used[used > 0]
-    lut = np.zeros(int(labels.max()) + 1, dtype=np.int32)
-    lut[used] = np.arange(1, len(used) + 1, dtype=np.int32)
-    return lut[labels], len(used)
+
+@dataclass(frozen=True)
+class Block:
+    """A core block of the scene, in scene pixels: ``rows`` and ``cols`` are (start, stop)."""
+
+    rows: tuple[int, int]
+    cols: tuple[int, int]
+
+
+def owned_components(
+    comps: npt.NDArray[np.int32],
+    n: int,
+    origin: tuple[int, int],
+    block: Block,
+    scene_shape: tuple[int, int],
+) -> npt.NDArray[np.bool_] | None:
+    """Which components of a window the core block owns, or ``None`` to read a larger window.
+
+    A component belongs to the block that holds its first pixel in raster order, so
+    every component has exactly one owner. A component that reaches the window's edge
+    (where the scene goes on) may be cut: if its first pixel lies in the core, the
+    window is too small (``None``); otherwise its first pixel in the window is not in the
+    core, and neither is the whole component's, so another block owns it.
+
+    Args:
+        comps: Component labels of the window, 1..n.
+        n: Number of components.
+        origin: Scene (row, col) of the window's first pixel.
+        block: The core block.
+        scene_shape: Scene (rows, cols).
+
+    Returns:
+        A boolean array indexed by label (index 0 is background, never owned).
+    """
+    owned = np.zeros(n + 1, dtype=bool)
+    (r0, c0), (h, w) = origin, comps.shape
+    open_top, open_left = r0 > 0, c0 > 0
+    open_bottom, open_right = r0 + h < scene_shape[0], c0 + w < scene_shape[1]
+    for label, box in enumerate(ndimage.find_objects(comps, max_label=n), start=1):
+        if box is None:
+            continue
+        rows, cols = box
+        first_row = rows.start + r0
+        if not block.rows[0] <= first_row < block.rows[1]:
+            continue
+        first_col = cols.start + c0 + int(np.argmax(comps[rows.start, cols] == label))
+        if not block.cols[0] <= first_col < block.cols[1]:
+            continue
+        if (
+            (open_top and rows.start == 0)
+            or (open_left and cols.start == 0)
+            or (open_bottom and rows.stop == h)
+            or (open_right and cols.stop == w)
+        ):
+            return None
+        owned[label] = True
+    return owned
 
 
 def window_pieces(
-    prob: npt.NDArray[np.float32],
-    valid: npt.NDArray[np.bool_],
-    contact: npt.NDArray[np.float32] | None,
-    window_top: int,
-    core: tuple[int, int],
-    at_bottom: bool,
-    threshold: float,
-    contact_threshold: float = 0.5,
-    min_seed_pixels: int = 4,
-    body: npt.NDArray[np.float32] | None = None,
-    body_threshold: float = 0.5,
-) -> list[Piece] | None:
-    """Polygonise the instances of a window whose top row lies in the core strip.
+    labels: npt.NDArray[np.int32],
+    comps: npt.NDArray[np.int32],
+    owned: npt.NDArray[np.bool_],
+    prob: npt.NDArray[Any],
+    origin: tuple[int, int],
+    min_pixels: float = 0,
+) -> list[Piece]:
+    """Polygonise the instances of a window that lie in its owned components.
 
     Args:
-        prob: Building probabilities of the window.
-        valid: Validity of the window.
-        contact: Contact probabilities of the window, or ``None``.
-        window_top: Scene row of the window's first row.
-        core: ``(first, stop)`` scene rows of the core strip.
-        at_bottom: Whether the window reaches the scene's last row.
-        threshold: Building probability threshold.
-        contact_threshold: Contact probability threshold.
-        min_seed_pixels: Smallest watershed seed.
-        body: Body probabilities of the window, or ``None``.
-        body_threshold: Body probability threshold.
+        labels: Instance labels of the window (0 = background).
+        comps: Component labels of the window (each instance lies inside one component).
+        owned: Owned components, indexed by component label.
+        prob: Building probabilities of the window (any scale: sums are in its units).
+        origin: Scene (row, col) of the window's first pixel.
+        min_pixels: Instances of fewer pixels are skipped.
 
     Returns:
-        The pieces, or ``None`` if one of them reaches the window's bottom edge before
-        the scene ends (the caller retries with a taller window).
+        One piece per owned instance of at least ``min_pixels``, in scene pixel
+        coordinates.
     """
-    labels, n = label_instances(
-        prob, valid, threshold, contact, contact_threshold, min_seed_pixels, body, body_threshold
-    )
-    if n == 0:
+    selected = owned[comps]
+    if not selected.any():
         return []
-    boxes = ndimage.find_objects(labels)
-    keep = np.zeros(n + 1, dtype=bool)
-    for i, box in enumerate(boxes, start=1):
-        if box is None:
-            continue
-        first = box[0].start + window_top
-        if core[0] <= first < core[1]:
-            if box[0].stop == labels.shape[0] and not at_bottom:
-                return None
-            keep[i] = True
-    if not keep.any():
-        return []
-    index = np.flatnonzero(keep)
-    counts = ndimage.sum_labels(np.ones_like(prob), labels, index)
-    sums = ndimage.sum_labels(prob, labels, index)
-    stats = {int(i): (int(c), float(v)) for i, c, v in zip(index, counts, sums, strict=True)}
-    selected = keep[labels]
-    pieces = []
-    for geom, value in rasterio.features.shapes(
-        labels, mask=selected, connectivity=4, transform=Affine.translation(0, window_top)
-    ):
-        count, total = stats[int(value)]
-        pieces.append(Piece(geometry=shape(geom), pixels=count, prob_sum=total))
+    n = int(labels.max())
+    flat = labels[selected]
+    counts = np.bincount(flat, minlength=n + 1)
+    if min_pixels > 0:
+        selected &= (counts >= min_pixels)[labels]
+        if not selected.any():
+            return []
+    sums = np.bincount(labels[selected], weights=prob[selected], minlength=n + 1)
+    # rasterio warns that an identity transform is "not georeferenced": the window at the
+    # scene's origin is polygonised one row down and moved back
+    row, col = origin
+    nudge = 1 if (row, col) == (0, 0) else 0
+    shift = Affine.translation(col, row + nudge)
+    with _POLYGONIZE_LOCK:
+        shapes = list(
+            rasterio.features.shapes(labels, mask=selected, connectivity=4, transform=shift)
+        )
+    pieces = [
+        Piece(geometry=shape(geom), pixels=int(counts[int(v)]), prob_sum=float(sums[int(v)]))
+        for geom, v in shapes
+    ]
+    if nudge:
+        pieces = [
+            Piece(shapely.transform(p.geometry, lambda xy: xy - [0, nudge]), p.pixels, p.prob_sum)
+            for p in pieces
+        ]
     return pieces
 
 
@@ -191,15 +298,24 @@ def vectorize(
     threshold: float = 0.5,
     min_area_m2: float = 2.0,
     simplify_m: float = 0.11,
-    strip_rows: int = 2048,
+    block: int = 1024,
     advance: Callable[[int], None] | None = None,
     regularize: bool = False,
     split: tuple[str | Path, dict[str, int]] | None = None,
     contact_threshold: float = 0.5,
-    halo_rows: int = 256,
+    halo: int = 128,
     body_threshold: float = 0.5,
+    threads: int | None = None,
 ) -> gpd.GeoDataFrame:
-    """Turn a probability raster into building footprints.
+    """Turn a probability raster into building footprints, block by block.
+
+    The scene is cut into square core blocks; each is read with a halo around it, its
+    building mask split into instances (:func:`split_instances`), and the components
+    whose first pixel lies in the core are polygonised (:func:`owned_components`). A
+    component cut by the window's edge makes the window grow until it is whole, so every
+    footprint is vectorised whole, exactly once, and none is cut at a seam. Memory is
+    bounded by one window (``block + 2 * halo`` square, times a few bytes per pixel)
+    whatever the scene's size, unless a single building is larger.
 
     Args:
         prob_path: Probability raster (uint8 = probability * 255, or float32), single band,
@@ -210,21 +326,24 @@ def vectorize(
             preserved; 0 disables it). The default, 0.11 m, is 0.75 px at the bundled
             model's 0.149 m pixels, above the 0.71 px (1/sqrt(2)) needed to smooth the
             pixel staircase of 45 degree edges.
-        strip_rows: Rows read per strip (bounds memory to strip_rows x width).
-        advance: Called with the number of rows done after each strip (progress).
+        block: Side of the core blocks in pixels.
+        advance: Called with the number of rows done after each row of blocks (progress).
         regularize: Square the footprints (edges aligned to right angles, with
             buildingregulariser).
         split: ``(raster, {channel: band})``: the model's ``body`` and/or ``contact``
             probabilities on the same grid (bands 1-based), to split touching buildings by
             watershed; ``None`` splits by connectivity.
         contact_threshold: Contact probability at or above which a pixel is a border.
-        halo_rows: Rows read above and below each strip (grown when a building is taller).
+        halo: Pixels read around each block (doubled while a building is cut by it).
         body_threshold: Body probability at or above which a pixel seeds a building.
+        threads: Blocks vectorised at once (default: :func:`default_threads`).
 
     Returns:
         Footprints in the raster's CRS with columns ``id``, ``area_m2``, ``confidence``
         and ``geometry``, ordered top to bottom.
     """
+    if block < 1 or halo < 1:
+        raise ValueError(f"block ({block}) and halo ({halo}) must be positive")
     with (
         rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
         rasterio.open(prob_path) as src,
@@ -238,43 +357,37 @@ def vectorize(
                 f"the split raster {split and split[0]} is not on the grid of {prob_path}; "
                 "pass the pair written by the same geounet predict run"
             )
-        scale = 1.0 / 255.0 if src.dtypes[0] == "uint8" else 1.0
         px_m = ground_pixel_size_m(src)
         transform, crs, height, width = src.transform, src.crs, src.height, src.width
         min_pixels = min_area_m2 / (px_m * px_m)
         min_seed = max(4, int(min_pixels / 4))
+        blocks = _Blocks(
+            prob_path, split[0] if split else None, channels, (height, width), halo,
+            (threshold, body_threshold, contact_threshold), min_pixels, min_seed,
+        )  # fmt: skip
+        cores = [
+            Block((top, min(top + block, height)), (left, min(left + block, width)))
+            for top in range(0, height, block)
+            for left in range(0, width, block)
+        ]
         pieces: list[Piece] = []
-        for top in range(0, height, strip_rows):
-            bottom = min(top + strip_rows, height)
-            grow = halo_rows
-            while True:
-                w0, w1 = max(0, top - grow), min(height, bottom + grow)
-                win = rasterio.windows.Window(0, w0, width, w1 - w0)
-                prob = src.read(1, window=win).astype(np.float32) * np.float32(scale)
-                valid = src.read_masks(1, window=win) > 0
-                aux: dict[str, npt.NDArray[np.float32]] = {}
-                if ssrc is not None:
-                    for name, band in channels.items():
-                        raw = ssrc.read(band, window=win).astype(np.float32)
-                        aux[name] = raw / 255.0 if ssrc.dtypes[0] == "uint8" else raw
-                found = window_pieces(
-                    prob, valid, aux.get("contact"), w0, (top, bottom), w1 == height,
-                    threshold, contact_threshold, min_seed, aux.get("body"), body_threshold,
-                )  # fmt: skip
-                if found is not None:
-                    break
-                grow *= 2  # a building taller than the halo: look further
-            pieces.extend(found)
-            if advance:
-                advance(bottom - top)
-    pieces = [p for p in pieces if p.pixels >= min_pixels]
-    geoms = [fill_small_holes(p.geometry, min_pixels) for p in pieces]
+        # GDAL reads, labelling, watershed and polygonising release the GIL: blocks run
+        # on every core, each thread with its own dataset handles
+        with blocks, ThreadPoolExecutor(max_workers=threads or default_threads()) as pool:
+            for core, found in zip(cores, pool.map(blocks.pieces, cores), strict=True):
+                pieces.extend(found)
+                if advance and core.cols[1] == width:
+                    advance(core.rows[1] - core.rows[0])
+    geoms = np.array([p.geometry for p in pieces], dtype=object)
+    holed = np.flatnonzero(shapely.get_num_interior_rings(geoms) > 0)
+    geoms[holed] = [fill_small_holes(g, min_pixels) for g in geoms[holed]]
     if simplify_m > 0:  # geometries are still in pixel coordinates here
-        tolerance_px = simplify_m / px_m
-        geoms = [g.simplify(tolerance_px, preserve_topology=True) for g in geoms]
+        geoms = shapely.simplify(geoms, simplify_m / px_m, preserve_topology=True)
     a = transform
-    matrix = [a.a, a.b, a.d, a.e, a.c, a.f]
-    geoms = [shapely.affinity.affine_transform(g, matrix) for g in geoms]
+    geoms = shapely.transform(
+        geoms, lambda xy: np.column_stack([a.a * xy[:, 0] + a.b * xy[:, 1] + a.c,
+                                           a.d * xy[:, 0] + a.e * xy[:, 1] + a.f])
+    )  # fmt: skip
     conf = [p.prob_sum / p.pixels for p in pieces]
     gdf = gpd.GeoDataFrame(
         {"confidence": np.asarray(conf, dtype=np.float64)}, geometry=geoms, crs=crs
@@ -289,6 +402,135 @@ def vectorize(
     gdf.insert(0, "id", np.arange(1, len(gdf) + 1, dtype=np.int64))
     gdf.insert(1, "area_m2", area_m2(gdf))
     return gdf
+
+
+class _Thresholded:
+    """Reads one band of a probability raster and thresholds it, in its own dtype.
+
+    uint8 rasters (probability * 255) are compared through a 256-entry table built from
+    the float probabilities, so the result is exactly that of comparing ``value / 255``.
+    """
+
+    def __init__(self, src: Any, band: int, threshold: float, above: bool):
+        self.src, self.band, self.above = src, band, above
+        self.threshold = threshold
+        self.uint8 = src.dtypes[band - 1] == "uint8"
+        self.scale = 1.0 / 255.0 if self.uint8 else 1.0
+        values = np.arange(256, dtype=np.float32) * np.float32(self.scale)
+        self.table = values >= threshold if above else values < threshold
+
+    def read(self, window: Window) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
+        """The raw values of a window and where they pass the threshold."""
+        raw = self.src.read(self.band, window=window)
+        if self.uint8:
+            return raw, self.table[raw]
+        return raw, (raw >= self.threshold) if self.above else (raw < self.threshold)
+
+    def elevation(self, raw: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        """Watershed elevation: low where the probability is high."""
+        return 255 - raw if self.uint8 else -raw
+
+
+def default_threads() -> int:
+    """Threads that vectorise blocks at once: one per available core, at most 4.
+
+    Each thread holds one window in memory.
+    """
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+class _Blocks:
+    """Vectorises core blocks of a raster; safe to call from several threads.
+
+    Each thread opens its own dataset handles (a rasterio handle must not be shared).
+
+    Args:
+        prob_path: The building probability raster.
+        split_path: The raster of split channels, or ``None``.
+        channels: ``{channel: band}`` of the split raster.
+        shape: Scene (rows, cols).
+        halo: Pixels read around each block at first.
+        thresholds: Building, body and contact thresholds.
+        min_pixels: Smallest instance kept, in pixels.
+        min_seed: Smallest watershed seed, in pixels.
+    """
+
+    def __init__(
+        self,
+        prob_path: str | Path,
+        split_path: str | Path | None,
+        channels: dict[str, int],
+        shape: tuple[int, int],
+        halo: int,
+        thresholds: tuple[float, float, float],
+        min_pixels: float,
+        min_seed: int,
+    ):
+        self.prob_path, self.split_path, self.channels = prob_path, split_path, channels
+        self.shape, self.halo, self.thresholds = shape, halo, thresholds
+        self.min_pixels, self.min_seed = min_pixels, min_seed
+        self.local = threading.local()
+        self.opened: list[Any] = []
+        self.lock = threading.Lock()
+
+    def __enter__(self) -> _Blocks:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for handle in self.opened:
+            handle.close()
+
+    def _readers(self) -> tuple[Any, _Thresholded, list[_Thresholded]]:
+        if not hasattr(self.local, "readers"):
+            threshold, body_threshold, contact_threshold = self.thresholds
+            src = rasterio.open(self.prob_path)
+            handles = [src]
+            seeds = []
+            if self.split_path is not None:
+                ssrc = rasterio.open(self.split_path)
+                handles.append(ssrc)
+                seeds = [
+                    _Thresholded(ssrc, band, body_threshold, above=True)
+                    if name == "body"
+                    else _Thresholded(ssrc, band, contact_threshold, above=False)
+                    for name, band in self.channels.items()
+                ]
+            with self.lock:
+                self.opened.extend(handles)
+            self.local.readers = (src, _Thresholded(src, 1, threshold, above=True), seeds)
+        return self.local.readers
+
+    def pieces(self, core: Block) -> list[Piece]:
+        """The footprints (in pixel coordinates) whose first pixel lies in ``core``."""
+        src, building, seeds = self._readers()
+        height, width = self.shape
+        grow = self.halo
+        while True:
+            r0, c0 = max(0, core.rows[0] - grow), max(0, core.cols[0] - grow)
+            r1, c1 = min(height, core.rows[1] + grow), min(width, core.cols[1] + grow)
+            win = Window(c0, r0, c1 - c0, r1 - r0)
+            raw, mask = building.read(win)
+            mask &= src.read_masks(1, window=win) > 0
+            comps, n = ndimage.label(mask, output=np.int32)
+            owned = owned_components(comps, n, (r0, c0), core, self.shape)
+            if owned is not None:
+                break
+            grow *= 2  # a building cut by the window: look further
+        if not owned.any():
+            return []
+        labels = comps
+        if seeds:
+            seed_mask = np.logical_and.reduce([channel.read(win)[1] for channel in seeds])
+            # split only the owned components: the others are another block's
+            mine = owned[comps]
+            labels, _ = split_instances(
+                mask & mine, seed_mask, building.elevation(raw), self.min_seed,
+                components=(np.where(mine, comps, 0), n),
+            )  # fmt: skip
+        found = window_pieces(labels, comps, owned, raw, (r0, c0), self.min_pixels)
+        if building.scale != 1.0:
+            found = [Piece(p.geometry, p.pixels, p.prob_sum * building.scale) for p in found]
+        return found
 
 
 def split_bands(path: str | Path) -> dict[str, int]:

@@ -96,15 +96,13 @@ def test_simplification_tolerance_is_in_ground_metres(tmp_path: Path) -> None:
     assert outline(0.5, 0.2).equals(raw)
 
 
-@pytest.mark.parametrize(("strip_rows", "halo"), [(1, 1), (3, 2), (7, 256), (13, 5), (1000, 1)])
-def test_strips_give_the_same_footprints_as_one_pass(
-    tmp_path: Path, strip_rows: int, halo: int
-) -> None:
+@pytest.mark.parametrize(("block", "halo"), [(2, 1), (3, 2), (7, 256), (13, 5), (1000, 1)])
+def test_blocks_give_the_same_footprints_as_one_pass(tmp_path: Path, block: int, halo: int) -> None:
     rng = np.random.default_rng(3)
     prob = (rng.random((60, 70)) > 0.45).astype(np.float32)
     path = write_prob(tmp_path / "p.tif", prob)
-    one = vectorize(path, 0.5, min_area_m2=0, simplify_m=0, strip_rows=10_000)
-    many = vectorize(path, 0.5, min_area_m2=0, simplify_m=0, strip_rows=strip_rows, halo_rows=halo)
+    one = vectorize(path, 0.5, min_area_m2=0, simplify_m=0, block=10_000)
+    many = vectorize(path, 0.5, min_area_m2=0, simplify_m=0, block=block, halo=halo)
     assert len(one) == len(many)
     assert one.geometry.union_all().symmetric_difference(many.geometry.union_all()).area < 1e-6
     np.testing.assert_allclose(sorted(one.area_m2), sorted(many.area_m2), rtol=1e-9)
@@ -193,14 +191,14 @@ def test_watershed_splits_touching_roofs_only_at_contacts(tmp_path: Path) -> Non
     assert squares.iloc[0].intersection(squares.iloc[1]).area == 0
 
 
-@pytest.mark.parametrize(("strip_rows", "halo"), [(4, 2), (9, 3), (17, 64)])
-def test_watershed_strips_equal_one_pass(tmp_path: Path, strip_rows: int, halo: int) -> None:
+@pytest.mark.parametrize(("block", "halo"), [(4, 2), (9, 3), (17, 64)])
+def test_watershed_blocks_equal_one_pass(tmp_path: Path, block: int, halo: int) -> None:
     prob, contact = touching_roofs()
     prob_path = write_prob(tmp_path / "p.tif", prob)
     aux = write_two_band(tmp_path / "aux.tif", prob, contact)
     kw = {"min_area_m2": 1, "simplify_m": 0, "split": (aux, {"contact": 2})}
-    one = vectorize(prob_path, 0.5, strip_rows=1000, **kw)  # type: ignore[arg-type]
-    many = vectorize(prob_path, 0.5, strip_rows=strip_rows, halo_rows=halo, **kw)  # type: ignore[arg-type]
+    one = vectorize(prob_path, 0.5, block=1000, **kw)  # type: ignore[arg-type]
+    many = vectorize(prob_path, 0.5, block=block, halo=halo, **kw)  # type: ignore[arg-type]
     assert len(one) == len(many) == 3
     for a, b in zip(one.geometry, many.geometry, strict=True):
         assert a.symmetric_difference(b).area < 1e-6
@@ -239,3 +237,34 @@ def test_split_bands_reads_channel_names(tmp_path: Path) -> None:
     bare = write_prob(tmp_path / "p.tif", prob)
     with pytest.raises(InputError, match="no body or contact band"):
         split_bands(bare)
+
+
+def test_split_per_component_equals_one_watershed_over_the_window() -> None:
+    """Splitting each multi-seed component alone gives the partition of one watershed
+    over the whole window (the flood never crosses background), orphans kept whole."""
+    from scipy import ndimage
+    from skimage.segmentation import watershed
+
+    from geounet.vectorize import label_instances
+
+    rng = np.random.default_rng(7)
+    prob = ndimage.gaussian_filter(rng.random((120, 150)), 2).astype(np.float32)
+    prob = (prob - prob.min()) / (prob.max() - prob.min())
+    body = ndimage.gaussian_filter(rng.random(prob.shape), 2).astype(np.float32)
+    body = (body - body.min()) / (body.max() - body.min())
+    valid = np.ones(prob.shape, dtype=bool)
+    valid[:, :9] = False
+    labels, n = label_instances(prob, valid, 0.5, body=body, body_threshold=0.6)
+
+    mask = (prob >= 0.5) & valid
+    seeds, _ = ndimage.label(mask & (body >= 0.6))
+    sizes = np.bincount(seeds.ravel())
+    seeds[sizes[seeds] < 4] = 0
+    whole = watershed(-prob, markers=seeds, mask=mask, connectivity=1)
+    orphans, _ = ndimage.label(mask & (whole == 0))
+    whole[orphans > 0] = orphans[orphans > 0] + whole.max()
+
+    assert n > ndimage.label(mask)[1] > 3, "some components are split"
+    assert np.array_equal(labels > 0, mask)
+    pairs = np.unique(np.stack([labels[mask], whole[mask]]), axis=1)
+    assert pairs.shape[1] == n == len(np.unique(whole[mask])), "the same partition"
