@@ -39,7 +39,12 @@ from make_scenes import make_scene  # noqa: E402
 
 from geounet.checkpoint import load_checkpoint  # noqa: E402
 from geounet.device import resolve_precision, select_device  # noqa: E402
-from geounet.predict import PredictOptions, TilePredictor, plan_for_grid  # noqa: E402
+from geounet.predict import (  # noqa: E402
+    PredictOptions,
+    TilePredictor,
+    default_batch_size,
+    plan_for_grid,
+)
 
 CHILD = """
 import json, resource, sys, time
@@ -118,9 +123,12 @@ def model_only(predictor: TilePredictor, n_tiles: int, tile: int, batch: int) ->
 
 
 def torchgeo_baseline(
-    scene: Path, model: torch.nn.Module, card: Any, tile: int, overlap: int
+    scene: Path, card: Any, tile: int, overlap: int, batch: int
 ) -> dict[str, float]:
-    """torchgeo's documented way to predict a scene; wall time and peak RSS (fresh process)."""
+    """torchgeo's documented way to predict a scene; wall time and peak RSS (fresh process).
+
+    The checkpoint's model as loaded (no fusion), geounet's tile, overlap and batch size.
+    """
     code = f"""
 import json, resource, sys, time
 import numpy as np, rasterio, torch
@@ -140,7 +148,7 @@ model = ck.model.eval().to(memory_format=torch.channels_last)
 dtype = resolve_precision(torch.device("cpu"), "auto")
 ds = Scene(paths={str(scene.parent)!r}, bands=("R", "G", "B"))
 sampler = GridGeoSampler(ds, size={tile}, stride={tile - overlap})
-loader = DataLoader(ds, sampler=sampler, batch_size=2, collate_fn=stack_samples)
+loader = DataLoader(ds, sampler=sampler, batch_size={batch}, collate_fn=stack_samples)
 with rasterio.open({str(scene)!r}) as src:
     profile, H, W, tr = src.profile, src.height, src.width, src.transform
 out = np.zeros((H, W), dtype=np.float32)
@@ -207,7 +215,8 @@ def main() -> None:
             make_scene(size, scene)
         e2e = end_to_end(scene, args.model)
         plan = plan_for_grid(size, size, ckpt.card, opts)
-        floor = model_only(predictor, e2e["tiles"], plan.tile_height, opts.batch_size)
+        batch = opts.batch_size or default_batch_size(device)
+        floor = model_only(predictor, e2e["tiles"], plan.tile_height, batch)
         computed = e2e["tiles"] * plan.tile_height * plan.tile_width
         achieved = computed * flops_px / floor
         row = {
@@ -223,7 +232,7 @@ def main() -> None:
             "buildings": e2e["buildings"],
         }
         if args.baseline and size == max(args.sizes):
-            row["torchgeo"] = torchgeo_baseline(scene, ckpt.model, args.model, tile, overlap)
+            row["torchgeo"] = torchgeo_baseline(scene, args.model, tile, overlap, batch)
         rows.append(row)
         print(json.dumps(row), flush=True)
     print()

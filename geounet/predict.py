@@ -65,7 +65,7 @@ class PredictOptions:
         overlap: Minimum overlap of neighbouring tiles in pixels (default: a quarter of
             the tile, at most 128 px, about the U-Net's receptive field).
         border: Mirrored context added around the scene in pixels.
-        batch_size: Tiles per forward pass.
+        batch_size: Tiles per forward pass (default :func:`default_batch_size`).
         device: ``auto``, ``cpu`` or ``cuda``.
         precision: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
         threshold: Footprint probability threshold.
@@ -89,7 +89,7 @@ class PredictOptions:
     tile: int | None = None
     overlap: int | None = None
     border: int = 32
-    batch_size: int = 2
+    batch_size: int | None = None
     device: str = "auto"
     precision: str = "auto"
     threshold: float | None = None
@@ -245,6 +245,7 @@ def predict_scene(
         px_m = ground_pixel_size_m(src)
         resampled = needs_resampling(px_m, card.pixel_size_m, opts.resample)
         predictor = TilePredictor(ckpt, device, dtype, opts.value_range)
+        batch = opts.batch_size or default_batch_size(device)
         timings: dict[str, float] = {}
         # the raster's companion (footprints, or the split raster) is written under a
         # temporary name and renamed right after the raster: the outputs land together
@@ -269,7 +270,7 @@ def predict_scene(
                         )
                     else:
                         batches_ctx = nullcontext(
-                            local_tile_batches(grid, bands, plan, predictor, opts.batch_size)
+                            local_tile_batches(grid, bands, plan, predictor, batch)
                         )
                     advance = _stage(progress, "predict", len(plan))
                     with batches_ctx as batches:
@@ -300,7 +301,7 @@ def predict_scene(
                     t = time.perf_counter()
                     done_rows = _stage(progress, "vectorise", src.height)
                     gdf = vectorize(
-                        final_tmp,
+                        work_tmp,  # band 1 is the raster just copied, faster to decode
                         threshold,
                         opts.min_area_m2,
                         opts.simplify_m,
@@ -360,7 +361,18 @@ def _dask_batches(
     )
     with dask_client(opts.workers, opts.scheduler) as client:
         n = max(len(client.scheduler_info().get("workers", {})), 1)
-        yield dask_tile_batches(client, job, plan, opts.batch_size, in_flight=2 * n + 1)
+        batch = opts.batch_size or default_batch_size(select_device(opts.device))
+        yield dask_tile_batches(client, job, plan, batch, in_flight=2 * n + 1)
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Tiles per forward pass when none is given: 1 on CPUs, 4 on GPUs.
+
+    On the CPU one tile at a time is fastest (0.29 s against 0.36 s per 992 px tile in
+    batches of 2 or 4, measured on this project's AMX CPU: the activations of one tile
+    stay closer to the cores' caches) and takes half the memory.
+    """
+    return 4 if device.type == "cuda" else 1
 
 
 def needs_resampling(scene_px_m: float, model_px_m: float, allowed: bool = True) -> bool:

@@ -385,8 +385,12 @@ def probability_profile(src: Reader, dtype: str, count: int = 1) -> dict[str, An
         "tiled": True,
         "blockxsize": 512,
         "blockysize": 512,
-        "compress": "deflate",
+        # an intermediate file (the outputs are DEFLATE COG copies): fast ZSTD, one band
+        # per block so that reading one channel decodes only that channel
+        "compress": "zstd",
+        "zstd_level": 1,
         "predictor": 2 if dtype == "uint8" else 3,
+        "interleave": "band",
         "BIGTIFF": "IF_SAFER",
     }
 

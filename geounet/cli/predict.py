@@ -65,7 +65,10 @@ def predict(
         typer.Option(help="Minimum overlap between tiles, in pixels; default tile/4, at most 128."),
     ] = None,
     border: Annotated[int, typer.Option(help="Mirrored context around the scene, in pixels.")] = 32,
-    batch_size: Annotated[int, typer.Option(min=1, help="Tiles per forward pass.")] = 2,
+    batch_size: Annotated[
+        int | None,
+        typer.Option(min=1, help="Tiles per forward pass; default 1 on CPU, 4 on GPU."),
+    ] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[
         str,
