@@ -50,12 +50,13 @@ image", or a segmentation fault. Readers take it to read and the writer holds it
 it writes; workers in other processes have their own cache and never wait for it.
 """
 
-GDAL_CACHE_BYTES = 96 * 1024 * 1024
+GDAL_CACHE_BYTES = 48 * 1024 * 1024
 """GDAL's block cache while streaming a scene (its default, 5 % of RAM, grows with it).
 
-96 MB holds what streaming needs at 16384 px of width (the scene's blocks under one tile
-row, the output's partly written block rows, the vectoriser's windows); 256 MB was no
-faster and added 300 MB to the peak memory of a 16384 px scene (benchmarks/README.md).
+48 MB holds what streaming needs at 16384 px of width (the scene's blocks under one tile
+row, the output's partly written block rows, the vectoriser's windows) without letting
+the cache, which fills up on large scenes only, make their peak memory grow; a larger
+cache was no faster in the benchmarks.
 
 In bytes: rasterio hands ``GDAL_CACHEMAX`` to ``GDALSetCacheMax64``, which takes bytes (a
 value of 256 would leave a 256-byte cache, and every partly written block would be

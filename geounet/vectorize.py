@@ -364,6 +364,7 @@ def vectorize(
         blocks = _Blocks(
             prob_path, split[0] if split else None, channels, (height, width), halo,
             (threshold, body_threshold, contact_threshold), min_pixels, min_seed,
+            simplify_m / px_m,
         )  # fmt: skip
         cores = [
             Block((top, min(top + block, height)), (left, min(left + block, width)))
@@ -379,10 +380,6 @@ def vectorize(
                 if advance and core.cols[1] == width:
                     advance(core.rows[1] - core.rows[0])
     geoms = np.array([p.geometry for p in pieces], dtype=object)
-    holed = np.flatnonzero(shapely.get_num_interior_rings(geoms) > 0)
-    geoms[holed] = [fill_small_holes(g, min_pixels) for g in geoms[holed]]
-    if simplify_m > 0:  # geometries are still in pixel coordinates here
-        geoms = shapely.simplify(geoms, simplify_m / px_m, preserve_topology=True)
     a = transform
     geoms = shapely.transform(
         geoms, lambda xy: np.column_stack([a.a * xy[:, 0] + a.b * xy[:, 1] + a.c,
@@ -451,8 +448,9 @@ class _Blocks:
         shape: Scene (rows, cols).
         halo: Pixels read around each block at first.
         thresholds: Building, body and contact thresholds.
-        min_pixels: Smallest instance kept, in pixels.
+        min_pixels: Smallest instance (and hole) kept, in pixels.
         min_seed: Smallest watershed seed, in pixels.
+        simplify_px: Simplification tolerance in pixels (0 disables it).
     """
 
     def __init__(
@@ -465,10 +463,11 @@ class _Blocks:
         thresholds: tuple[float, float, float],
         min_pixels: float,
         min_seed: int,
+        simplify_px: float,
     ):
         self.prob_path, self.split_path, self.channels = prob_path, split_path, channels
         self.shape, self.halo, self.thresholds = shape, halo, thresholds
-        self.min_pixels, self.min_seed = min_pixels, min_seed
+        self.min_pixels, self.min_seed, self.simplify_px = min_pixels, min_seed, simplify_px
         self.local = threading.local()
         self.opened: list[Any] = []
         self.lock = threading.Lock()
@@ -528,9 +527,16 @@ class _Blocks:
                 components=(np.where(mine, comps, 0), n),
             )  # fmt: skip
         found = window_pieces(labels, comps, owned, raw, (r0, c0), self.min_pixels)
-        if building.scale != 1.0:
-            found = [Piece(p.geometry, p.pixels, p.prob_sum * building.scale) for p in found]
-        return found
+        # finished here, per block: only simplified outlines pile up, not pixel staircases
+        geoms = np.array([p.geometry for p in found], dtype=object)
+        holed = np.flatnonzero(shapely.get_num_interior_rings(geoms) > 0)
+        geoms[holed] = [fill_small_holes(g, self.min_pixels) for g in geoms[holed]]
+        if self.simplify_px > 0:
+            geoms = shapely.simplify(geoms, self.simplify_px, preserve_topology=True)
+        return [
+            Piece(g, p.pixels, p.prob_sum * building.scale)
+            for g, p in zip(geoms, found, strict=True)
+        ]
 
 
 def split_bands(path: str | Path) -> dict[str, int]:
