@@ -16,7 +16,7 @@ Workers that are threads of the driver's process (an in-process cluster) take
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -98,7 +98,7 @@ def run_batch(job: TileJob, tiles: list[Tile]) -> list[TileResult]:
 
 def dask_tile_batches(
     client: Client, job: TileJob, plan: TilePlan, batch_size: int, in_flight: int
-) -> Iterator[list[TileResult]]:
+) -> Generator[list[TileResult], None, None]:
     """Predict a plan on a dask cluster, yielding each batch's results in plan order.
 
     At most ``in_flight`` batches are submitted ahead of the one being consumed, so the

@@ -10,9 +10,9 @@ accumulator, and every finished row strip is written straight to disk.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
+from contextlib import AbstractContextManager, ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -269,7 +269,9 @@ def predict_scene(
                             ckpt, scene, src, bands, plan, resampled, card, opts
                         )
                     else:
-                        batches_ctx = nullcontext(
+                        # closed on any error before the scene is: its read-ahead
+                        # thread must not outlive the dataset it reads
+                        batches_ctx = closing(
                             local_tile_batches(grid, bands, plan, predictor, batch)
                         )
                     advance = _stage(progress, "predict", len(plan))
@@ -362,7 +364,8 @@ def _dask_batches(
     with dask_client(opts.workers, opts.scheduler) as client:
         n = max(len(client.scheduler_info().get("workers", {})), 1)
         batch = opts.batch_size or default_batch_size(select_device(opts.device))
-        yield dask_tile_batches(client, job, plan, batch, in_flight=2 * n + 1)
+        with closing(dask_tile_batches(client, job, plan, batch, in_flight=2 * n + 1)) as batches:
+            yield batches
 
 
 def default_batch_size(device: torch.device) -> int:
@@ -442,7 +445,7 @@ def local_tile_batches(
     plan: TilePlan,
     predictor: Callable[[npt.NDArray[Any]], npt.NDArray[np.float32]],
     batch_size: int = 2,
-) -> Iterator[list[TileResult]]:
+) -> Generator[list[TileResult], None, None]:
     """Predict a plan batch by batch in this process, reading the next batch in a thread.
 
     While the model works on one batch, a background thread reads the windows of the
@@ -495,9 +498,9 @@ def predict_to_raster(
         progress: Optional progress callback.
         class_names: Names of the predictor's output channels.
     """
-    batches = local_tile_batches(src, bands, plan, predictor, batch_size)
     advance = _stage(progress, "predict", len(plan))
-    stitch_to_raster(src, plan, batches, path, float32, advance, class_names)
+    with closing(local_tile_batches(src, bands, plan, predictor, batch_size)) as batches:
+        stitch_to_raster(src, plan, batches, path, float32, advance, class_names)
 
 
 def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:

@@ -374,11 +374,17 @@ def vectorize(
         pieces: list[Piece] = []
         # GDAL reads, labelling, watershed and polygonising release the GIL: blocks run
         # on every core, each thread with its own dataset handles
-        with blocks, ThreadPoolExecutor(max_workers=threads or default_threads()) as pool:
-            for core, found in zip(cores, pool.map(blocks.pieces, cores), strict=True):
-                pieces.extend(found)
-                if advance and core.cols[1] == width:
-                    advance(core.rows[1] - core.rows[0])
+        with blocks:
+            pool = ThreadPoolExecutor(max_workers=threads or default_threads())
+            try:
+                for core, found in zip(cores, pool.map(blocks.pieces, cores), strict=True):
+                    pieces.extend(found)
+                    if advance and core.cols[1] == width:
+                        advance(core.rows[1] - core.rows[0])
+            finally:
+                # on an error or Ctrl-C, blocks not started are dropped; the running
+                # ones finish before their dataset handles are closed
+                pool.shutdown(wait=True, cancel_futures=True)
     geoms = np.array([p.geometry for p in pieces], dtype=object)
     a = transform
     geoms = shapely.transform(

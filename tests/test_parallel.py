@@ -101,3 +101,22 @@ def test_unreachable_scheduler_is_a_clear_error(
             PredictOptions(tile=64, scheduler="tcp://127.0.0.1:9"),
         )
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_closing_the_local_batches_stops_the_reader(
+    make_scene: MakeScene, tiny_model: Path
+) -> None:
+    """An error in the consumer closes the generator: its read-ahead thread must be gone
+    before the caller closes the dataset it reads (else a read of a closed dataset)."""
+    import threading
+
+    scene = make_scene(height=90, width=70)
+    plan = plan_tiles(90, 70, 32, 8, 4, multiple=4)
+    predictor = TilePredictor(load_checkpoint(tiny_model), torch.device("cpu"), torch.float32)
+    with rasterio.open(scene) as src:
+        batches = local_tile_batches(src, [1, 2, 3], plan, predictor, 1)
+        next(batches)
+        readers = [t for t in threading.enumerate() if t.name.startswith("geounet-read")]
+        assert readers, "a read-ahead thread is running"
+        batches.close()
+        assert not any(t.is_alive() for t in readers)
