@@ -266,7 +266,7 @@ def predict_scene(
                     batches_ctx: AbstractContextManager[Iterator[list[TileResult]]]
                     if opts.workers > 1 or opts.scheduler:
                         batches_ctx = _dask_batches(
-                            ckpt, scene, src, bands, plan, resampled, card, opts
+                            ckpt, scene, src, bands, plan, resampled, card, opts, batch
                         )
                     else:
                         # closed on any error before the scene is: its read-ahead
@@ -345,8 +345,9 @@ def _dask_batches(
     resampled: bool,
     card: ModelCard,
     opts: PredictOptions,
+    batch: int,
 ) -> Iterator[Iterator[list[TileResult]]]:
-    """Run the plan's tiles on a dask cluster (see :mod:`geounet.parallel`)."""
+    """Run the plan's tiles on a dask cluster, ``batch`` tiles a task (:mod:`geounet.parallel`)."""
     from geounet.parallel import TileJob, dask_client, dask_tile_batches
 
     if ckpt.source is None:
@@ -363,7 +364,6 @@ def _dask_batches(
     )
     with dask_client(opts.workers, opts.scheduler) as client:
         n = max(len(client.scheduler_info().get("workers", {})), 1)
-        batch = opts.batch_size or default_batch_size(select_device(opts.device))
         with closing(dask_tile_batches(client, job, plan, batch, in_flight=2 * n + 1)) as batches:
             yield batches
 
@@ -371,9 +371,9 @@ def _dask_batches(
 def default_batch_size(device: torch.device) -> int:
     """Tiles per forward pass when none is given: 1 on CPUs, 4 on GPUs.
 
-    On the CPU one tile at a time is fastest (0.29 s against 0.36 s per 992 px tile in
-    batches of 2 or 4, measured on this project's AMX CPU: the activations of one tile
-    stay closer to the cores' caches) and takes half the memory.
+    On the CPU one tile at a time is fastest (0.29 s per 992 px tile against 0.35-0.36 s
+    in batches of 2 or 4 on this project's AMX CPU, ``benchmarks/levers_cpu.txt``: the
+    activations of one tile stay closer to the cores' caches) and takes less memory.
     """
     return 4 if device.type == "cuda" else 1
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -143,7 +142,7 @@ def plan_tiles(
     neighbours, then shrinks them to the smallest side (a multiple of ``multiple``, so the
     network accepts it) with which that many tiles still do: the extra overlap that a
     fixed size would leave is not computed. At 16384 px, tile 1024 and overlap 128 this
-    cuts the pixels computed from 1.41 to 1.33 times the scene's.
+    cuts the pixels computed from 1.41 to 1.32 times the scene's.
 
     Args:
         height: Scene rows.
@@ -196,23 +195,6 @@ def blend_weights_1d(size: int, ramp: int) -> npt.NDArray[np.float32]:
         return np.ones(size, dtype=np.float32)
     t = np.clip(dist / ramp, 0.0, 1.0)
     return (0.5 - 0.5 * np.cos(np.pi * t)).astype(np.float32)
-
-
-@lru_cache(maxsize=8)
-def blend_weights(height: int, width: int, ramp: int) -> npt.NDArray[np.float32]:
-    """2-D blending weights of a tile: the outer product of two cosine ramps (cached).
-
-    Args:
-        height: Tile rows.
-        width: Tile columns.
-        ramp: Ramp length in pixels.
-
-    Returns:
-        A read-only float32 array of shape (height, width), all values in (0, 1].
-    """
-    w = np.outer(blend_weights_1d(height, ramp), blend_weights_1d(width, ramp))
-    w.setflags(write=False)
-    return w
 
 
 def coverage_weights_1d(

@@ -30,7 +30,6 @@ import numpy.typing as npt
 import pandas as pd
 import rasterio
 import rasterio.features
-import rasterio.windows
 import shapely
 from affine import Affine
 from rasterio.windows import Window
