@@ -35,6 +35,12 @@ def _epoch_lines(text: str) -> list[str]:
     return lines
 
 
+def _option(command: str, name: str) -> str | None:
+    """The value given to ``--name`` in a recorded command line, or ``None``."""
+    found = re.search(rf"--{name}[ =](\S+)", command)
+    return found[1] if found else None
+
+
 def main() -> None:
     """Render the model card."""
     ckpt = Path(sys.argv[1]) if len(sys.argv) > 1 else bundled_model_path()
@@ -63,12 +69,28 @@ def main() -> None:
     best = p.get("best_epoch", "?")
     software = ", ".join(f"{k} {p.get(k, '?')}" for k in ("geounet", "torch", "torchgeo"))
     channels = [c for c in ("body", "contact") if c in card.class_names]
+    command = p.get("command", "")
+    erosion, radius, ema = (
+        _option(command, o) for o in ("body-erosion", "contact-radius", "ema-decay")
+    )
     split_note = (
-        "; the `body` channel learns each roof shrunk 3 px away from its outline and its "
-        "neighbours (`--body-erosion 3`) and the `contact` channel the pixels within 3 px of "
-        "two different buildings (`--contact-radius 3`): prediction grows one footprint per "
-        "body by watershed and cuts at contacts"
+        f"; the `body` channel learns each roof shrunk {erosion} px away from its outline and "
+        f"its neighbours (`--body-erosion {erosion}`) and the `contact` channel the pixels "
+        f"within {radius} px of two different buildings (`--contact-radius {radius}`): "
+        "prediction grows one footprint per body by watershed and cuts at contacts"
         if channels
+        else ""
+    )
+    colour_note = (
+        "strong colour jitter (`--colour strong`: hue +-36 degrees, saturation +-50 %, "
+        "one chip in five grey)"
+        if _option(command, "colour") == "strong"
+        else "colour jitter"
+    )
+    ema_note = (
+        f"; the weights validated and kept are an exponential moving average of the trained "
+        f"ones (decay {ema} per step, `--ema-decay {ema}`), batch-norm statistics included"
+        if ema and float(ema) > 0
         else ""
     )
     body_note = (
@@ -134,12 +156,12 @@ which ran exactly:
 ```
 Loss: BCE + Dice per output channel with the U-Net border weight map (w0 = 10, sigma = 5 px)
 and class-balance weights{split_note}; augmentation: flips, 90-degree rotations, scale
-jitter 0.75-1.33, elastic deformation, colour jitter (kornia); AdamW with warm-up and cosine
-decay; seed {seed}. {calibration}
+jitter 0.75-1.33, elastic deformation, {colour_note} (kornia); AdamW with warm-up and cosine
+decay{ema_note}; seed {seed}. {calibration}
 
 - Date: {p.get("date", "?")}
 - Training time: {minutes:.1f} min wall time (best epoch {best} of {len(epochs)} epochs); the
-  run is fixed by its epochs and steps, not by time, and shared the 2 cores with other jobs
+  run is fixed by its epochs and steps, not by time
 - Machine: {p.get("machine", "?")}; shared 2-core CPU with AMX (no GPU)
 - Software: {software}
 

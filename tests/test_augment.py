@@ -1,4 +1,7 @@
+import dataclasses
+
 import numpy as np
+import pytest
 import torch
 
 from geounet.train.augment import AugmentConfig, Augmenter
@@ -52,3 +55,19 @@ def test_colour_jitter_changes_only_the_image() -> None:
     assert not torch.equal(out, image)
     assert float(out.min()) >= 0.0 and float(out.max()) <= 1.0
     assert np.isfinite(out.numpy()).all()
+
+
+def test_strong_colour_preset_can_turn_chips_grey() -> None:
+    torch.manual_seed(0)
+    image = _blocky_image()
+    maps = torch.rand(4, 2, 64, 64)
+    strong = AugmentConfig.preset("strong")
+    assert strong.hue > AugmentConfig.preset("mild").hue and strong.grayscale_p > 0
+    grey = dataclasses.replace(strong, flips=False, scale=None, elastic_p=0.0, color_p=0.0)
+    out, out_maps = Augmenter(dataclasses.replace(grey, grayscale_p=1.0))(image, maps)
+    assert torch.equal(out_maps, maps)
+    # every chip grey: its three bands are equal, and it is not the input
+    assert torch.allclose(out[:, 0], out[:, 1]) and torch.allclose(out[:, 1], out[:, 2])
+    assert not torch.allclose(image[:, 0], image[:, 1])
+    with pytest.raises(ValueError, match="mild or strong"):
+        AugmentConfig.preset("neon")

@@ -17,6 +17,7 @@ from geounet.model import ModelConfig, build_model
 from geounet.train import TrainConfig, train
 from geounet.train.datasets import build_training_data
 from geounet.train.losses import LossConfig, SegmentationLoss
+from geounet.train.state import load_state
 from geounet.train.validation import object_counts
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
@@ -232,6 +233,18 @@ def test_cli_bad_labels_path_is_a_one_line_error(
     assert "Traceback" not in result.output
 
 
+def test_cli_unknown_colour_jitter_is_a_one_line_error(
+    crop: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    scene, gpkg, _ = crop
+    out = tmp_path / "m.safetensors"
+    args = ["train", "-i", str(scene), "-l", str(gpkg), "-o", str(out), "--colour", "neon"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert result.output.strip() == "Error: unknown --colour 'neon'; use mild or strong"
+    assert not out.exists()
+
+
 def test_body_model_thresholds_are_chosen_on_validation_and_recalibrated(
     crop: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
@@ -281,3 +294,26 @@ def test_cli_calibrate_refuses_a_wrong_output_name(
     assert result.output.strip().splitlines() == [
         "Error: --out must end in .safetensors (got x.pt)"
     ]
+
+
+def test_ema_keeps_and_resumes_the_weight_average(
+    crop: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    scene, gpkg, _ = crop
+    out = tmp_path / "ema.safetensors"
+    kw = dict(augment=False, precision="float32", ema_decay=0.5)
+    train(_cfg(scene, gpkg, out, **kw))
+    state = load_state(tmp_path / "ema.state.safetensors")
+    saved = load_checkpoint(out).model.state_dict()
+    average = {k.removeprefix("module."): v for k, v in state.ema.items() if k != "n_averaged"}
+    assert int(state.ema["n_averaged"]) == 3  # one update per step
+    # The checkpoint holds the average (the only epoch is the best), not the raw weights.
+    assert all(torch.equal(saved[k], average[k]) for k in saved)
+    assert any(not torch.equal(saved[k], state.model[k]) for k in saved if k.endswith("weight"))
+    resumed = train(_cfg(scene, gpkg, out, epochs=2, resume=True, **kw))
+    assert resumed.epochs_run == 2
+    assert int(load_state(tmp_path / "ema.state.safetensors").ema["n_averaged"]) == 6
+    plain = tmp_path / "plain.safetensors"
+    train(_cfg(scene, gpkg, plain, augment=False, precision="float32"))
+    with pytest.raises(InputError, match="no weight average"):
+        train(_cfg(scene, gpkg, plain, epochs=2, resume=True, **kw))

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from geounet.cli._app import app, user_errors
+from geounet.cli._app import app, fail, user_errors
 from geounet.train import TrainConfig, train
 
 
@@ -84,8 +84,24 @@ def train_command(
             "(0 = no body channel)."
         ),
     ] = 0.0,
+    ema_decay: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.99999,
+            help="Validate and keep a moving average of the weights with this decay per "
+            "step (e.g. 0.995; 0 = the raw weights).",
+        ),
+    ] = 0.0,
     balance: Annotated[bool, typer.Option(help="Class-balance weighting.")] = True,
     augment: Annotated[bool, typer.Option(help="Augment the training chips.")] = True,
+    colour: Annotated[
+        str,
+        typer.Option(
+            help="Colour jitter: mild, or strong (hues +-36 degrees, one chip in five grey) "
+            "when the scenes to map have roof colours the training scenes lack."
+        ),
+    ] = "mild",
     threshold: Annotated[
         float | None,
         typer.Option(help="Fixed default threshold for the card; default: chosen on validation."),
@@ -100,9 +116,9 @@ def train_command(
 ) -> None:
     """Train the U-Net on scenes and building footprints; keep the best checkpoint."""
     if loss not in ("bce-dice", "bce", "dice"):
-        from geounet.cli._app import fail
-
         fail(f"unknown --loss {loss!r}; use bce-dice, bce or dice")
+    if colour not in ("mild", "strong"):
+        fail(f"unknown --colour {colour!r}; use mild or strong")
     cfg = TrainConfig(
         images=images,
         labels=labels,
@@ -131,8 +147,10 @@ def train_command(
         sigma=sigma,
         contact_radius=contact_radius,
         body_erosion=body_erosion,
+        ema_decay=ema_decay,
         balance=balance,
         augment=augment,
+        colour=colour,
         threshold=threshold,
         device=device,
         precision=precision,

@@ -33,6 +33,7 @@ class AugmentConfig:
         contrast: Contrast jitter.
         saturation: Saturation jitter.
         hue: Hue jitter.
+        grayscale_p: Probability of turning an RGB chip grey (roof colour is then no cue).
     """
 
     flips: bool = True
@@ -46,6 +47,26 @@ class AugmentConfig:
     contrast: float = 0.2
     saturation: float = 0.2
     hue: float = 0.02
+    grayscale_p: float = 0.0
+
+    @classmethod
+    def preset(cls, colour: str) -> AugmentConfig:
+        """The default geometric augmentation with a named colour jitter.
+
+        Args:
+            colour: ``mild`` (the default: light brightness, contrast, saturation and hue
+                jitter) or ``strong`` (hues shifted by up to 36 degrees, saturation by
+                50 %, one chip in five grey: for scenes whose roofs differ in colour from
+                the training scenes').
+
+        Raises:
+            ValueError: For another name.
+        """
+        if colour == "mild":
+            return cls()
+        if colour == "strong":
+            return cls(brightness=0.3, contrast=0.3, saturation=0.5, hue=0.1, grayscale_p=0.2)
+        raise ValueError(f"unknown colour jitter {colour!r}; use mild or strong")
 
 
 class Augmenter(torch.nn.Module):
@@ -102,6 +123,8 @@ class Augmenter(torch.nn.Module):
                 photometric.append(
                     K.ColorJitter(config.brightness, config.contrast, p=config.color_p)
                 )
+        if config.grayscale_p > 0 and bands == 3:
+            photometric.append(K.RandomGrayscale(p=config.grayscale_p))
         self.photometric = K.AugmentationSequential(*photometric) if photometric else None
 
     @torch.no_grad()

@@ -37,12 +37,14 @@ class TrainState:
         optimizer: The optimizer's state dict.
         rng: Named RNG state tensors (``torch``, ``sampler``).
         record: JSON-ready progress record (epoch, step, elapsed_s, best_score, ...).
+        ema: State dict of the moving average of the weights (empty when none is kept).
     """
 
     model: dict[str, torch.Tensor]
     optimizer: dict[str, Any]
     rng: dict[str, torch.Tensor] = field(default_factory=dict)
     record: dict[str, Any] = field(default_factory=dict)
+    ema: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def save_state(path: Path, state: TrainState) -> None:
@@ -57,6 +59,8 @@ def save_state(path: Path, state: TrainState) -> None:
                 tensors[f"opt.{pid}.{k}"] = v.detach().to("cpu").contiguous()
             else:
                 opt_scalars[f"{pid}.{k}"] = v
+    for k, v in state.ema.items():
+        tensors[f"ema.{k}"] = v.detach().to("cpu").contiguous()
     for k, v in state.rng.items():
         tensors[f"rng.{k}"] = v.detach().to("cpu").contiguous()
     meta = {
@@ -96,6 +100,7 @@ def load_state(path: Path) -> TrainState:
     meta = json.loads(meta_text)
     model = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     rng = {k[4:]: v for k, v in tensors.items() if k.startswith("rng.")}
+    ema = {k[4:]: v for k, v in tensors.items() if k.startswith("ema.")}
     opt_state: dict[int, dict[str, Any]] = {}
     for k, v in tensors.items():
         if k.startswith("opt."):
@@ -105,4 +110,4 @@ def load_state(path: Path) -> TrainState:
         pid, name = k.split(".", 1)
         opt_state.setdefault(int(pid), {})[name] = v
     optimizer = {"state": opt_state, "param_groups": meta["param_groups"]}
-    return TrainState(model=model, optimizer=optimizer, rng=rng, record=meta["record"])
+    return TrainState(model=model, optimizer=optimizer, rng=rng, record=meta["record"], ema=ema)
