@@ -4,10 +4,11 @@ Every figure and the training command come from the checkpoint (written by ``geo
 and from the training log, never typed by hand. The test figures on area b are left to
 ``geounet evaluate`` in a marked section.
 
-Usage: python scripts/write_model_card.py [CHECKPOINT] [TRAINING_LOG] [REFERENCE_CHECKPOINT]
+Usage: python scripts/write_model_card.py [CHECKPOINT] [TRAINING_LOG] [REFERENCE_CHECKPOINT ...]
 
-A reference checkpoint (e.g. an earlier one-channel model) gets its own area-b table, so the
-card shows what the split channels change.
+Each reference checkpoint (an earlier bundled model, or a candidate trained with other
+settings) gets its own area-b table, measured the same way, with the command that trained it,
+so the card shows what each change did.
 """
 
 from __future__ import annotations
@@ -41,11 +42,31 @@ def _option(command: str, name: str) -> str | None:
     return found[1] if found else None
 
 
+def _reference_section(reference: Path) -> str:
+    """An area-b table for a checkpoint other than the bundled one, with its provenance."""
+    commit = re.search(r"_([0-9a-f]{7,40})\.safetensors$", reference.name)
+    ref = read_card(reference)
+    origin = (
+        f"the bundled model of commit {commit[1]}: `git show {commit[1]}:geounet/data/"
+        f"kampala_unet.safetensors > build/{reference.name}`"
+        if commit
+        else "not bundled"
+    )
+    command = ref.provenance.get("command", "?").split("--minutes")[0].strip()
+    return (
+        f"\n\nFor comparison, `{reference.name}` ({origin}; channels "
+        f"{', '.join(ref.class_names)}; threshold {ref.threshold:.2f}"
+        f"{f', body {ref.body_threshold:.2f}' if 'body' in ref.class_names else ''}; "
+        f"best epoch {ref.provenance.get('best_epoch', '?')}; trained by `{command}`), "
+        f"measured the same way:\n\n{table(measure(reference))}"
+    )
+
+
 def main() -> None:
     """Render the model card."""
     ckpt = Path(sys.argv[1]) if len(sys.argv) > 1 else bundled_model_path()
     log = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "scripts" / "train_bundled_model.log"
-    reference = Path(sys.argv[3]) if len(sys.argv) > 3 else None
+    references = sys.argv[3:]
     card = read_card(ckpt)
     p = card.provenance
     m = card.model
@@ -105,21 +126,15 @@ def main() -> None:
         else ""
     )
     area_b = table(measure(ckpt))
-    reference_table = ""
-    if reference is not None:
-        commit = re.search(r"_([0-9a-f]{7,40})\.safetensors$", reference.name)
-        origin = (
-            f", the bundled model of commit {commit[1]}: `git show {commit[1]}:geounet/data/"
-            f"kampala_unet.safetensors > build/{reference.name}`"
-            if commit
-            else ""
-        )
-        ref = read_card(reference)
-        reference_table = (
-            f"\n\nFor comparison, the earlier one-channel model ({reference.name}{origin}: "
-            f"{', '.join(ref.class_names)}; threshold {ref.threshold:.2f}; "
-            f"{ref.provenance.get('command', '?').split('--minutes')[0].strip()} ...), "
-            f"measured the same way:\n\n{table(measure(reference))}"
+    reference_table = "".join(_reference_section(Path(r)) for r in references)
+    if any(not re.search(r"_[0-9a-f]{7,40}\.safetensors$", r) for r in references):
+        reference_table += (
+            "\n\nCandidates marked *not bundled* were trained by "
+            "`OUT=build/<name> bash scripts/train_bundled_model.sh <options>` (the command "
+            "shown, then `geounet calibrate` on the same strip). A candidate replaces the "
+            "bundled model only if its watershed-split object F1 is higher on both scenes "
+            "and its pixel IoU is not below the one-channel model's (issue 9's condition); "
+            "area b is only ever used for this comparison, never for training or thresholds."
         )
     text = f"""# Model card: `kampala_unet.safetensors` (geounet's bundled model)
 
