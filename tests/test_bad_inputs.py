@@ -418,11 +418,14 @@ def test_sigint_leaves_nothing_and_next_run_is_clean(tiny_model: Path, tmp_path:
     cmd = [sys.executable, "-m", "geounet", "predict", str(scene), "-m", str(tiny_model)]
     cmd += ["-o", str(out), "--tile", "64", "-q"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the raster being stitched (the other temporary names are reserved and freed at once,
+    # so seeing one of them does not mean that writing has started)
+    writing = ".*.tmp*.work.tif"
     deadline = time.time() + 60
-    while time.time() < deadline and not (out.exists() and any(out.glob(".*.tmp*"))):
+    while time.time() < deadline and not (out.exists() and any(out.glob(writing))):
         time.sleep(0.05)
     assert proc.poll() is None, "still running when interrupted"
-    assert any(out.glob(".*.tmp*")), "prediction started writing a temporary file"
+    assert any(out.glob(writing)), "prediction started writing a temporary file"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
