@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from geounet.checkpoint import bundled_model_path, read_card
+from geounet.train.augment import COLOUR_JITTER
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_bundled_model import measure, table  # noqa: E402
@@ -37,17 +38,23 @@ def _epoch_lines(text: str) -> list[str]:
 
 
 def _option(command: str, name: str) -> str | None:
-    """The value given to ``--name`` in a recorded command line, or ``None``."""
-    found = re.search(rf"--{name}[ =](\S+)", command)
+    """The value of ``--name`` in a recorded command line (the last one, as the parser does)."""
+    found = re.findall(rf"--{name}[ =](\S+)", command)
+    return found[-1] if found else None
+
+
+def _commit(reference: str | Path) -> str | None:
+    """The commit named by a reference checkpoint's file name (``<name>_<sha>.safetensors``)."""
+    found = re.search(r"_([0-9a-f]{7,40})\.safetensors$", Path(reference).name)
     return found[1] if found else None
 
 
 def _reference_section(reference: Path) -> str:
     """An area-b table for a checkpoint other than the bundled one, with its provenance."""
-    commit = re.search(r"_([0-9a-f]{7,40})\.safetensors$", reference.name)
+    commit = _commit(reference)
     ref = read_card(reference)
     origin = (
-        f"the bundled model of commit {commit[1]}: `git show {commit[1]}:geounet/data/"
+        f"the bundled model of commit {commit}: `git show {commit}:geounet/data/"
         f"kampala_unet.safetensors > build/{reference.name}`"
         if commit
         else "not bundled"
@@ -102,11 +109,12 @@ def main() -> None:
         if channels
         else ""
     )
+    colour = _option(command, "colour") or "mild"
+    jitter = COLOUR_JITTER[colour]
+    grey = f", {jitter.grayscale_p:.0%} of chips grey" if jitter.grayscale_p else ""
     colour_note = (
-        "strong colour jitter (`--colour strong`: hue +-36 degrees, saturation +-50 %, "
-        "one chip in five grey)"
-        if _option(command, "colour") == "strong"
-        else "colour jitter"
+        f"`--colour {colour}` colour jitter (hue +-{jitter.hue * 360:.0f} degrees, "
+        f"saturation +-{jitter.saturation:.0%}{grey})"
     )
     ema_note = (
         f"; the weights validated and kept are an exponential moving average of the trained "
@@ -127,7 +135,7 @@ def main() -> None:
     )
     area_b = table(measure(ckpt))
     reference_table = "".join(_reference_section(Path(r)) for r in references)
-    if any(not re.search(r"_[0-9a-f]{7,40}\.safetensors$", r) for r in references):
+    if any(_commit(r) is None for r in references):
         reference_table += (
             "\n\nCandidates marked *not bundled* were trained by "
             "`OUT=build/<name> bash scripts/train_bundled_model.sh <options>` (the command "
@@ -170,13 +178,14 @@ which ran exactly:
 {p.get("command", "?")}
 ```
 Loss: BCE + Dice per output channel with the U-Net border weight map (w0 = 10, sigma = 5 px)
-and class-balance weights{split_note}; augmentation: flips, 90-degree rotations, scale
-jitter 0.75-1.33, elastic deformation, {colour_note} (kornia); AdamW with warm-up and cosine
+and class-balance weights{split_note}; augmentation (kornia): flips, 90-degree rotations, scale
+jitter 0.75-1.33, elastic deformation, {colour_note}; AdamW with warm-up and cosine
 decay{ema_note}; seed {seed}. {calibration}
 
 - Date: {p.get("date", "?")}
 - Training time: {minutes:.1f} min wall time (best epoch {best} of {len(epochs)} epochs); the
-  run is fixed by its epochs and steps, not by time
+  run is fixed by its epochs and steps, not by time, and its wall time depends on what
+  else ran on the shared 2 cores
 - Machine: {p.get("machine", "?")}; shared 2-core CPU with AMX (no GPU)
 - Software: {software}
 

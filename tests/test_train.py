@@ -173,6 +173,10 @@ def test_train_is_reproducible(crop: tuple[Path, Path, Path], tmp_path: Path) ->
 
 def test_bad_inputs_raise_input_errors(crop: tuple[Path, Path, Path], tmp_path: Path) -> None:
     scene, gpkg, _ = crop
+    with pytest.raises(InputError, match="unknown --colour 'neon'"):
+        train(_cfg(scene, gpkg, tmp_path / "c.safetensors", colour="neon"))
+    with pytest.raises(InputError, match="--ema-decay must be in"):
+        train(_cfg(scene, gpkg, tmp_path / "e.safetensors", ema_decay=1.0))
     with pytest.raises(InputError, match="does not exist"):
         train(_cfg(scene, tmp_path / "missing.gpkg", tmp_path / "x.safetensors"))
     with pytest.raises(InputError, match="no column"):

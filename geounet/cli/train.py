@@ -117,8 +117,6 @@ def train_command(
     """Train the U-Net on scenes and building footprints; keep the best checkpoint."""
     if loss not in ("bce-dice", "bce", "dice"):
         fail(f"unknown --loss {loss!r}; use bce-dice, bce or dice")
-    if colour not in ("mild", "strong"):
-        fail(f"unknown --colour {colour!r}; use mild or strong")
     cfg = TrainConfig(
         images=images,
         labels=labels,

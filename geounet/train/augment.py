@@ -49,24 +49,15 @@ class AugmentConfig:
     hue: float = 0.02
     grayscale_p: float = 0.0
 
-    @classmethod
-    def preset(cls, colour: str) -> AugmentConfig:
-        """The default geometric augmentation with a named colour jitter.
 
-        Args:
-            colour: ``mild`` (the default: light brightness, contrast, saturation and hue
-                jitter) or ``strong`` (hues shifted by up to 36 degrees, saturation by
-                50 %, one chip in five grey: for scenes whose roofs differ in colour from
-                the training scenes').
-
-        Raises:
-            ValueError: For another name.
-        """
-        if colour == "mild":
-            return cls()
-        if colour == "strong":
-            return cls(brightness=0.3, contrast=0.3, saturation=0.5, hue=0.1, grayscale_p=0.2)
-        raise ValueError(f"unknown colour jitter {colour!r}; use mild or strong")
+COLOUR_JITTER: dict[str, AugmentConfig] = {
+    "mild": AugmentConfig(),
+    "strong": AugmentConfig(brightness=0.3, contrast=0.3, saturation=0.5, hue=0.1, grayscale_p=0.2),
+}
+"""Augmentation by named colour jitter. ``mild`` is the default (light
+brightness, contrast, saturation and hue jitter); ``strong`` shifts hues by up to 36 degrees
+and saturation by 50 % and turns one chip in five grey, for scenes whose roofs differ in
+colour from the training scenes'."""
 
 
 class Augmenter(torch.nn.Module):

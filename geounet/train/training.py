@@ -34,7 +34,7 @@ from geounet.checkpoint import ModelCard, Normalization, load_checkpoint, save_c
 from geounet.device import autocast, resolve_precision, select_device
 from geounet.errors import CheckpointError, InputError, OutputExistsError
 from geounet.model import ModelConfig, build_model
-from geounet.train.augment import AugmentConfig, Augmenter
+from geounet.train.augment import COLOUR_JITTER, Augmenter
 from geounet.train.datasets import TrainingData, build_training_data
 from geounet.train.losses import LossConfig, LossName, SegmentationLoss, class_balance
 from geounet.train.state import TrainState, load_state, save_state, state_path
@@ -92,7 +92,7 @@ class TrainConfig:
         balance: Weight the classes to balance their pixel counts.
         augment: Augment the training chips.
         colour: Colour jitter of the augmentation: ``mild`` or ``strong`` (see
-            :meth:`AugmentConfig.preset`).
+            :data:`geounet.train.augment.COLOUR_JITTER`).
         threshold: Fixed default threshold for the card (``None``: chosen on validation).
         tile_size: Prediction tile size recorded in the card.
         device: ``auto``, ``cpu``, ``cuda``.
@@ -466,6 +466,10 @@ def train(
             raise InputError(f"{name} must be at least 1, got {value}")
     if cfg.minutes is not None and cfg.minutes <= 0:
         raise InputError(f"--minutes must be positive, got {cfg.minutes}")
+    if cfg.colour not in COLOUR_JITTER:
+        raise InputError(f"unknown --colour {cfg.colour!r}; use {' or '.join(COLOUR_JITTER)}")
+    if not 0 <= cfg.ema_decay < 1:
+        raise InputError(f"--ema-decay must be in [0, 1), got {cfg.ema_decay}")
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     device = select_device(cfg.device)
@@ -570,7 +574,7 @@ def _run(
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     augmenter = (
-        Augmenter(AugmentConfig.preset(cfg.colour), bands=bands).to(device) if cfg.augment else None
+        Augmenter(COLOUR_JITTER[cfg.colour], bands=bands).to(device) if cfg.augment else None
     )
     normalize = _Normalizer(norm, device)
     vset = _validation_set(data, cfg.chip_size, card.model.size_multiple)
