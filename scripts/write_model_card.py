@@ -122,6 +122,14 @@ def main() -> None:
         if ema and float(ema) > 0
         else ""
     )
+    paste = _option(command, "copy-paste")
+    paste_note = (
+        f", copy-paste (`--copy-paste {paste}`: with chance {paste} a chip gets up to 6 whole "
+        "roofs cut from the other chips of its batch, most placed against a roof already "
+        "there, and its targets are derived again)"
+        if paste and float(paste) > 0
+        else ""
+    )
     body_note = (
         f" Body threshold **{card.body_threshold:.2f}**: a pixel seeds a footprint where the "
         "body probability reaches it (chosen on the same strip, with the building threshold)."
@@ -179,7 +187,7 @@ which ran exactly:
 ```
 Loss: BCE + Dice per output channel with the U-Net border weight map (w0 = 10, sigma = 5 px)
 and class-balance weights{split_note}; augmentation (kornia): flips, 90-degree rotations, scale
-jitter 0.75-1.33, elastic deformation, {colour_note}; AdamW with warm-up and cosine
+jitter 0.75-1.33, elastic deformation, {colour_note}{paste_note}; AdamW with warm-up and cosine
 decay{ema_note}; seed {seed}. {calibration}
 
 - Date: {p.get("date", "?")}

@@ -1,5 +1,6 @@
 """End-to-end training on a small crop of area a (tiny network, a few steps)."""
 
+from collections.abc import Callable
 from pathlib import Path
 
 import geopandas as gpd
@@ -171,12 +172,38 @@ def test_train_is_reproducible(crop: tuple[Path, Path, Path], tmp_path: Path) ->
     assert a.history[0]["loss"] == b.history[0]["loss"]
 
 
+def test_copy_paste_reaches_every_training_batch(
+    crop: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scene, gpkg, _ = crop
+    calls: list[tuple[float, int, int]] = []
+
+    def spy(
+        batch: dict[str, torch.Tensor],
+        probability: float,
+        targets: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+        rng: np.random.Generator,
+    ) -> dict[str, torch.Tensor]:
+        target, _ = targets(batch["instances"][0])
+        calls.append((probability, target.shape[0], len(batch["image"])))
+        return batch
+
+    monkeypatch.setattr("geounet.train.training.paste_batch", spy)
+    kw = dict(augment=False, precision="float32", steps_per_epoch=2, body_erosion=3.0)
+    train(_cfg(scene, gpkg, tmp_path / "a.safetensors", **kw))
+    assert calls == []
+    train(_cfg(scene, gpkg, tmp_path / "b.safetensors", copy_paste=0.5, **kw))
+    assert calls == [(0.5, 2, 2), (0.5, 2, 2)]  # each step; building and body targets
+
+
 def test_bad_inputs_raise_input_errors(crop: tuple[Path, Path, Path], tmp_path: Path) -> None:
     scene, gpkg, _ = crop
     with pytest.raises(InputError, match="unknown --colour 'neon'"):
         train(_cfg(scene, gpkg, tmp_path / "c.safetensors", colour="neon"))
     with pytest.raises(InputError, match="--ema-decay must be in"):
         train(_cfg(scene, gpkg, tmp_path / "e.safetensors", ema_decay=1.0))
+    with pytest.raises(InputError, match=r"--copy-paste must be in \[0, 1\], got 1.5"):
+        train(_cfg(scene, gpkg, tmp_path / "p.safetensors", copy_paste=1.5))
     with pytest.raises(InputError, match="does not exist"):
         train(_cfg(scene, tmp_path / "missing.gpkg", tmp_path / "x.safetensors"))
     with pytest.raises(InputError, match="no column"):

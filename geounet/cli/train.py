@@ -102,6 +102,14 @@ def train_command(
             "when the scenes to map have roof colours the training scenes lack."
         ),
     ] = "mild",
+    copy_paste: Annotated[
+        float,
+        typer.Option(
+            help="Chance that a training chip gets up to 6 whole buildings from other chips "
+            "pasted in, most against a roof already there: touching roofs to separate, "
+            "for dense settlements (0 = off; e.g. 0.5).",
+        ),
+    ] = 0.0,
     threshold: Annotated[
         float | None,
         typer.Option(help="Fixed default threshold for the card; default: chosen on validation."),
@@ -149,6 +157,7 @@ def train_command(
         balance=balance,
         augment=augment,
         colour=colour,
+        copy_paste=copy_paste,
         threshold=threshold,
         device=device,
         precision=precision,

@@ -324,6 +324,26 @@ class ChipTransform:
         instances = sample["mask"].to(torch.int64)
         if instances.ndim == 3:
             instances = instances[0]
+        target, weight = self.targets(instances)
+        return {
+            "image": image.float(),
+            "valid": valid,
+            "target": target,
+            "instances": instances,
+            "weight": weight,
+            "bounds": sample.get("bounds"),
+        }
+
+    def targets(self, instances: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Training targets and border weights of an instance map.
+
+        Args:
+            instances: (H, W) int64 instance ids (0 = background).
+
+        Returns:
+            ``target`` (channels, H, W) float32: one channel per class, then ``body`` and
+            ``contact`` when made; ``weight`` (H, W) float32, the border weight map.
+        """
         target = torch.zeros((self.classes, *instances.shape), dtype=torch.float32)
         inside = instances > 0
         cls = self.instance_class[instances.clamp(max=len(self.instance_class) - 1)]
@@ -340,14 +360,7 @@ class ChipTransform:
             weight = torch.from_numpy(border_weight_map(instances.numpy(), self.w0, self.sigma))
         else:
             weight = torch.zeros(instances.shape, dtype=torch.float32)
-        return {
-            "image": image.float(),
-            "valid": valid,
-            "target": target,
-            "instances": instances,
-            "weight": weight,
-            "bounds": sample.get("bounds"),
-        }
+        return target, weight
 
 
 @dataclass
@@ -364,6 +377,7 @@ class TrainingData:
         pixel_size_m: Ground size of a sampled pixel, in metres.
         output_names: Names of the model's output channels: the label classes, then
             ``body`` and ``contact`` when those targets are made.
+        chip_transform: The transform that makes each chip's targets.
     """
 
     dataset: IntersectionDataset
@@ -374,6 +388,7 @@ class TrainingData:
     res: tuple[float, float]
     pixel_size_m: float
     output_names: tuple[str, ...] = ()
+    chip_transform: ChipTransform | None = None
 
 
 def split_by_area(
@@ -493,4 +508,5 @@ def build_training_data(
         output_names=prepared.class_names
         + (("body",) if body_erosion > 0 else ())
         + (("contact",) if contact_radius > 0 else ()),
+        chip_transform=transform,
     )

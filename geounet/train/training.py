@@ -35,6 +35,7 @@ from geounet.device import autocast, resolve_precision, select_device
 from geounet.errors import CheckpointError, InputError, OutputExistsError
 from geounet.model import ModelConfig, build_model
 from geounet.train.augment import COLOUR_JITTER, Augmenter
+from geounet.train.copypaste import paste_batch
 from geounet.train.datasets import TrainingData, build_training_data
 from geounet.train.losses import LossConfig, LossName, SegmentationLoss, class_balance
 from geounet.train.state import TrainState, load_state, save_state, state_path
@@ -93,6 +94,9 @@ class TrainConfig:
         augment: Augment the training chips.
         colour: Colour jitter of the augmentation: ``mild`` or ``strong`` (see
             :data:`geounet.train.augment.COLOUR_JITTER`).
+        copy_paste: Chance that a training chip gets whole buildings of the other chips
+            of its batch pasted in, most of them against a roof already there (see
+            :mod:`geounet.train.copypaste`); 0 disables it.
         threshold: Fixed default threshold for the card (``None``: chosen on validation).
         tile_size: Prediction tile size recorded in the card.
         device: ``auto``, ``cpu``, ``cuda``.
@@ -135,6 +139,7 @@ class TrainConfig:
     balance: bool = True
     augment: bool = True
     colour: str = "mild"
+    copy_paste: float = 0.0
     threshold: float | None = None
     tile_size: int = 1024
     device: str = "auto"
@@ -470,6 +475,8 @@ def train(
         raise InputError(f"unknown --colour {cfg.colour!r}; use {' or '.join(COLOUR_JITTER)}")
     if not 0 <= cfg.ema_decay < 1:
         raise InputError(f"--ema-decay must be in [0, 1), got {cfg.ema_decay}")
+    if not 0 <= cfg.copy_paste <= 1:
+        raise InputError(f"--copy-paste must be in [0, 1], got {cfg.copy_paste}")
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     device = select_device(cfg.device)
@@ -669,6 +676,9 @@ def _run(
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 batch = next(batches)
+                if cfg.copy_paste > 0 and data.chip_transform is not None:
+                    rng = np.random.default_rng([cfg.seed, int(record["step"])])
+                    batch = paste_batch(batch, cfg.copy_paste, data.chip_transform.targets, rng)
                 image = batch["image"].to(device) * scale
                 maps = torch.cat(
                     [
