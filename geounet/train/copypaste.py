@@ -178,11 +178,12 @@ def paste_batch(
     targets: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
     rng: np.random.Generator,
 ) -> dict[str, torch.Tensor]:
-    """Apply copy-paste to a training batch, in place of its chips.
+    """Apply copy-paste to a training batch.
 
     Each chip, with probability ``probability``, receives buildings cut from the other
-    chips of the batch; its targets and border weights are then derived again from its
-    new instance map by ``targets``.
+    chips of the batch (as they were before any pasting); its targets and border weights
+    are then derived again from its new instance map by ``targets``. The input batch is
+    left as it is.
 
     Args:
         batch: Collated batch with ``image`` (N, bands, H, W), ``instances`` (N, H, W),
@@ -193,7 +194,8 @@ def paste_batch(
         rng: Random generator.
 
     Returns:
-        The batch, with pasted chips replaced.
+        ``batch`` itself when no chip was chosen, else a new batch whose chosen chips
+        carry the pasted roofs.
     """
     n = batch["image"].shape[0]
     chosen = [i for i in range(n) if rng.random() < probability]
