@@ -19,6 +19,7 @@ from pathlib import Path
 
 from geounet.checkpoint import bundled_model_path, read_card
 from geounet.train.augment import COLOUR_JITTER
+from geounet.train.copypaste import MAX_PASTED
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_bundled_model import measure, table  # noqa: E402
@@ -124,7 +125,8 @@ def main() -> None:
     )
     paste = _option(command, "copy-paste")
     paste_note = (
-        f", copy-paste (`--copy-paste {paste}`: with chance {paste} a chip gets up to 6 whole "
+        f", copy-paste (`--copy-paste {paste}`: with chance {paste} a chip gets up to "
+        f"{MAX_PASTED} whole "
         "roofs cut from the other chips of its batch, most placed against a roof already "
         "there, and its targets are derived again)"
         if paste and float(paste) > 0

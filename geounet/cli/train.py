@@ -12,6 +12,7 @@ from rich.console import Console
 
 from geounet.cli._app import app, fail, user_errors
 from geounet.train import TrainConfig, train
+from geounet.train.copypaste import MAX_PASTED
 
 
 @app.command("train")
@@ -105,7 +106,8 @@ def train_command(
     copy_paste: Annotated[
         float,
         typer.Option(
-            help="Chance that a training chip gets up to 6 whole buildings from other chips "
+            help=f"Chance that a training chip gets up to {MAX_PASTED} whole buildings from "
+            "other chips "
             "pasted in, most against a roof already there: touching roofs to separate, "
             "for dense settlements (0 = off; e.g. 0.5).",
         ),
