@@ -346,5 +346,23 @@ def test_ema_keeps_and_resumes_the_weight_average(
     assert int(load_state(tmp_path / "ema.state.safetensors").ema["n_averaged"]) == 6
     plain = tmp_path / "plain.safetensors"
     train(_cfg(scene, gpkg, plain, augment=False, precision="float32"))
-    with pytest.raises(InputError, match="no weight average"):
+    with pytest.raises(InputError, match="started with --ema-decay 0.0, not --ema-decay 0.5"):
         train(_cfg(scene, gpkg, plain, epochs=2, resume=True, **kw))
+
+
+def test_resume_refuses_other_training_options(
+    crop: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    scene, gpkg, _ = crop
+    out = tmp_path / "run.safetensors"
+    train(_cfg(scene, gpkg, out, augment=False, precision="float32"))
+    before = out.read_bytes()
+    with pytest.raises(InputError, match="started with --no-augment, not --augment;"):
+        train(_cfg(scene, gpkg, out, epochs=2, resume=True, precision="float32"))
+    with pytest.raises(InputError, match="--copy-paste 0.0, not --copy-paste 0.5;"):
+        train(_cfg(scene, gpkg, out, epochs=2, resume=True, augment=False, copy_paste=0.5))
+    # Nothing was trained or rewritten; the same options resume.
+    assert load_state(tmp_path / "run.state.safetensors").record["epoch"] == 1
+    assert out.read_bytes() == before
+    resumed = train(_cfg(scene, gpkg, out, epochs=2, resume=True, augment=False))
+    assert resumed.epochs_run == 2

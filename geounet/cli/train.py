@@ -46,7 +46,11 @@ def train_command(
         Path | None, typer.Option(help="Checkpoint to fine-tune (its architecture is kept).")
     ] = None,
     resume: Annotated[
-        bool, typer.Option(help="Continue the run whose state lies beside --out.")
+        bool,
+        typer.Option(
+            help="Continue the run whose state lies beside --out (with the options it was "
+            "started with: loss, targets, augmentation, chip and batch size, learning rate)."
+        ),
     ] = False,
     pixel_size: Annotated[
         float | None,

@@ -64,7 +64,8 @@ class TrainConfig:
         upsampling: ``transpose`` or ``bilinear``.
         dropout: Dropout before the bottleneck.
         init: Checkpoint to fine-tune from (its architecture, bands and normalisation win).
-        resume: Continue the run whose state lies beside ``out``.
+        resume: Continue the run whose state lies beside ``out``; the options of
+            :data:`RESUME_FIXED` must be those the run was started with.
         pixel_size_m: Ground pixel size to train at, in metres (default: the first scene's).
         chip_size: Training chip size, in pixels.
         batch_size: Chips per step.
@@ -482,6 +483,8 @@ def train(
     device = select_device(cfg.device)
     dtype = resolve_precision(device, cfg.precision)
     resumed = load_state(state_path(out)) if cfg.resume else None
+    if resumed is not None:
+        _check_resume_options(cfg, resumed.record.get("options", {}))
 
     init_card: ModelCard | None = None
     init_model: torch.nn.Module | None = None
@@ -509,6 +512,59 @@ def train(
         )
     finally:
         data.labels.cleanup()
+
+
+RESUME_FIXED = (
+    "loss",
+    "w0",
+    "sigma",
+    "contact_radius",
+    "body_erosion",
+    "balance",
+    "augment",
+    "colour",
+    "copy_paste",
+    "ema_decay",
+    "chip_size",
+    "batch_size",
+    "lr",
+    "weight_decay",
+)
+"""Options a resumed run must share with the run it continues (what it learns from)."""
+
+
+def _resume_options(cfg: TrainConfig) -> dict[str, Any]:
+    """The options of ``cfg`` that a resumed run must keep (see :data:`RESUME_FIXED`)."""
+    return {name: getattr(cfg, name) for name in RESUME_FIXED}
+
+
+def _check_resume_options(cfg: TrainConfig, saved: dict[str, Any]) -> None:
+    """Refuse to resume with other training options than the run was started with.
+
+    Args:
+        cfg: The options of the resuming command.
+        saved: The options recorded by the run to resume (empty for runs recorded before
+            options were kept: nothing is checked then).
+
+    Raises:
+        InputError: Naming the first option that differs and the value to resume with.
+    """
+    now = _resume_options(cfg)
+    for name, value in saved.items():
+        if name in now and now[name] != value:
+            raise InputError(
+                f"this run was started with {_as_flag(name, value)}, not "
+                f"{_as_flag(name, now[name])}; resume with the same options "
+                "(or drop --resume to start again)"
+            )
+
+
+def _as_flag(name: str, value: Any) -> str:
+    """An option as typed on the command line (``--colour strong``, ``--no-augment``)."""
+    flag = name.replace("_", "-")
+    if isinstance(value, bool):
+        return f"--{flag}" if value else f"--no-{flag}"
+    return f"--{flag} {value}"
 
 
 def _run(
@@ -598,6 +654,7 @@ def _run(
         "stale": 0,
         "history": [],
         "card": card.to_json(),
+        "options": _resume_options(cfg),
         "pos_weight": list(pos_w),
         "neg_weight": list(neg_w),
     }
