@@ -8,7 +8,7 @@ and a 1x1 head), with 'same' padding so that the output has the size of the inpu
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 import torch
@@ -40,6 +40,8 @@ class ModelConfig:
         dropout: Dropout probability before the bottleneck's convolutions (0 disables it).
         batch_norm: Whether each 3x3 convolution is followed by batch normalisation.
         encoder_name: Encoder of the ``smp-unet`` architecture (``resnet18``, ``mobilenet_v2``...).
+        members: Number of networks of this architecture whose probabilities are averaged
+            (an ensemble made by ``geounet ensemble``); 1 is a single network.
     """
 
     arch: Architecture = "unet"
@@ -51,6 +53,7 @@ class ModelConfig:
     dropout: float = 0.0
     batch_norm: bool = True
     encoder_name: str = "resnet18"
+    members: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         """Return the config as a JSON-ready dict."""
@@ -147,6 +150,26 @@ class Decoder(nn.Module):
         return x
 
 
+class Ensemble(nn.Module):
+    """Networks of one architecture whose per-channel probabilities are averaged.
+
+    The output stays logits, so that everything downstream applies its sigmoid as for a
+    single network: ``sigmoid(ensemble(x))`` is the mean of the members' probabilities.
+    """
+
+    EPS = 1e-6
+    """Probabilities are clamped to ``[EPS, 1 - EPS]`` before the logit (finite logits)."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the logits of the members' mean probability, in float32."""
+        prob = torch.stack([torch.sigmoid(m(x).float()) for m in self.members]).mean(dim=0)
+        return torch.logit(prob, eps=self.EPS)
+
+
 class UNet(nn.Module):
     """The classic U-Net: encoder, decoder and a 1x1 convolution head.
 
@@ -175,9 +198,14 @@ def build_model(cfg: ModelConfig) -> nn.Module:
         The network (never with downloaded weights: smp encoders use ``encoder_weights=None``).
 
     Raises:
-        CheckpointError: If the architecture or encoder is unknown, or the encoder does
-            not support the depth.
+        CheckpointError: If the architecture or encoder is unknown, the encoder does
+            not support the depth, or the number of ensemble members is below 1.
     """
+    if cfg.members < 1:
+        raise CheckpointError(f"an ensemble needs at least 1 member, got {cfg.members}")
+    if cfg.members > 1:
+        single = replace(cfg, members=1)
+        return Ensemble([build_model(single) for _ in range(cfg.members)])
     if cfg.arch == "unet":
         return UNet(cfg)
     if cfg.arch == "smp-unet":

@@ -9,13 +9,16 @@
 # Candidates: extra `geounet train` options replace the defaults below (the last value of
 # an option wins), and the candidate is not copied into the package, e.g.
 #   OUT=build/trial_colour_strong.safetensors bash scripts/train_bundled_model.sh --colour strong
+# IMAGES picks another scene of area a to train and calibrate on (default: the z20 one), e.g.
+#   IMAGES=sample_data/kampala_a_z21.tif OUT=build/trial_z21.safetensors \
+#     bash scripts/train_bundled_model.sh --sigma 10 --body-erosion 6 --contact-radius 6
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GEOUNET=${GEOUNET:-$( [ -x .venv/bin/geounet ] && echo .venv/bin/geounet || echo geounet )}
 OUT=${OUT:-build/kampala_unet.safetensors}
 mkdir -p "$(dirname "$OUT")"
 "$GEOUNET" train \
-  --images sample_data/kampala_a_z20.tif \
+  --images "${IMAGES:-sample_data/kampala_a_z20.tif}" \
   --labels sample_data/buildings.gpkg \
   --out "$OUT" \
   --arch unet --depth 4 --width 16 \
@@ -25,7 +28,7 @@ mkdir -p "$(dirname "$OUT")"
 # Choose the building and body thresholds on the validation strip (train does it at the end
 # of a run too; this step records the choice in the card's provenance).
 "$GEOUNET" calibrate "$OUT" \
-  --images sample_data/kampala_a_z20.tif --labels sample_data/buildings.gpkg \
+  --images "${IMAGES:-sample_data/kampala_a_z20.tif}" --labels sample_data/buildings.gpkg \
   --out "$OUT" --overwrite
 if [ $# -eq 0 ]; then
   cp "$OUT" geounet/data/kampala_unet.safetensors

@@ -1,0 +1,110 @@
+"""Ensembles: one checkpoint holding several trained networks whose probabilities are averaged.
+
+Networks trained with other seeds or augmentations make different mistakes; the mean of
+their probabilities is usually better than any one of them, at the cost of one forward pass
+per member. The members must agree on everything prediction reads from a card (architecture,
+input bands, normalisation, ground pixel size, output channels), so the ensemble is an
+ordinary checkpoint: ``geounet predict``, ``calibrate`` and ``evaluate`` use it unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+
+from torch import nn
+
+from geounet import __version__
+from geounet.checkpoint import Checkpoint, ModelCard, load_checkpoint, save_checkpoint
+from geounet.errors import InputError, OutputExistsError
+from geounet.model import Ensemble, build_model
+
+
+def members_of(model: nn.Module) -> list[nn.Module]:
+    """The single networks of ``model``: its members if it is an ensemble, else itself."""
+    return list(model.members) if isinstance(model, Ensemble) else [model]
+
+
+def _disagreement(first: ModelCard, other: ModelCard) -> str | None:
+    """What prediction would read differently from two members' cards (``None``: nothing)."""
+    a, b = dataclasses.replace(first.model, members=1), dataclasses.replace(other.model, members=1)
+    checks = (
+        ("architecture", a, b),
+        ("input bands", first.bands, other.bands),
+        ("normalisation", first.normalization, other.normalization),
+        ("ground pixel size", first.pixel_size_m, other.pixel_size_m),
+        ("output channels", first.class_names, other.class_names),
+    )
+    for what, x, y in checks:
+        if x != y:
+            values = f"{x} vs {y}"
+            return what if len(values) > 80 else f"{what} ({values})"
+    return None
+
+
+def combine(
+    paths: Sequence[str | Path], out: str | Path, command: str = "", overwrite: bool = False
+) -> ModelCard:
+    """Write one checkpoint whose network averages the probabilities of several checkpoints.
+
+    Members that are ensembles themselves contribute each of their networks. The card takes
+    the first checkpoint's tile size and the mean of the members' thresholds; choose the
+    ensemble's own thresholds afterwards with :func:`geounet.train.calibrate`.
+
+    Args:
+        paths: Two or more checkpoints of the same architecture, bands, normalisation,
+            pixel size and output channels.
+        out: Checkpoint to write (``.safetensors``), atomically.
+        command: The command line, for the card's provenance.
+        overwrite: Replace an existing ``out``.
+
+    Returns:
+        The card written.
+
+    Raises:
+        InputError: If fewer than two checkpoints are given or they disagree.
+        OutputExistsError: If ``out`` exists and ``overwrite`` is false.
+        CheckpointError: If a checkpoint is unusable.
+    """
+    out = Path(out)
+    if len(paths) < 2:
+        raise InputError(f"an ensemble needs at least two checkpoints, got {len(paths)}")
+    if out.suffix != ".safetensors":
+        raise InputError(f"--out must end in .safetensors (got {out.name})")
+    if out.exists() and not overwrite:
+        raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+    checkpoints: list[Checkpoint] = [load_checkpoint(p) for p in paths]
+    first = checkpoints[0].card
+    for path, ck in zip(paths[1:], checkpoints[1:], strict=True):
+        differs = _disagreement(first, ck.card)
+        if differs is not None:
+            raise InputError(
+                f"{path} cannot join {paths[0]} in an ensemble: its {differs} differs; "
+                "combine models trained with the same architecture and data layout"
+            )
+    networks = [net for ck in checkpoints for net in members_of(ck.model)]
+    cfg = dataclasses.replace(first.model, members=len(networks))
+    model = build_model(cfg)
+    for target, source in zip(members_of(model), networks, strict=True):
+        target.load_state_dict(source.state_dict())
+    provenance = {
+        "ensemble": ", ".join(Path(p).name for p in paths),
+        "command": command,
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "geounet": __version__,
+    }
+    for i, ck in enumerate(checkpoints, start=1):
+        provenance.update({f"member{i}.{k}": v for k, v in ck.card.provenance.items()})
+    card = dataclasses.replace(
+        first,
+        model=cfg,
+        threshold=round(sum(ck.card.threshold for ck in checkpoints) / len(checkpoints), 4),
+        body_threshold=round(
+            sum(ck.card.body_threshold for ck in checkpoints) / len(checkpoints), 4
+        ),
+        provenance=provenance,
+    )
+    save_checkpoint(out, card, model)
+    return card
