@@ -2,9 +2,11 @@
 
 Networks trained with other seeds or augmentations make different mistakes; the mean of
 their probabilities is usually better than any one of them, at the cost of one forward pass
-per member. The members must agree on everything prediction reads from a card (architecture,
-input bands, normalisation, ground pixel size, output channels), so the ensemble is an
-ordinary checkpoint: ``geounet predict``, ``calibrate`` and ``evaluate`` use it unchanged.
+per member. The members must agree on what prediction reads from a card (architecture, input bands,
+ground pixel size, output channels), so the ensemble is an ordinary checkpoint:
+``geounet predict``, ``calibrate`` and ``evaluate`` use it unchanged. Members with other
+normalisation statistics (e.g. runs with other seeds) each get their own: the ensemble
+keeps the first member's normalisation and maps the inputs of the others to theirs.
 """
 
 from __future__ import annotations
@@ -14,17 +16,46 @@ import datetime as dt
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from geounet import __version__
-from geounet.checkpoint import Checkpoint, ModelCard, load_checkpoint, save_checkpoint
+from geounet.checkpoint import (
+    Checkpoint,
+    ModelCard,
+    Normalization,
+    load_checkpoint,
+    save_checkpoint,
+)
 from geounet.errors import InputError, OutputExistsError
 from geounet.model import Ensemble, build_model
+
+Affine = tuple[list[float], list[float]]
+"""Per-band scale and shift of a member's inputs."""
 
 
 def members_of(model: nn.Module) -> list[nn.Module]:
     """The single networks of ``model``: its members if it is an ensemble, else itself."""
     return list(model.members) if isinstance(model, Ensemble) else [model]
+
+
+def _affine(card: ModelCard, net: int, model: nn.Module, ref: Normalization) -> Affine:
+    """Per-band ``(scale, shift)`` from inputs normalised by ``ref`` to network ``net``'s.
+
+    Network ``net`` of a checkpoint (``card``, ``model``) was trained on inputs normalised
+    by its card. Raw values ``r`` are normalised as ``(r * k - mean) / std``; for ``x``
+    normalised by ``ref``, network ``j`` wants ``x * a + b`` with
+    ``a = std_ref * k_j / (k_ref * std_j)`` and ``b = (mean_ref * k_j / k_ref - mean_j) / std_j``,
+    then its own ensemble's affine.
+    """
+    own, k = card.normalization, card.normalization.scale / ref.scale
+    a = [sr * k / sj for sr, sj in zip(ref.std, own.std, strict=True)]
+    b = [(mr * k - mj) / sj for mr, mj, sj in zip(ref.mean, own.mean, own.std, strict=True)]
+    if isinstance(model, Ensemble):  # compose with the member's own input affine
+        s, t = model.input_scale[net].tolist(), model.input_shift[net].tolist()
+        a = [ai * si for ai, si in zip(a, s, strict=True)]
+        b = [bi * si + ti for bi, si, ti in zip(b, s, t, strict=True)]
+    return a, b
 
 
 def _disagreement(first: ModelCard, other: ModelCard) -> str | None:
@@ -33,7 +64,6 @@ def _disagreement(first: ModelCard, other: ModelCard) -> str | None:
     checks = (
         ("architecture", a, b),
         ("input bands", first.bands, other.bands),
-        ("normalisation", first.normalization, other.normalization),
         ("ground pixel size", first.pixel_size_m, other.pixel_size_m),
         ("output channels", first.class_names, other.class_names),
     )
@@ -54,8 +84,8 @@ def combine(
     ensemble's own thresholds afterwards with :func:`geounet.train.calibrate`.
 
     Args:
-        paths: Two or more checkpoints of the same architecture, bands, normalisation,
-            pixel size and output channels.
+        paths: Two or more checkpoints of the same architecture, bands, pixel size and
+            output channels.
         out: Checkpoint to write (``.safetensors``), atomically.
         command: The command line, for the card's provenance.
         overwrite: Replace an existing ``out``.
@@ -84,11 +114,18 @@ def combine(
                 f"{path} cannot join {paths[0]} in an ensemble: its {differs} differs; "
                 "combine models trained with the same architecture and data layout"
             )
-    networks = [net for ck in checkpoints for net in members_of(ck.model)]
+    networks = [
+        (net, _affine(ck.card, i, ck.model, first.normalization))
+        for ck in checkpoints
+        for i, net in enumerate(members_of(ck.model))
+    ]
     cfg = dataclasses.replace(first.model, members=len(networks))
     model = build_model(cfg)
-    for target, source in zip(members_of(model), networks, strict=True):
-        target.load_state_dict(source.state_dict())
+    assert isinstance(model, Ensemble)
+    for i, (source, (scale, shift)) in enumerate(networks):
+        model.members[i].load_state_dict(source.state_dict())
+        model.input_scale[i] = torch.tensor(scale)
+        model.input_shift[i] = torch.tensor(shift)
     provenance = {
         "ensemble": ", ".join(Path(p).name for p in paths),
         "command": command,

@@ -155,19 +155,31 @@ class Ensemble(nn.Module):
 
     The output stays logits, so that everything downstream applies its sigmoid as for a
     single network: ``sigmoid(ensemble(x))`` is the mean of the members' probabilities.
+    Members trained with other normalisation statistics see their own: member ``i`` gets
+    ``x * input_scale[i] + input_shift[i]`` per band (ones and zeros when all agree).
     """
 
     EPS = 1e-6
     """Probabilities are clamped to ``[EPS, 1 - EPS]`` before the logit (finite logits)."""
 
-    def __init__(self, members: list[nn.Module]):
+    input_scale: torch.Tensor
+    input_shift: torch.Tensor
+
+    def __init__(self, members: list[nn.Module], in_channels: int = 3):
         super().__init__()
         self.members = nn.ModuleList(members)
+        self.register_buffer("input_scale", torch.ones(len(members), in_channels))
+        self.register_buffer("input_shift", torch.zeros(len(members), in_channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the logits of the members' mean probability, in float32."""
-        prob = torch.stack([torch.sigmoid(m(x).float()) for m in self.members]).mean(dim=0)
-        return torch.logit(prob, eps=self.EPS)
+        probs = []
+        for member, scale, shift in zip(
+            self.members, self.input_scale, self.input_shift, strict=True
+        ):
+            xi = x * scale.to(x.dtype)[:, None, None] + shift.to(x.dtype)[:, None, None]
+            probs.append(torch.sigmoid(member(xi).float()))
+        return torch.logit(torch.stack(probs).mean(dim=0), eps=self.EPS)
 
 
 class UNet(nn.Module):
@@ -205,7 +217,7 @@ def build_model(cfg: ModelConfig) -> nn.Module:
         raise CheckpointError(f"an ensemble needs at least 1 member, got {cfg.members}")
     if cfg.members > 1:
         single = replace(cfg, members=1)
-        return Ensemble([build_model(single) for _ in range(cfg.members)])
+        return Ensemble([build_model(single) for _ in range(cfg.members)], cfg.in_channels)
     if cfg.arch == "unet":
         return UNet(cfg)
     if cfg.arch == "smp-unet":

@@ -10,7 +10,13 @@ import rasterio
 import torch
 from typer.testing import CliRunner
 
-from geounet.checkpoint import ModelCard, load_checkpoint, read_card, save_checkpoint
+from geounet.checkpoint import (
+    ModelCard,
+    Normalization,
+    load_checkpoint,
+    read_card,
+    save_checkpoint,
+)
 from geounet.cli import app
 from geounet.ensemble import combine, members_of
 from geounet.errors import CheckpointError, InputError, OutputExistsError
@@ -69,39 +75,44 @@ def test_combine_writes_a_checkpoint_that_predicts_the_mean(
     tmp_path: Path, make_scene: MakeScene
 ) -> None:
     a = _checkpoint(tmp_path / "a.safetensors", 1)
-    b = _checkpoint(tmp_path / "b.safetensors", 2)
+    # Members trained with other normalisation statistics each see their own.
+    b = _checkpoint(
+        tmp_path / "b.safetensors",
+        2,
+        normalization=Normalization(scale=1 / 255, mean=(0.3, 0.4, 0.5), std=(0.2, 0.25, 0.3)),
+    )
     out = tmp_path / "ens.safetensors"
     card = combine([a, b], out, command="geounet ensemble a b")
+    assert card.normalization == read_card(a).normalization
     assert card.model.members == 2
     assert card.threshold == pytest.approx(0.5)  # mean of 0.6 and 0.4
     assert card.provenance["member1.command"] == "geounet train --seed 1"
     assert card.provenance["member2.command"] == "geounet train --seed 2"
     assert read_card(out).model.members == 2
     ens = load_checkpoint(out).model
-    x = torch.randn(1, 3, 32, 32)
-    with torch.no_grad():
-        want = (
-            torch.sigmoid(load_checkpoint(a).model(x)) + torch.sigmoid(load_checkpoint(b).model(x))
-        ) / 2
-        torch.testing.assert_close(torch.sigmoid(ens(x)), want, atol=1e-6, rtol=1e-5)
 
     # An ensemble joins another checkpoint as its networks, not as one member.
-    c = _checkpoint(tmp_path / "c.safetensors", 3)
-    three = combine([out, c], tmp_path / "three.safetensors")
-    assert three.model.members == 3
-    nets = members_of(load_checkpoint(tmp_path / "three.safetensors").model)
-    assert torch.equal(nets[0].head.weight, members_of(ens)[0].head.weight)
+    c = _checkpoint(
+        tmp_path / "c.safetensors",
+        3,
+        normalization=Normalization(scale=1 / 1000, mean=(0.1, 0.2, 0.3), std=(0.1, 0.1, 0.2)),
+    )
+    three = tmp_path / "three.safetensors"
+    assert combine([c, out], three).model.members == 3
+    nets = members_of(load_checkpoint(three).model)
+    assert torch.equal(nets[1].head.weight, members_of(ens)[0].head.weight)
 
-    # And predict reads it as any checkpoint: the raster is the mean of the members'.
+    # Predict reads an ensemble as any checkpoint: its raster is the mean of the members'.
     scene = make_scene(height=96, width=80)
     opts = PredictOptions(footprints=False, batch_size=2, precision="float32", float32=True)
-    probs = []
-    for name, model in (("a", a), ("b", b), ("ens", out)):
-        res = predict_scene(scene, tmp_path / name, model, opts)
+    probs = {}
+    for model in (a, b, c, out, three):
+        res = predict_scene(scene, tmp_path / model.stem, model, opts)
         with rasterio.open(res.probability) as src:
-            probs.append(src.read(1, masked=True).astype(np.float64))
-    assert np.ma.count(probs[2]) > 0
-    assert np.abs(probs[2] - (probs[0] + probs[1]) / 2).max() < 1e-5
+            probs[model.stem] = src.read(1, masked=True).astype(np.float64)
+    assert np.ma.count(probs["ens"]) > 0
+    assert np.abs(probs["ens"] - (probs["a"] + probs["b"]) / 2).max() < 1e-5
+    assert np.abs(probs["three"] - (probs["a"] + probs["b"] + probs["c"]) / 3).max() < 1e-5
 
 
 def test_combine_refuses_what_cannot_be_averaged(tmp_path: Path) -> None:

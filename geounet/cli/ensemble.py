@@ -22,7 +22,7 @@ def ensemble(
 ) -> None:
     """Combine models of one architecture into an ensemble that averages their probabilities.
 
-    The models must share architecture, bands, normalisation, pixel size and output
+    The models must share architecture, bands, pixel size and output
     channels (e.g. runs of `geounet train` on the same data with other seeds or
     augmentation). Prediction costs one forward pass per member. Choose the ensemble's
     thresholds afterwards with `geounet calibrate`.
