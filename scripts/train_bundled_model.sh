@@ -2,12 +2,19 @@
 # Train the model bundled with geounet (geounet/data/kampala_unet.safetensors).
 #
 # Input: sample_data/kampala_a_z20.tif (area a at 0.149 m) and sample_data/buildings.gpkg.
-# The eastern 20 % of area a is held out for validation and for choosing the threshold;
-# area b is never read. Output: the checkpoint below, copied into the package data.
-# Run from anywhere: bash scripts/train_bundled_model.sh  (about 25 minutes of quiet CPU).
+# The eastern 20 % of area a is held out for validation and for choosing the thresholds;
+# area b is never read.
+#
+# The bundled model is an ensemble of two U-Nets trained on the same data, which differ
+# only in colour augmentation (member 1: --colour mild, the default; member 2: --colour
+# strong); `geounet ensemble` averages their probabilities and `geounet calibrate` chooses
+# the ensemble's thresholds on the validation strip. Each member's log is kept beside this
+# script (train_bundled_model.member1.log, ...member2.log).
+# Run from anywhere: bash scripts/train_bundled_model.sh  (about 25 minutes of quiet CPU per
+# member). REUSE=1 keeps a member checkpoint that is already in build/.
 #
 # Candidates: extra `geounet train` options replace the defaults below (the last value of
-# an option wins), and the candidate is not copied into the package, e.g.
+# an option wins); one network is trained and it is not copied into the package, e.g.
 #   OUT=build/trial_colour_strong.safetensors bash scripts/train_bundled_model.sh --colour strong
 # IMAGES picks another scene of area a to train and calibrate on (default: the z20 one), e.g.
 #   IMAGES=sample_data/kampala_a_z21.tif OUT=build/trial_z21.safetensors \
@@ -15,22 +22,43 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GEOUNET=${GEOUNET:-$( [ -x .venv/bin/geounet ] && echo .venv/bin/geounet || echo geounet )}
-OUT=${OUT:-build/kampala_unet.safetensors}
-mkdir -p "$(dirname "$OUT")"
-"$GEOUNET" train \
-  --images "${IMAGES:-sample_data/kampala_a_z20.tif}" \
-  --labels sample_data/buildings.gpkg \
-  --out "$OUT" \
-  --arch unet --depth 4 --width 16 \
-  --chip-size 256 --batch-size 8 \
-  --epochs 36 --steps-per-epoch 40 --patience 0 \
-  --w0 10 --sigma 5 --body-erosion 3 --contact-radius 3 --seed 0 --overwrite --no-progress "$@"
-# Choose the building and body thresholds on the validation strip (train does it at the end
-# of a run too; this step records the choice in the card's provenance).
-"$GEOUNET" calibrate "$OUT" \
-  --images "${IMAGES:-sample_data/kampala_a_z20.tif}" --labels sample_data/buildings.gpkg \
-  --out "$OUT" --overwrite
-if [ $# -eq 0 ]; then
-  cp "$OUT" geounet/data/kampala_unet.safetensors
-  ls -l geounet/data/kampala_unet.safetensors
+IMAGES=${IMAGES:-sample_data/kampala_a_z20.tif}
+LABELS=sample_data/buildings.gpkg
+
+# train_one OUT [OPTIONS...]: train one network, then choose its thresholds on the strip
+# (train does it at the end of a run too; calibrate records the choice in the provenance).
+train_one() {
+  local out=$1
+  shift
+  mkdir -p "$(dirname "$out")"
+  "$GEOUNET" train \
+    --images "$IMAGES" \
+    --labels "$LABELS" \
+    --out "$out" \
+    --arch unet --depth 4 --width 16 \
+    --chip-size 256 --batch-size 8 \
+    --epochs 36 --steps-per-epoch 40 --patience 0 \
+    --w0 10 --sigma 5 --body-erosion 3 --contact-radius 3 --seed 0 --overwrite --no-progress "$@"
+  "$GEOUNET" calibrate "$out" --images "$IMAGES" --labels "$LABELS" --out "$out" --overwrite
+}
+
+if [ $# -gt 0 ]; then
+  train_one "${OUT:-build/candidate.safetensors}" "$@"
+  exit 0
 fi
+
+members=(build/member1.safetensors build/member2.safetensors)
+options=("--colour mild" "--colour strong")
+for i in 0 1; do
+  if [ "${REUSE:-0}" = 1 ] && [ -f "${members[$i]}" ]; then
+    echo "reusing ${members[$i]}"
+    continue
+  fi
+  # shellcheck disable=SC2086  # the options are words
+  train_one "${members[$i]}" ${options[$i]} 2>&1 | tee "scripts/train_bundled_model.member$((i + 1)).log"
+done
+OUT=${OUT:-build/kampala_unet.safetensors}
+"$GEOUNET" ensemble "${members[@]}" --out "$OUT" --overwrite
+"$GEOUNET" calibrate "$OUT" --images "$IMAGES" --labels "$LABELS" --out "$OUT" --overwrite
+cp "$OUT" geounet/data/kampala_unet.safetensors
+ls -l geounet/data/kampala_unet.safetensors

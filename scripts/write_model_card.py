@@ -4,7 +4,10 @@ Every figure and the training command come from the checkpoint (written by ``geo
 and from the training log, never typed by hand. The test figures on area b are left to
 ``geounet evaluate`` in a marked section.
 
-Usage: python scripts/write_model_card.py [CHECKPOINT] [TRAINING_LOG] [REFERENCE_CHECKPOINT ...]
+Usage: python scripts/write_model_card.py [CHECKPOINT] [TRAINING_LOGS] [REFERENCE_CHECKPOINT ...]
+
+TRAINING_LOGS is a comma-separated list, one log per network of the checkpoint (an ensemble
+has one per member).
 
 Each reference checkpoint (an earlier bundled model, or a candidate trained with other
 settings) gets its own area-b table, measured the same way, with the command that trained it,
@@ -14,10 +17,11 @@ so the card shows what each change did.
 from __future__ import annotations
 
 import re
+import shlex
 import sys
 from pathlib import Path
 
-from geounet.checkpoint import bundled_model_path, read_card
+from geounet.checkpoint import ModelCard, bundled_model_path, read_card
 from geounet.train.augment import COLOUR_JITTER
 from geounet.train.copypaste import MAX_PASTED
 
@@ -25,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_bundled_model import measure, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_LOGS = [ROOT / "scripts" / f"train_bundled_model.member{i}.log" for i in (1, 2)]
+"""The training logs of the bundled model's networks, one per ensemble member."""
 
 
 def _epoch_lines(text: str) -> list[str]:
@@ -50,14 +56,22 @@ def _commit(reference: str | Path) -> str | None:
     return found[1] if found else None
 
 
-def _reference_section(reference: Path) -> str:
+def _reference_section(reference: Path, bundled: ModelCard) -> str:
     """An area-b table for a checkpoint other than the bundled one, with its provenance."""
     commit = _commit(reference)
     ref = read_card(reference)
+    member = [
+        i
+        for i, m in enumerate(_member_provenance(bundled), start=1)
+        if (m.get("command"), m.get("date"))
+        == (ref.provenance.get("command"), ref.provenance.get("date"))
+    ]
     origin = (
         f"the bundled model of commit {commit}: `git show {commit}:geounet/data/"
         f"kampala_unet.safetensors > build/{reference.name}`"
         if commit
+        else f"member {member[0]} of the bundled ensemble, alone"
+        if member
         else "not bundled"
     )
     command = ref.provenance.get("command", "?").split("--minutes")[0].strip()
@@ -70,16 +84,145 @@ def _reference_section(reference: Path) -> str:
     )
 
 
+def _member_provenance(card: ModelCard) -> list[dict[str, str]]:
+    """Each network's training record: the card's own, or each ensemble member's."""
+    p = card.provenance
+    if card.model.members == 1:
+        return [p]
+    return [
+        {k.removeprefix(f"member{i}."): v for k, v in p.items() if k.startswith(f"member{i}.")}
+        for i in range(1, card.model.members + 1)
+    ]
+
+
+def _options(command: str) -> dict[str, str]:
+    """A recorded command's options, name to last value (``""`` for a flag), --out left out."""
+    words = shlex.split(command)
+    found: dict[str, str] = {}
+    for j, word in enumerate(words):
+        if word.startswith("--") and word != "--out":
+            nxt = words[j + 1] if j + 1 < len(words) else ""
+            found[word[2:]] = "" if nxt.startswith("--") else nxt
+    return found
+
+
+def _jitter(command: str) -> str:
+    """The colour jitter a recorded command trained with, in words."""
+    jitter = COLOUR_JITTER[_option(command, "colour") or "mild"]
+    grey = f", {jitter.grayscale_p:.0%} of chips grey" if jitter.grayscale_p else ""
+    return f"hue +-{jitter.hue * 360:.0f} degrees, saturation +-{jitter.saturation:.0%}{grey}"
+
+
+def _colour_note(command: str) -> str:
+    """The colour jitter a recorded command trained with, with its option."""
+    return f"`--colour {_option(command, 'colour') or 'mild'}` colour jitter ({_jitter(command)})"
+
+
+def _recipe(command: str, split: bool) -> str:
+    """Loss, targets, augmentation and optimiser of a recorded `geounet train` command."""
+    erosion, radius, ema, paste = (
+        _option(command, o) for o in ("body-erosion", "contact-radius", "ema-decay", "copy-paste")
+    )
+    split_note = (
+        f"; the `body` channel learns each roof shrunk {erosion} px away from its outline and "
+        f"its neighbours (`--body-erosion {erosion}`) and the `contact` channel the pixels "
+        f"within {radius} px of two different buildings (`--contact-radius {radius}`): "
+        "prediction grows one footprint per body by watershed and cuts at contacts"
+        if split
+        else ""
+    )
+    ema_note = (
+        f"; the weights validated and kept are an exponential moving average of the trained "
+        f"ones (decay {ema} per step, `--ema-decay {ema}`), batch-norm statistics included"
+        if ema and float(ema) > 0
+        else ""
+    )
+    paste_note = (
+        f", copy-paste (`--copy-paste {paste}`: with chance {paste} a chip gets up to "
+        f"{MAX_PASTED} whole "
+        "roofs cut from the other chips of its batch, most placed against a roof already "
+        "there, and its targets are derived again)"
+        if paste and float(paste) > 0
+        else ""
+    )
+    w0, sigma = _option(command, "w0") or "10", _option(command, "sigma") or "5"
+    return (
+        f"Loss: BCE + Dice per output channel with the U-Net border weight map (w0 = {w0}, "
+        f"sigma = {sigma} px) and class-balance weights{split_note}; augmentation (kornia): "
+        "flips, 90-degree rotations, scale jitter 0.75-1.33, elastic deformation, "
+        f"{_colour_note(command)}{paste_note}; AdamW with warm-up and cosine decay{ema_note}; "
+        f"seed {_option(command, 'seed') or '0'}."
+    )
+
+
+def _differences(command: str, reference: str) -> str:
+    """The options in which ``command`` differs from ``reference``, colour jitter described."""
+    ref = _options(reference)
+    changed = [
+        f"`--{k} {v}`" if v else f"`--{k}`" for k, v in _options(command).items() if ref.get(k) != v
+    ]
+    colour = _option(command, "colour")
+    note = f" (colour jitter {_jitter(command)})" if colour != _option(reference, "colour") else ""
+    return (", ".join(changed) or "nothing") + note
+
+
+def _training_section(card: ModelCard, logs: list[list[str]]) -> str:
+    """How the model was trained: one command per network, then how they were combined."""
+    p = card.provenance
+    members = _member_provenance(card)
+    split = "body" in card.class_names or "contact" in card.class_names
+    commands = [m.get("command", "?") for m in members]
+    if len(members) == 1:
+        ran = f"which ran exactly:\n```\n{commands[0]}\n```\n"
+    else:
+        ran = (
+            f"trains the {len(members)} networks of the ensemble and combines them (their "
+            "probabilities are averaged). The members of this file ran exactly:\n\n"
+            + "".join(
+                f"- member {i}:\n  ```\n  {c}\n  ```\n" for i, c in enumerate(commands, start=1)
+            )
+            + f"\nand were combined by `{p.get('command', 'geounet ensemble')}`.\n"
+        )
+    differs = "".join(
+        f" Member {i} differs from member 1 only in {_differences(c, commands[0])}."
+        for i, c in enumerate(commands[1:], start=2)
+    )
+    calibration = (
+        f" The thresholds were then chosen by `geounet calibrate`: {p['calibration']}."
+        if "calibration" in p
+        else ""
+    )
+    minutes = sum(int(m.get("training_time_s", "0")) for m in members) / 60
+    best = ", ".join(
+        f"{m.get('best_epoch', '?')} of {len(log)}" for m, log in zip(members, logs, strict=True)
+    )
+    software = ", ".join(f"{k} {members[0].get(k, '?')}" for k in ("geounet", "torch", "torchgeo"))
+    dates = ", ".join(m.get("date", "?") for m in members)
+    return f"""```
+bash scripts/train_bundled_model.sh
+```
+{ran}{_recipe(commands[0], split)}{differs}{calibration}
+
+- Date: {dates}
+- Training time: {minutes:.1f} min wall time in all (best epoch {best} epochs); each run is
+  fixed by its epochs and steps, not by time, and its wall time depends on what else ran
+  on the shared 2 cores
+- Machine: {members[0].get("machine", "?")}; shared 2-core CPU with AMX (no GPU)
+- Software: {software}"""
+
+
 def main() -> None:
     """Render the model card."""
     ckpt = Path(sys.argv[1]) if len(sys.argv) > 1 else bundled_model_path()
-    log = Path(sys.argv[2]) if len(sys.argv) > 2 else ROOT / "scripts" / "train_bundled_model.log"
+    logs_arg = sys.argv[2] if len(sys.argv) > 2 else ",".join(str(p) for p in DEFAULT_LOGS)
     references = sys.argv[3:]
     card = read_card(ckpt)
     p = card.provenance
     m = card.model
     size_mb = ckpt.stat().st_size / 1e6
-    epochs = _epoch_lines(log.read_text()) if log.exists() else []
+    logs = [_epoch_lines(Path(f).read_text()) for f in logs_arg.split(",")]
+    if len(logs) != m.members:
+        sys.exit(f"{ckpt} has {m.members} network(s) but {len(logs)} training log(s) were given")
     figures = dict(item.split("=") for item in p.get("validation", "").split(", ") if "=" in item)
     rows = "\n".join(
         f"| {name} | {float(figures[key]):.3f} |"
@@ -93,71 +236,49 @@ def main() -> None:
         ]
         if key in figures
     )
-    n_footprints, split, seed = (p.get(k, "?") for k in ("data.footprints", "data.split", "seed"))
-    minutes = int(p.get("training_time_s", "0")) / 60
-    best = p.get("best_epoch", "?")
-    software = ", ".join(f"{k} {p.get(k, '?')}" for k in ("geounet", "torch", "torchgeo"))
-    channels = [c for c in ("body", "contact") if c in card.class_names]
-    command = p.get("command", "")
-    erosion, radius, ema = (
-        _option(command, o) for o in ("body-erosion", "contact-radius", "ema-decay")
-    )
-    split_note = (
-        f"; the `body` channel learns each roof shrunk {erosion} px away from its outline and "
-        f"its neighbours (`--body-erosion {erosion}`) and the `contact` channel the pixels "
-        f"within {radius} px of two different buildings (`--contact-radius {radius}`): "
-        "prediction grows one footprint per body by watershed and cuts at contacts"
-        if channels
-        else ""
-    )
-    colour = _option(command, "colour") or "mild"
-    jitter = COLOUR_JITTER[colour]
-    grey = f", {jitter.grayscale_p:.0%} of chips grey" if jitter.grayscale_p else ""
-    colour_note = (
-        f"`--colour {colour}` colour jitter (hue +-{jitter.hue * 360:.0f} degrees, "
-        f"saturation +-{jitter.saturation:.0%}{grey})"
-    )
-    ema_note = (
-        f"; the weights validated and kept are an exponential moving average of the trained "
-        f"ones (decay {ema} per step, `--ema-decay {ema}`), batch-norm statistics included"
-        if ema and float(ema) > 0
-        else ""
-    )
-    paste = _option(command, "copy-paste")
-    paste_note = (
-        f", copy-paste (`--copy-paste {paste}`: with chance {paste} a chip gets up to "
-        f"{MAX_PASTED} whole "
-        "roofs cut from the other chips of its batch, most placed against a roof already "
-        "there, and its targets are derived again)"
-        if paste and float(paste) > 0
-        else ""
-    )
+    data = _member_provenance(card)[0]
+    n_footprints, split = (data.get(k, "?") for k in ("data.footprints", "data.split"))
+    images = data.get("data.images", "?")
     body_note = (
         f" Body threshold **{card.body_threshold:.2f}**: a pixel seeds a footprint where the "
         "body probability reaches it (chosen on the same strip, with the building threshold)."
         if "body" in card.class_names
         else ""
     )
-    calibration = (
-        f"The thresholds were then re-chosen by `geounet calibrate`: {p['calibration']}."
-        if "calibration" in p
-        else ""
+    what = (
+        f"An ensemble of {m.members} classic U-Nets (Ronneberger et al. 2015) whose "
+        "per-channel probabilities are averaged (`geounet ensemble`); each has depth "
+        f"{m.depth}, base width {m.base_width},"
+        if m.members > 1
+        else "A classic U-Net (Ronneberger et al. 2015), depth "
+        f"{m.depth}, base width {m.base_width},"
+    )
+    kind = "an ensemble of small networks" if m.members > 1 else "a small network"
+    validated = (
+        "as measured by `geounet calibrate` for the ensemble"
+        if m.members > 1
+        else "as printed by `geounet train`"
     )
     area_b = table(measure(ckpt))
-    reference_table = "".join(_reference_section(Path(r)) for r in references)
+    reference_table = "".join(_reference_section(Path(r), card) for r in references)
     if any(_commit(r) is None for r in references):
         reference_table += (
             "\n\nCandidates marked *not bundled* were trained by "
             "`OUT=build/<name> bash scripts/train_bundled_model.sh <options>` (the command "
-            "shown, then `geounet calibrate` on the same strip). A candidate replaces the "
+            "shown, with `IMAGES=<scene>` where it trained on another scene of area a, then "
+            "`geounet calibrate` on the same strip). A candidate replaces the "
             "bundled model only if its watershed-split object F1 is higher on both scenes "
             "and its pixel IoU is not below the one-channel model's (issue 9's condition); "
             "area b is only ever used for this comparison, never for training or thresholds."
         )
+    epochs = "\n\n".join(
+        (f"Member {i}:\n" if len(logs) > 1 else "") + "```\n" + "\n".join(log) + "\n```"
+        for i, log in enumerate(logs, start=1)
+    )
     text = f"""# Model card: `kampala_unet.safetensors` (geounet's bundled model)
 
 ## What it is
-A classic U-Net (Ronneberger et al. 2015), depth {m.depth}, base width {m.base_width},
+{what}
 {m.upsampling} up-sampling, batch norm, {m.in_channels} input bands ({", ".join(card.bands)}),
 {m.classes} output channel(s) ({", ".join(card.class_names)}). File size {size_mb:.2f} MB
 (safetensors, no pickle). Trained at {card.pixel_size_m:.4f} m ground pixels; `geounet predict`
@@ -172,7 +293,7 @@ pixel size (resampled on the fly). For 16-bit or float scenes pass `--value-rang
 band orders are chosen with `--bands`.
 
 ## Data and licence
-Trained on `sample_data/kampala_a_z20.tif` (area a, Kampala, Uganda, 0.149 m) and the
+Trained on `{images}` (area a, Kampala, Uganda, {card.pixel_size_m:.3f} m) and the
 footprints of `sample_data/buildings.gpkg` ({n_footprints} footprints in the file; only
 those overlapping the imagery are used). Split: {split}; area b was never read.
 
@@ -180,27 +301,10 @@ Imagery: OpenAerialMap contributors, CC BY 4.0.
 Building footprints: (c) OpenStreetMap contributors, ODbL 1.0, via HOT fAIr.
 
 ## How it was trained
-```
-bash scripts/train_bundled_model.sh
-```
-which ran exactly:
-```
-{p.get("command", "?")}
-```
-Loss: BCE + Dice per output channel with the U-Net border weight map (w0 = 10, sigma = 5 px)
-and class-balance weights{split_note}; augmentation (kornia): flips, 90-degree rotations, scale
-jitter 0.75-1.33, elastic deformation, {colour_note}{paste_note}; AdamW with warm-up and cosine
-decay{ema_note}; seed {seed}. {calibration}
+{_training_section(card, logs)}
 
-- Date: {p.get("date", "?")}
-- Training time: {minutes:.1f} min wall time (best epoch {best} of {len(epochs)} epochs); the
-  run is fixed by its epochs and steps, not by time, and its wall time depends on what
-  else ran on the shared 2 cores
-- Machine: {p.get("machine", "?")}; shared 2-core CPU with AMX (no GPU)
-- Software: {software}
-
-## Validation (held-out eastern strip of area a), as printed by `geounet train`
-At the default threshold {card.threshold:.2f}, best epoch:
+## Validation (held-out eastern strip of area a), {validated}
+At the default threshold {card.threshold:.2f}{", best epoch" if m.members == 1 else ""}:
 
 | figure | value |
 |---|---|
@@ -220,13 +324,11 @@ on the fly to the model's pixel size; z20 (0.149 m) is the model's own.
 {area_b}{reference_table}
 
 Quality goal of the project on area b: pixel IoU >= 0.80 and object F1 >= 0.70. This model
-does not reach it yet: it is a small network trained on one suburban scene (area a) for
-{len(epochs)} short epochs on a 2-core CPU, and tested on a denser settlement.
+does not reach it yet: it is {kind} trained on one suburban scene (area a) for
+{len(logs[0])} short epochs on a 2-core CPU, and tested on a denser settlement.
 
 ## Training log (per epoch, as printed)
-```
-{chr(10).join(epochs)}
-```
+{epochs}
 """
     out = ROOT / "geounet" / "data" / "MODEL_CARD.md"
     out.write_text(text)
