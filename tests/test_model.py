@@ -127,8 +127,12 @@ def test_config_round_trips_through_a_dict() -> None:
 
 @pytest.mark.parametrize(
     "cfg",
-    [ModelConfig(depth=2, base_width=4), ModelConfig(arch="smp-unet", depth=3, classes=2)],
-    ids=["unet", "smp-unet"],
+    [
+        ModelConfig(depth=2, base_width=4),
+        ModelConfig(arch="smp-unet", depth=3, classes=2),
+        ModelConfig(depth=2, base_width=4, members=2),
+    ],
+    ids=["unet", "smp-unet", "ensemble"],
 )
 def test_batch_norm_fusion_keeps_outputs_and_leaves_the_model_alone(cfg: ModelConfig) -> None:
     torch.manual_seed(0)
