@@ -1,12 +1,13 @@
 """Ensembles: one checkpoint holding several trained networks whose probabilities are averaged.
 
 Networks trained with other seeds or augmentations make different mistakes; the mean of
-their probabilities is usually better than any one of them, at the cost of one forward pass
-per member. The members must agree on what prediction reads from a card (architecture, input bands,
-ground pixel size, output channels), so the ensemble is an ordinary checkpoint:
-``geounet predict``, ``calibrate`` and ``evaluate`` use it unchanged. Members with other
-normalisation statistics (e.g. runs with other seeds) each get their own: the ensemble
-keeps the first member's normalisation and maps the inputs of the others to theirs.
+their probabilities is usually better than any one of them, at the cost of one forward
+pass per member. The members must agree on what prediction reads from a card
+(architecture, input bands, ground pixel size, output channels), so the ensemble is an
+ordinary checkpoint: ``geounet predict``, ``calibrate`` and ``evaluate`` use it unchanged.
+Members with other normalisation statistics (e.g. runs with other seeds) each get their
+own: the ensemble keeps the first member's normalisation and maps the inputs of the
+others to theirs.
 """
 
 from __future__ import annotations
@@ -43,10 +44,11 @@ def _affine(card: ModelCard, net: int, model: nn.Module, ref: Normalization) -> 
     """Per-band ``(scale, shift)`` from inputs normalised by ``ref`` to network ``net``'s.
 
     Network ``net`` of a checkpoint (``card``, ``model``) was trained on inputs normalised
-    by its card. Raw values ``r`` are normalised as ``(r * k - mean) / std``; for ``x``
-    normalised by ``ref``, network ``j`` wants ``x * a + b`` with
-    ``a = std_ref * k_j / (k_ref * std_j)`` and ``b = (mean_ref * k_j / k_ref - mean_j) / std_j``,
-    then its own ensemble's affine.
+    by its card (``k``, ``mean``, ``std``). Raw values ``r`` are normalised as
+    ``(r * k - mean) / std``, so for ``x`` normalised by ``ref`` the network wants
+    ``x * a + b`` with ``a = std_ref * k / (k_ref * std)`` and
+    ``b = (mean_ref * k / k_ref - mean) / std``, then, if the checkpoint is itself an
+    ensemble, that network's own input affine.
     """
     own, k = card.normalization, card.normalization.scale / ref.scale
     a = [sr * k / sj for sr, sj in zip(ref.std, own.std, strict=True)]
