@@ -49,7 +49,7 @@ def train_command(
         bool,
         typer.Option(
             help="Continue the run whose state lies beside --out (with the options it was "
-            "started with: loss, targets, augmentation, chip and batch size, learning rate)."
+            "started with: loss, targets, augmentation, chip and batch size, learning rate, seed)."
         ),
     ] = False,
     pixel_size: Annotated[

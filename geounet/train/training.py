@@ -529,6 +529,7 @@ RESUME_FIXED = (
     "batch_size",
     "lr",
     "weight_decay",
+    "seed",
 )
 """Options a resumed run must share with the run it continues (what it learns from)."""
 
