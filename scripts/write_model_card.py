@@ -44,10 +44,25 @@ def _epoch_lines(text: str) -> list[str]:
     return lines
 
 
+def _options(command: str) -> dict[str, str]:
+    """A recorded command's options, name to last value (``""`` for a flag), --out left out."""
+    words = shlex.split(command)
+    found: dict[str, str] = {}
+    for j, word in enumerate(words):
+        if not word.startswith("--"):
+            continue
+        name, eq, value = word[2:].partition("=")
+        if not eq:
+            nxt = words[j + 1] if j + 1 < len(words) else ""
+            value = "" if nxt.startswith("--") else nxt
+        if name != "out":
+            found[name] = value
+    return found
+
+
 def _option(command: str, name: str) -> str | None:
     """The value of ``--name`` in a recorded command line (the last one, as the parser does)."""
-    found = re.findall(rf"--{name}[ =](\S+)", command)
-    return found[-1] if found else None
+    return _options(command).get(name) or None
 
 
 def _commit(reference: str | Path) -> str | None:
@@ -93,17 +108,6 @@ def _member_provenance(card: ModelCard) -> list[dict[str, str]]:
         {k.removeprefix(f"member{i}."): v for k, v in p.items() if k.startswith(f"member{i}.")}
         for i in range(1, card.model.members + 1)
     ]
-
-
-def _options(command: str) -> dict[str, str]:
-    """A recorded command's options, name to last value (``""`` for a flag), --out left out."""
-    words = shlex.split(command)
-    found: dict[str, str] = {}
-    for j, word in enumerate(words):
-        if word.startswith("--") and word != "--out":
-            nxt = words[j + 1] if j + 1 < len(words) else ""
-            found[word[2:]] = "" if nxt.startswith("--") else nxt
-    return found
 
 
 def _jitter(command: str) -> str:
