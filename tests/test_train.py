@@ -196,6 +196,32 @@ def test_copy_paste_reaches_every_training_batch(
     assert calls == [(0.5, 2, 2), (0.5, 2, 2)]  # each step; building and body targets
 
 
+def test_recolour_reaches_every_training_batch_with_its_instances(
+    crop: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scene, gpkg, _ = crop
+    calls: list[tuple[float, int, bool]] = []
+
+    def spy(
+        image: torch.Tensor,
+        instances: torch.Tensor,
+        probability: float,
+        rng: np.random.Generator,
+    ) -> torch.Tensor:
+        assert image.shape[-2:] == instances.shape[-2:]
+        calls.append((probability, len(image), bool((instances > 0).any())))
+        assert float(image.min()) >= 0 and float(image.max()) <= 1  # scaled to [0, 1]
+        return image
+
+    monkeypatch.setattr("geounet.train.training.recolour_batch", spy)
+    kw = dict(augment=False, precision="float32", steps_per_epoch=2)
+    train(_cfg(scene, gpkg, tmp_path / "a.safetensors", **kw))
+    assert calls == []
+    train(_cfg(scene, gpkg, tmp_path / "b.safetensors", recolour=0.5, **kw))
+    assert [c[:2] for c in calls] == [(0.5, 2), (0.5, 2)]
+    assert any(c[2] for c in calls)  # the crop's roofs arrive as instances
+
+
 def test_bad_inputs_raise_input_errors(crop: tuple[Path, Path, Path], tmp_path: Path) -> None:
     scene, gpkg, _ = crop
     with pytest.raises(InputError, match="unknown --colour 'neon'"):
@@ -204,6 +230,8 @@ def test_bad_inputs_raise_input_errors(crop: tuple[Path, Path, Path], tmp_path: 
         train(_cfg(scene, gpkg, tmp_path / "e.safetensors", ema_decay=1.0))
     with pytest.raises(InputError, match=r"--copy-paste must be in \[0, 1\], got 1.5"):
         train(_cfg(scene, gpkg, tmp_path / "p.safetensors", copy_paste=1.5))
+    with pytest.raises(InputError, match=r"--recolour must be in \[0, 1\], got -0.1"):
+        train(_cfg(scene, gpkg, tmp_path / "r.safetensors", recolour=-0.1))
     with pytest.raises(InputError, match="does not exist"):
         train(_cfg(scene, tmp_path / "missing.gpkg", tmp_path / "x.safetensors"))
     with pytest.raises(InputError, match="no column"):

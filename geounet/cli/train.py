@@ -116,6 +116,14 @@ def train_command(
             "for dense settlements (0 = off; e.g. 0.5).",
         ),
     ] = 0.0,
+    recolour: Annotated[
+        float,
+        typer.Option(
+            help="Chance that each building of a training chip gets a random colour of its "
+            "own (any hue), the ground unchanged: roofs found by outline and texture, "
+            "not colour (0 = off; e.g. 0.5).",
+        ),
+    ] = 0.0,
     threshold: Annotated[
         float | None,
         typer.Option(help="Fixed default threshold for the card; default: chosen on validation."),
@@ -164,6 +172,7 @@ def train_command(
         augment=augment,
         colour=colour,
         copy_paste=copy_paste,
+        recolour=recolour,
         threshold=threshold,
         device=device,
         precision=precision,

@@ -38,6 +38,7 @@ from geounet.train.augment import COLOUR_JITTER, Augmenter
 from geounet.train.copypaste import paste_batch
 from geounet.train.datasets import TrainingData, build_training_data
 from geounet.train.losses import LossConfig, LossName, SegmentationLoss, class_balance
+from geounet.train.recolour import recolour_batch
 from geounet.train.state import TrainState, load_state, save_state, state_path
 from geounet.train.validation import (
     BODY_THRESHOLDS,
@@ -98,6 +99,9 @@ class TrainConfig:
         copy_paste: Chance that a training chip gets whole buildings of the other chips
             of its batch pasted in, most of them against a roof already there (see
             :mod:`geounet.train.copypaste`); 0 disables it.
+        recolour: Chance that each building of a training chip gets a random colour of
+            its own, the ground left as it is (see :mod:`geounet.train.recolour`); 0
+            disables it.
         threshold: Fixed default threshold for the card (``None``: chosen on validation).
         tile_size: Prediction tile size recorded in the card.
         device: ``auto``, ``cpu``, ``cuda``.
@@ -141,6 +145,7 @@ class TrainConfig:
     augment: bool = True
     colour: str = "mild"
     copy_paste: float = 0.0
+    recolour: float = 0.0
     threshold: float | None = None
     tile_size: int = 1024
     device: str = "auto"
@@ -478,6 +483,8 @@ def train(
         raise InputError(f"--ema-decay must be in [0, 1), got {cfg.ema_decay}")
     if not 0 <= cfg.copy_paste <= 1:
         raise InputError(f"--copy-paste must be in [0, 1], got {cfg.copy_paste}")
+    if not 0 <= cfg.recolour <= 1:
+        raise InputError(f"--recolour must be in [0, 1], got {cfg.recolour}")
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     device = select_device(cfg.device)
@@ -524,6 +531,7 @@ RESUME_FIXED = (
     "augment",
     "colour",
     "copy_paste",
+    "recolour",
     "ema_decay",
     "chip_size",
     "batch_size",
@@ -738,6 +746,9 @@ def _run(
                     rng = np.random.default_rng([cfg.seed, int(record["step"])])
                     batch = paste_batch(batch, cfg.copy_paste, data.chip_transform.targets, rng)
                 image = batch["image"].to(device) * scale
+                if cfg.recolour > 0:
+                    rng = np.random.default_rng([cfg.seed, int(record["step"]), 1])
+                    image = recolour_batch(image, batch["instances"].to(device), cfg.recolour, rng)
                 maps = torch.cat(
                     [
                         batch["target"].to(device),
