@@ -10,7 +10,13 @@ contacts), and from that split with right-angle regularisation. Scenes: area b a
 Evaluation: pixel figures over valid pixels, object figures by the SpaceNet rule
 (one-to-one matches at IoU >= 0.5, polygons under 20 px ignored).
 
-Usage: python scripts/evaluate_bundled_model.py [CHECKPOINT] > table.md
+With ``--truth-split`` each scene gets one more row, a bound rather than a method: the
+model's building mask divided among the true footprints (every building pixel goes to the
+nearest one). That split cannot be wrong, so the row shows what the best possible split of
+this mask would score; the gap to the watershed row is what the split loses, the rest is
+the mask's own error.
+
+Usage: python scripts/evaluate_bundled_model.py [CHECKPOINT] [--truth-split] > table.md
 """
 
 from __future__ import annotations
@@ -19,17 +25,55 @@ import sys
 import tempfile
 from pathlib import Path
 
+import geopandas as gpd
+import numpy as np
+import rasterio
+import rasterio.features
+import shapely
+from scipy import ndimage
+
 from geounet.checkpoint import bundled_model_path, read_card
 from geounet.evaluate import evaluate_scene
 from geounet.predict import PredictOptions, predict_scene
-from geounet.vectorize import split_bands, vectorize, write_footprints
+from geounet.vectorize import area_m2, split_bands, vectorize, write_footprints
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENES = ("kampala_b_z21", "kampala_b_z20")
 TRUTH = ROOT / "sample_data" / "buildings.gpkg"
 
 
-def measure(model: Path) -> list[dict[str, object]]:
+def truth_split(probability: Path, threshold: float) -> gpd.GeoDataFrame:
+    """The building mask of ``probability`` divided among the true footprints (a bound).
+
+    Every pixel at or above ``threshold`` goes to the nearest true footprint (rasterised on
+    the probability grid); each 4-connected piece of one footprint's pixels is a polygon,
+    kept if it is at least as large as ``geounet predict`` keeps footprints (``--min-area``).
+    """
+    with rasterio.open(probability) as src:
+        prob = src.read(1).astype(np.float32)
+        if src.dtypes[0] == "uint8":  # as geounet.vectorize compares: value * (1 / 255)
+            prob *= np.float32(1 / 255)
+        mask = (prob >= threshold) & (src.read_masks(1) > 0)
+        transform, crs = src.transform, src.crs
+    truth = gpd.read_file(TRUTH).to_crs(crs)
+    ids = rasterio.features.rasterize(
+        ((g, i) for i, g in enumerate(truth.geometry, start=1)),
+        out_shape=mask.shape,
+        transform=transform,
+        dtype="int32",
+    )
+    if not ids.any():
+        return gpd.GeoDataFrame(geometry=[], crs=crs)
+    rows, cols = ndimage.distance_transform_edt(
+        ids == 0, return_distances=False, return_indices=True
+    )
+    labels = np.where(mask, ids[rows, cols], 0).astype(np.int32)
+    pieces = rasterio.features.shapes(labels, mask=labels > 0, transform=transform, connectivity=4)
+    gdf = gpd.GeoDataFrame(geometry=[shapely.geometry.shape(g) for g, _ in pieces], crs=crs)
+    return gdf[area_m2(gdf) >= PredictOptions().min_area_m2]
+
+
+def measure(model: Path, with_truth_split: bool = False) -> list[dict[str, object]]:
     """Predict and evaluate every scene and footprint variant; one dict per table row."""
     card = read_card(model)
     rows: list[dict[str, object]] = []
@@ -50,8 +94,14 @@ def measure(model: Path) -> list[dict[str, object]]:
                 ]
             else:
                 variants += [("threshold + regularisation", {"regularize": True})]
+            if with_truth_split:
+                variants.append(("bound: mask split by the truth", {"truth": True}))
             for label, kwargs in variants:
-                gdf = vectorize(res.probability, card.threshold, **kwargs)  # type: ignore[arg-type]
+                gdf = (
+                    truth_split(res.probability, card.threshold)
+                    if kwargs.get("truth")
+                    else vectorize(res.probability, card.threshold, **kwargs)  # type: ignore[arg-type]
+                )
                 fp = out / f"{name}.{len(rows)}.gpkg"
                 write_footprints(gdf, fp)
                 report = evaluate_scene(
@@ -100,8 +150,9 @@ def table(rows: list[dict[str, object]]) -> str:
 
 def main() -> None:
     """Print the table for the checkpoint given, or the bundled model."""
-    model = Path(sys.argv[1]) if len(sys.argv) > 1 else bundled_model_path()
-    print(table(measure(model)))
+    args = [a for a in sys.argv[1:] if a != "--truth-split"]
+    model = Path(args[0]) if args else bundled_model_path()
+    print(table(measure(model, with_truth_split="--truth-split" in sys.argv[1:])))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ from pathlib import Path
 from geounet.checkpoint import ModelCard, bundled_model_path, read_card
 from geounet.train.augment import COLOUR_JITTER
 from geounet.train.copypaste import MAX_PASTED
+from geounet.train.recolour import BRIGHTNESS, SATURATION
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_bundled_model import measure, table  # noqa: E402
@@ -124,8 +125,9 @@ def _colour_note(command: str) -> str:
 
 def _recipe(command: str, split: bool) -> str:
     """Loss, targets, augmentation and optimiser of a recorded `geounet train` command."""
-    erosion, radius, ema, paste = (
-        _option(command, o) for o in ("body-erosion", "contact-radius", "ema-decay", "copy-paste")
+    erosion, radius, ema, paste, recolour = (
+        _option(command, o)
+        for o in ("body-erosion", "contact-radius", "ema-decay", "copy-paste", "recolour")
     )
     split_note = (
         f"; the `body` channel learns each roof shrunk {erosion} px away from its outline and "
@@ -149,12 +151,21 @@ def _recipe(command: str, split: bool) -> str:
         if paste and float(paste) > 0
         else ""
     )
+    recolour_note = (
+        f", per-roof recolouring (`--recolour {recolour}`: with chance {recolour} each roof "
+        "of a chip gets a hue of its own, turned by any angle, saturation x "
+        f"{SATURATION[0]}-{SATURATION[1]} and brightness x {BRIGHTNESS[0]}-{BRIGHTNESS[1]}, "
+        "the ground unchanged)"
+        if recolour and float(recolour) > 0
+        else ""
+    )
     w0, sigma = _option(command, "w0") or "10", _option(command, "sigma") or "5"
     return (
         f"Loss: BCE + Dice per output channel with the U-Net border weight map (w0 = {w0}, "
         f"sigma = {sigma} px) and class-balance weights{split_note}; augmentation (kornia): "
         "flips, 90-degree rotations, scale jitter 0.75-1.33, elastic deformation, "
-        f"{_colour_note(command)}{paste_note}; AdamW with warm-up and cosine decay{ema_note}; "
+        f"{_colour_note(command)}{paste_note}{recolour_note}; "
+        f"AdamW with warm-up and cosine decay{ema_note}; "
         f"seed {_option(command, 'seed') or '0'}."
     )
 
@@ -263,7 +274,7 @@ def main() -> None:
         if m.members > 1
         else "as printed by `geounet train`"
     )
-    area_b = table(measure(ckpt))
+    area_b = table(measure(ckpt, with_truth_split=True))
     reference_table = "".join(_reference_section(Path(r), card) for r in references)
     if any(_commit(r) is None for r in references):
         reference_table += (
@@ -324,6 +335,12 @@ evaluate; this card is written by `python scripts/write_model_card.py`, which ru
 the card's threshold {card.threshold:.2f}. Object level: SpaceNet rule, one-to-one matches at
 IoU >= 0.5, polygons under 20 px ignored on both sides. Area b at z21 (0.075 m) is resampled
 on the fly to the model's pixel size; z20 (0.149 m) is the model's own.
+
+The last row of each scene is a bound, not a method: the same building mask divided among
+the true footprints (each building pixel to the nearest one, pieces under the `predict`
+minimum area dropped; `--truth-split`). It is what a perfect split of this mask would
+score. The gap between it and the watershed row is lost by the split; the gap between it
+and 1 is the mask's own error (roofs missed, partly covered or outlined loosely).
 
 {area_b}{reference_table}
 
