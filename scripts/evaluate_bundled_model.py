@@ -12,9 +12,9 @@ Evaluation: pixel figures over valid pixels, object figures by the SpaceNet rule
 
 With ``--truth-split`` each scene gets one more row, a bound rather than a method: the
 model's building mask divided among the true footprints (every building pixel goes to the
-nearest one). That split cannot be wrong, so the row shows what the best possible split of
-this mask would score; the gap to the watershed row is what the split loses, the rest is
-the mask's own error.
+nearest one). That split knows the true buildings, so the row shows about what a perfect
+split of this mask would score; the gap to the watershed row is what the split loses, the
+rest is the mask's own error.
 
 Usage: python scripts/evaluate_bundled_model.py [CHECKPOINT] [--truth-split] > table.md
 """
@@ -82,7 +82,8 @@ def measure(model: Path, with_truth_split: bool = False) -> list[dict[str, objec
         for name in SCENES:
             scene = ROOT / "sample_data" / f"{name}.tif"
             res = predict_scene(scene, out, model, PredictOptions(footprints=False, overwrite=True))
-            variants: list[tuple[str, dict[str, object]]] = [("threshold only", {})]
+            # (label, vectorize's options), or None for the truth-split bound
+            variants: list[tuple[str, dict[str, object] | None]] = [("threshold only", {})]
             split_path = out / f"{name}.split.tif"
             if split_path.exists():
                 split = (split_path, split_bands(split_path))
@@ -95,11 +96,11 @@ def measure(model: Path, with_truth_split: bool = False) -> list[dict[str, objec
             else:
                 variants += [("threshold + regularisation", {"regularize": True})]
             if with_truth_split:
-                variants.append(("bound: mask split by the truth", {"truth": True}))
+                variants.append(("bound: mask split by the truth", None))
             for label, kwargs in variants:
                 gdf = (
                     truth_split(res.probability, card.threshold)
-                    if kwargs.get("truth")
+                    if kwargs is None
                     else vectorize(res.probability, card.threshold, **kwargs)  # type: ignore[arg-type]
                 )
                 fp = out / f"{name}.{len(rows)}.gpkg"

@@ -338,9 +338,10 @@ on the fly to the model's pixel size; z20 (0.149 m) is the model's own.
 
 The last row of each scene is a bound, not a method: the same building mask divided among
 the true footprints (each building pixel to the nearest one, pieces under the `predict`
-minimum area dropped; `--truth-split`). It is what a perfect split of this mask would
-score. The gap between it and the watershed row is lost by the split; the gap between it
-and 1 is the mask's own error (roofs missed, partly covered or outlined loosely).
+minimum area dropped; `--truth-split`). A split that knows the true buildings, it shows
+about what a perfect split of this mask would score. The gap between it and the watershed
+row is lost by the split; the gap between it and 1 is the mask's own error (roofs missed,
+partly covered or outlined loosely).
 
 {area_b}{reference_table}
 
