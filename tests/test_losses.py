@@ -148,3 +148,47 @@ def test_chip_transform_orders_body_before_contact() -> None:
     body, contact = out["target"][1], out["target"][2]
     assert body[3:7, 3:7].eq(1).all() and body[:, 7:9].eq(0).all()
     assert contact[2:8, 7:9].eq(1).all()
+
+
+def test_depth_map_falls_to_zero_at_walls_and_peaks_once_per_roof() -> None:
+    from scipy import ndimage
+
+    from geounet.train.weights import depth_map
+
+    inst = np.zeros((30, 40), dtype=np.int64)
+    inst[2:12, 2:12] = 1  # two 10 x 10 roofs sharing a wall at column 11/12
+    inst[2:12, 12:22] = 2
+    inst[15:28, 25:31] = 3  # an L-shaped roof: a bar ...
+    inst[22:28, 31:39] = 3  # ... and its foot
+    inst[2:5, 30:38] = 4  # a roof 3 px wide: a fixed 2 px erosion leaves it no body
+    d = depth_map(inst)
+    assert d.dtype == np.float32 and float(d.min()) == 0.0 and float(d.max()) == 1.0
+    assert not d[inst == 0].any(), "depth only inside buildings"
+    for ident in (1, 2, 3, 4):
+        assert float(d[inst == ident].max()) == 1.0, "every roof reaches depth 1"
+    # the wall between the touching roofs is depth 0 on both sides, their middles 1
+    assert not d[2:12, 11:13].any() and d[6, 6] == 1.0 and d[6, 16] == 1.0
+    # seeds at half depth: one per roof, the two touching ones apart, the L whole
+    seeds, n = ndimage.label(d >= 0.5)
+    assert n == 4
+    assert len(np.unique(seeds[inst == 3])) == 2  # one seed (and background)
+    from geounet.train.weights import body_map
+
+    assert not body_map(inst, erosion=2.0)[inst == 4].any()
+
+
+def test_chip_transform_makes_a_depth_body_channel() -> None:
+    from geounet.train.datasets import ChipTransform, SceneLayout
+    from geounet.train.weights import depth_map
+
+    layout = SceneLayout(("red", "green", "blue", "alpha"), ("red", "green", "blue"), "alpha", None)
+    inst = torch.zeros((1, 16, 16), dtype=torch.int64)
+    inst[0, 2:8, 2:8] = 1
+    inst[0, 2:8, 8:14] = 2
+    sample = {"image": torch.full((4, 16, 16), 255, dtype=torch.uint8), "mask": inst}
+    zeros = np.zeros(3, dtype=np.int64)
+    out = ChipTransform(layout, zeros, 1, 10.0, 5.0, 1.0, 0.0, "depth")(dict(sample))
+    assert out["target"].shape == (3, 16, 16)  # building, body (depth), contact
+    torch.testing.assert_close(out["target"][1], torch.from_numpy(depth_map(inst[0].numpy())))
+    eroded = ChipTransform(layout, zeros, 1, 10.0, 5.0, 1.0, 1.0)(dict(sample))
+    assert not torch.equal(eroded["target"][1], out["target"][1])

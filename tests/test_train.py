@@ -232,6 +232,8 @@ def test_bad_inputs_raise_input_errors(crop: tuple[Path, Path, Path], tmp_path: 
         train(_cfg(scene, gpkg, tmp_path / "p.safetensors", copy_paste=1.5))
     with pytest.raises(InputError, match=r"--recolour must be in \[0, 1\], got -0.1"):
         train(_cfg(scene, gpkg, tmp_path / "r.safetensors", recolour=-0.1))
+    with pytest.raises(InputError, match="unknown --body-target 'ridge'; use eroded or depth"):
+        train(_cfg(scene, gpkg, tmp_path / "t.safetensors", body_target="ridge"))
     with pytest.raises(InputError, match="does not exist"):
         train(_cfg(scene, tmp_path / "missing.gpkg", tmp_path / "x.safetensors"))
     with pytest.raises(InputError, match="no column"):
@@ -329,6 +331,21 @@ def test_body_model_thresholds_are_chosen_on_validation_and_recalibrated(
     assert "calibration" in recal.provenance
     with pytest.raises(OutputExistsError, match="--overwrite"):
         calibrate(out, [scene], [gpkg], again, val_fraction=0.3, chip_size=64)
+
+
+def test_depth_body_target_makes_and_records_the_body_channel(
+    crop: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    scene, gpkg, _ = crop
+    out = tmp_path / "depth.safetensors"
+    train(_cfg(scene, gpkg, out, precision="float32", augment=False, body_target="depth"))
+    card = load_checkpoint(out).card
+    assert card.class_names == ("building", "body")  # made without --body-erosion
+    assert (
+        load_state(tmp_path / "depth.state.safetensors").record["options"]["body_target"] == "depth"
+    )
+    with pytest.raises(InputError, match="--body-target depth, not --body-target eroded;"):
+        train(_cfg(scene, gpkg, out, epochs=2, resume=True, precision="float32", augment=False))
 
 
 def test_cli_calibrate_refuses_a_wrong_output_name(

@@ -89,6 +89,14 @@ def train_command(
             "(0 = no body channel)."
         ),
     ] = 0.0,
+    body_target: Annotated[
+        str,
+        typer.Option(
+            help="What the body channel learns: eroded (roofs shrunk by --body-erosion) or "
+            "depth (each roof's depth, 0 on its outline to 1 along its middle: a seed "
+            "for every roof, narrow ones included; makes the body channel by itself)."
+        ),
+    ] = "eroded",
     ema_decay: Annotated[
         float,
         typer.Option(
@@ -167,6 +175,7 @@ def train_command(
         sigma=sigma,
         contact_radius=contact_radius,
         body_erosion=body_erosion,
+        body_target=body_target,
         ema_decay=ema_decay,
         balance=balance,
         augment=augment,

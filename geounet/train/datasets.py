@@ -30,7 +30,7 @@ from shapely.geometry.base import BaseGeometry
 from torchgeo.datasets import IntersectionDataset, RasterDataset, VectorDataset
 
 from geounet.errors import InputError
-from geounet.train.weights import body_map, border_weight_map, contact_map
+from geounet.train.weights import body_map, border_weight_map, contact_map, depth_map
 
 INSTANCE_COLUMN = "geounet_instance"
 """Column holding the instance id (1, 2, ...; 0 is background) in the prepared labels."""
@@ -284,6 +284,7 @@ class ChipTransform:
         sigma: float,
         contact_radius: float = 0.0,
         body_erosion: float = 0.0,
+        body_target: str = "eroded",
     ) -> None:
         """Prepare the transform.
 
@@ -298,9 +299,13 @@ class ChipTransform:
             body_erosion: When positive, a target channel after the classes marks the
                 building interiors, this many pixels away from outlines and neighbours
                 (see ``body_map``).
+            body_target: ``eroded`` (the body is each roof eroded by ``body_erosion``)
+                or ``depth`` (each roof's depth, 0 to 1, see ``depth_map``; the body
+                channel is then made whatever ``body_erosion`` is).
         """
         self.contact_radius = contact_radius
         self.body_erosion = body_erosion
+        self.body_target = body_target
         self.image_index = [layout.band_names.index(b) for b in layout.image_bands]
         self.alpha_index = (
             layout.band_names.index(layout.alpha_band) if layout.alpha_band is not None else None
@@ -350,7 +355,9 @@ class ChipTransform:
         for k in range(self.classes):
             target[k] = (inside & (cls == k)).float()
         extra = []
-        if self.body_erosion > 0:
+        if self.body_target == "depth":
+            extra.append(torch.from_numpy(depth_map(instances.numpy())))
+        elif self.body_erosion > 0:
             extra.append(torch.from_numpy(body_map(instances.numpy(), self.body_erosion)))
         if self.contact_radius > 0:
             extra.append(torch.from_numpy(contact_map(instances.numpy(), self.contact_radius)))
@@ -426,6 +433,7 @@ def build_training_data(
     chip_size: int = 256,
     contact_radius: float = 0.0,
     body_erosion: float = 0.0,
+    body_target: str = "eroded",
 ) -> TrainingData:
     """Open the scenes and footprints for training.
 
@@ -443,6 +451,9 @@ def build_training_data(
             this many pixels of two different buildings.
         body_erosion: When positive, add a ``body`` target channel: building pixels at
             least this many pixels away from outlines and neighbours.
+        body_target: ``eroded``, or ``depth``: the ``body`` channel learns each roof's
+            depth (0 on its outline, 1 along its middle) and is made whatever
+            ``body_erosion`` is.
 
     Returns:
         The training data.
@@ -480,6 +491,7 @@ def build_training_data(
         sigma,
         contact_radius,
         body_erosion,
+        body_target,
     )
     dataset = IntersectionDataset(scenes, footprints, transforms=transform)
     if len(dataset.index) == 0:
@@ -506,7 +518,7 @@ def build_training_data(
         res=(float(scenes.res[0]), float(scenes.res[1])),
         pixel_size_m=float(pixel_size_m),
         output_names=prepared.class_names
-        + (("body",) if body_erosion > 0 else ())
+        + (("body",) if body_erosion > 0 or body_target == "depth" else ())
         + (("contact",) if contact_radius > 0 else ()),
         chip_transform=transform,
     )

@@ -88,6 +88,10 @@ class TrainConfig:
         body_erosion: When positive, the model gets a ``body`` output channel trained on
             building pixels at least this many pixels from outlines and neighbours;
             prediction grows one footprint from each body (watershed).
+        body_target: What the ``body`` channel learns: ``eroded`` (building pixels
+            ``body_erosion`` pixels from outlines and neighbours) or ``depth`` (each
+            roof's depth, 0 on its outline and 1 along its middle; the channel is then
+            made whatever ``body_erosion`` is). See :data:`BODY_TARGETS`.
         ema_decay: When positive, validate and keep an exponential moving average of the
             weights (and batch-norm statistics) with this decay per step instead of the raw
             weights; 0 disables it. The average smooths the step-to-step noise of small
@@ -140,6 +144,7 @@ class TrainConfig:
     sigma: float = 5.0
     contact_radius: float = 0.0
     body_erosion: float = 0.0
+    body_target: str = "eroded"
     ema_decay: float = 0.0
     balance: bool = True
     augment: bool = True
@@ -483,6 +488,10 @@ def train(
         raise InputError(f"--ema-decay must be in [0, 1), got {cfg.ema_decay}")
     if not 0 <= cfg.copy_paste <= 1:
         raise InputError(f"--copy-paste must be in [0, 1], got {cfg.copy_paste}")
+    if cfg.body_target not in BODY_TARGETS:
+        raise InputError(
+            f"unknown --body-target {cfg.body_target!r}; use {' or '.join(BODY_TARGETS)}"
+        )
     if not 0 <= cfg.recolour <= 1:
         raise InputError(f"--recolour must be in [0, 1], got {cfg.recolour}")
     torch.manual_seed(cfg.seed)
@@ -512,6 +521,7 @@ def train(
         chip_size=cfg.chip_size,
         contact_radius=cfg.contact_radius,
         body_erosion=cfg.body_erosion,
+        body_target=cfg.body_target,
     )
     try:
         return _run(
@@ -521,12 +531,18 @@ def train(
         data.labels.cleanup()
 
 
+BODY_TARGETS = ("eroded", "depth")
+"""What the ``body`` channel learns: each roof eroded by ``--body-erosion`` pixels, or each
+roof's depth (0 on its outline, 1 along its middle; see
+:func:`geounet.train.weights.depth_map`)."""
+
 RESUME_FIXED = (
     "loss",
     "w0",
     "sigma",
     "contact_radius",
     "body_erosion",
+    "body_target",
     "balance",
     "augment",
     "colour",
