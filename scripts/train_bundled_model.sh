@@ -5,13 +5,9 @@
 # The eastern 20 % of area a is held out for validation and for choosing the thresholds;
 # area b is never read.
 #
-# The bundled model is an ensemble of two U-Nets trained on the same data, which differ
-# only in colour augmentation (member 1: --colour mild, the default; member 2: --colour
-# strong); `geounet ensemble` averages their probabilities and `geounet calibrate` chooses
-# the ensemble's thresholds on the validation strip. Each member's log is kept beside this
-# script (train_bundled_model.member1.log, ...member2.log).
-# Run from anywhere: bash scripts/train_bundled_model.sh  (about 25 minutes of quiet CPU per
-# member). REUSE=1 keeps a member checkpoint that is already in build/.
+# The bundled model is one U-Net whose body channel learns each roof's depth
+# (--body-target depth); its log is kept beside this script (train_bundled_model.log).
+# Run from anywhere: bash scripts/train_bundled_model.sh  (about 25 minutes of quiet CPU).
 #
 # Candidates: extra `geounet train` options replace the defaults below (the last value of
 # an option wins); one network is trained and it is not copied into the package, e.g.
@@ -19,6 +15,8 @@
 # IMAGES picks another scene of area a to train and calibrate on (default: the z20 one), e.g.
 #   IMAGES=sample_data/kampala_a_z21.tif OUT=build/trial_z21.safetensors \
 #     bash scripts/train_bundled_model.sh --sigma 10 --body-erosion 6 --contact-radius 6
+# Ensembles of candidates: geounet ensemble A B --out E, then geounet calibrate E (the
+# bundled model of commit 4977e80 was the ensemble of --colour mild and --colour strong).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GEOUNET=${GEOUNET:-$( [ -x .venv/bin/geounet ] && echo .venv/bin/geounet || echo geounet )}
@@ -47,18 +45,7 @@ if [ $# -gt 0 ]; then
   exit 0
 fi
 
-members=(build/member1.safetensors build/member2.safetensors)
-options=("--colour mild" "--colour strong")
-for i in 0 1; do
-  if [ "${REUSE:-0}" = 1 ] && [ -f "${members[$i]}" ]; then
-    echo "reusing ${members[$i]}"
-    continue
-  fi
-  # shellcheck disable=SC2086  # the options are words
-  train_one "${members[$i]}" ${options[$i]} 2>&1 | tee "scripts/train_bundled_model.member$((i + 1)).log"
-done
 OUT=${OUT:-build/kampala_unet.safetensors}
-"$GEOUNET" ensemble "${members[@]}" --out "$OUT" --overwrite
-"$GEOUNET" calibrate "$OUT" --images "$IMAGES" --labels "$LABELS" --out "$OUT" --overwrite
+train_one "$OUT" --body-target depth 2>&1 | tee scripts/train_bundled_model.log
 cp "$OUT" geounet/data/kampala_unet.safetensors
 ls -l geounet/data/kampala_unet.safetensors

@@ -129,9 +129,15 @@ def _recipe(command: str, split: bool) -> str:
         _option(command, o)
         for o in ("body-erosion", "contact-radius", "ema-decay", "copy-paste", "recolour")
     )
+    body_note = (
+        "each roof's depth (its distance to its outline or a touching neighbour over the "
+        "largest in that roof: 0 on outlines, 1 along its middle; `--body-target depth`)"
+        if _option(command, "body-target") == "depth"
+        else f"each roof shrunk {erosion} px away from its outline and its neighbours "
+        f"(`--body-erosion {erosion}`)"
+    )
     split_note = (
-        f"; the `body` channel learns each roof shrunk {erosion} px away from its outline and "
-        f"its neighbours (`--body-erosion {erosion}`) and the `contact` channel the pixels "
+        f"; the `body` channel learns {body_note} and the `contact` channel the pixels "
         f"within {radius} px of two different buildings (`--contact-radius {radius}`): "
         "prediction grows one footprint per body by watershed and cuts at contacts"
         if split
