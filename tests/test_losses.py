@@ -5,6 +5,7 @@ import pytest
 import torch
 from scipy import ndimage
 
+from geounet.train.datasets import SceneLayout
 from geounet.train.losses import LossConfig, SegmentationLoss, class_balance
 from geounet.train.weights import border_weight_map
 
@@ -113,16 +114,22 @@ def test_chip_transform_appends_a_contact_channel() -> None:
     assert two["target"][1, 2:8, 7:9].eq(1).all() and two["target"][1].sum() == 6 * 2
 
 
+def _two_touching_roofs_and_an_l() -> np.ndarray:
+    """Instance ids: two 10 x 10 roofs sharing a wall (1, 2) and an L-shaped roof (3)."""
+    inst = np.zeros((30, 40), dtype=np.int64)
+    inst[2:12, 2:12] = 1  # the wall is at column 11/12
+    inst[2:12, 12:22] = 2
+    inst[15:28, 25:31] = 3  # the L's bar ...
+    inst[22:28, 31:39] = 3  # ... and its foot
+    return inst
+
+
 def test_body_map_separates_touching_buildings_and_keeps_one_roof_whole() -> None:
     from scipy import ndimage
 
     from geounet.train.weights import body_map
 
-    inst = np.zeros((30, 40), dtype=np.int64)
-    inst[2:12, 2:12] = 1  # two 10 x 10 roofs sharing a wall at column 11/12
-    inst[2:12, 12:22] = 2
-    inst[15:28, 25:31] = 3  # an L-shaped roof: a bar ...
-    inst[22:28, 31:39] = 3  # ... and its foot
+    inst = _two_touching_roofs_and_an_l()
     b = body_map(inst, erosion=2.0)
     assert b.dtype == np.float32 and set(np.unique(b)) <= {0.0, 1.0}
     assert not b[inst == 0].any(), "bodies lie inside buildings"
@@ -135,14 +142,19 @@ def test_body_map_separates_touching_buildings_and_keeps_one_roof_whole() -> Non
     assert body_map(inst, erosion=3.0).sum() < b.sum()
 
 
-def test_chip_transform_orders_body_before_contact() -> None:
-    from geounet.train.datasets import ChipTransform, SceneLayout
-
+def _two_roof_chip() -> tuple[SceneLayout, dict[str, torch.Tensor]]:
+    """A 16 x 16 RGBA chip layout and sample with two 6 x 6 roofs sharing a wall."""
     layout = SceneLayout(("red", "green", "blue", "alpha"), ("red", "green", "blue"), "alpha", None)
     inst = torch.zeros((1, 16, 16), dtype=torch.int64)
     inst[0, 2:8, 2:8] = 1
     inst[0, 2:8, 8:14] = 2
-    sample = {"image": torch.full((4, 16, 16), 255, dtype=torch.uint8), "mask": inst}
+    return layout, {"image": torch.full((4, 16, 16), 255, dtype=torch.uint8), "mask": inst}
+
+
+def test_chip_transform_orders_body_before_contact() -> None:
+    from geounet.train.datasets import ChipTransform
+
+    layout, sample = _two_roof_chip()
     out = ChipTransform(layout, np.zeros(3, dtype=np.int64), 1, 10.0, 5.0, 1.0, 1.0)(sample)
     assert out["target"].shape == (3, 16, 16)
     body, contact = out["target"][1], out["target"][2]
@@ -155,11 +167,7 @@ def test_depth_map_falls_to_zero_at_walls_and_peaks_once_per_roof() -> None:
 
     from geounet.train.weights import depth_map
 
-    inst = np.zeros((30, 40), dtype=np.int64)
-    inst[2:12, 2:12] = 1  # two 10 x 10 roofs sharing a wall at column 11/12
-    inst[2:12, 12:22] = 2
-    inst[15:28, 25:31] = 3  # an L-shaped roof: a bar ...
-    inst[22:28, 31:39] = 3  # ... and its foot
+    inst = _two_touching_roofs_and_an_l()
     inst[2:5, 30:38] = 4  # a roof 3 px wide: a fixed 2 px erosion leaves it no body
     d = depth_map(inst)
     assert d.dtype == np.float32 and float(d.min()) == 0.0 and float(d.max()) == 1.0
@@ -178,17 +186,15 @@ def test_depth_map_falls_to_zero_at_walls_and_peaks_once_per_roof() -> None:
 
 
 def test_chip_transform_makes_a_depth_body_channel() -> None:
-    from geounet.train.datasets import ChipTransform, SceneLayout
+    from geounet.train.datasets import ChipTransform
     from geounet.train.weights import depth_map
 
-    layout = SceneLayout(("red", "green", "blue", "alpha"), ("red", "green", "blue"), "alpha", None)
-    inst = torch.zeros((1, 16, 16), dtype=torch.int64)
-    inst[0, 2:8, 2:8] = 1
-    inst[0, 2:8, 8:14] = 2
-    sample = {"image": torch.full((4, 16, 16), 255, dtype=torch.uint8), "mask": inst}
+    layout, sample = _two_roof_chip()
     zeros = np.zeros(3, dtype=np.int64)
     out = ChipTransform(layout, zeros, 1, 10.0, 5.0, 1.0, 0.0, "depth")(dict(sample))
     assert out["target"].shape == (3, 16, 16)  # building, body (depth), contact
-    torch.testing.assert_close(out["target"][1], torch.from_numpy(depth_map(inst[0].numpy())))
+    torch.testing.assert_close(
+        out["target"][1], torch.from_numpy(depth_map(sample["mask"][0].numpy()))
+    )
     eroded = ChipTransform(layout, zeros, 1, 10.0, 5.0, 1.0, 1.0)(dict(sample))
     assert not torch.equal(eroded["target"][1], out["target"][1])
