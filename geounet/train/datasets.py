@@ -339,6 +339,11 @@ class ChipTransform:
             "bounds": sample.get("bounds"),
         }
 
+    @property
+    def makes_body(self) -> bool:
+        """Whether the targets have a ``body`` channel (after the classes)."""
+        return self.body_erosion > 0 or self.body_target == "depth"
+
     def targets(self, instances: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training targets and border weights of an instance map.
 
@@ -357,7 +362,7 @@ class ChipTransform:
         extra = []
         if self.body_target == "depth":
             extra.append(torch.from_numpy(depth_map(instances.numpy())))
-        elif self.body_erosion > 0:
+        elif self.makes_body:
             extra.append(torch.from_numpy(body_map(instances.numpy(), self.body_erosion)))
         if self.contact_radius > 0:
             extra.append(torch.from_numpy(contact_map(instances.numpy(), self.contact_radius)))
@@ -518,7 +523,7 @@ def build_training_data(
         res=(float(scenes.res[0]), float(scenes.res[1])),
         pixel_size_m=float(pixel_size_m),
         output_names=prepared.class_names
-        + (("body",) if body_erosion > 0 or body_target == "depth" else ())
+        + (("body",) if transform.makes_body else ())
         + (("contact",) if contact_radius > 0 else ()),
         chip_transform=transform,
     )
