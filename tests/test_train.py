@@ -331,6 +331,18 @@ def test_body_model_thresholds_are_chosen_on_validation_and_recalibrated(
     assert "calibration" in recal.provenance
     with pytest.raises(OutputExistsError, match="--overwrite"):
         calibrate(out, [scene], [gpkg], again, val_fraction=0.3, chip_size=64)
+    # a fixed body threshold is kept (even one the sweep never tries); the building
+    # threshold is still chosen, and the card says the body one was fixed
+    fixed = tmp_path / "fixed.safetensors"
+    best = calibrate(out, [scene], [gpkg], fixed, val_fraction=0.3, chip_size=64,
+                     precision="float32", body_threshold=0.55)  # fmt: skip
+    pinned = load_checkpoint(fixed).card
+    assert 0.55 not in BODY_THRESHOLDS
+    assert best.body_threshold == pinned.body_threshold == 0.55
+    assert pinned.threshold == best.threshold
+    assert pinned.provenance["calibration"].endswith("body threshold fixed at 0.55")
+    with pytest.raises(InputError, match="--body-threshold must be between 0 and 1, got 1.5"):
+        calibrate(out, [scene], [gpkg], fixed, overwrite=True, body_threshold=1.5)
 
 
 def test_depth_body_target_makes_and_records_the_body_channel(
@@ -370,6 +382,14 @@ def test_cli_calibrate_refuses_a_wrong_output_name(
     assert result.output.strip().splitlines() == [
         "Error: --out must end in .safetensors (got x.pt)"
     ]
+    # a body threshold for a model without a body channel
+    args[-1] = str(tmp_path / "x.safetensors")
+    result = CliRunner().invoke(app, [*args, "--body-threshold", "0.5"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [
+        f"Error: {model} has no body channel (channels: building); drop --body-threshold"
+    ]
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_ema_keeps_and_resumes_the_weight_average(

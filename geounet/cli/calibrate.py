@@ -28,6 +28,13 @@ def calibrate(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
+    body_threshold: Annotated[
+        float | None,
+        typer.Option(
+            help="Keep this body threshold and choose only the building one (models with a "
+            "body channel; 0.5 = half depth for --body-target depth)."
+        ),
+    ] = None,
 ) -> None:
     """Choose the building (and body) thresholds on the validation strip; write them in the card.
 
@@ -38,8 +45,9 @@ def calibrate(
 
     with user_errors():
         best = calibrate_model(
-            model, images, labels, out, val_fraction, chip_size, device, precision, overwrite
-        )
+            model, images, labels, out, val_fraction, chip_size, device, precision, overwrite,
+            body_threshold,
+        )  # fmt: skip
     body = "" if best.body_threshold is None else f", body {best.body_threshold:.2f}"
     typer.echo(
         f"{out}: threshold {best.threshold:.2f}{body} "

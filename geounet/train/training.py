@@ -895,12 +895,14 @@ def choose_thresholds(
     names: tuple[str, ...],
     scored: int,
     thresholds: tuple[float, ...] | None = None,
+    body_thresholds: tuple[float, ...] = BODY_THRESHOLDS,
 ) -> ThresholdScore:
     """Choose the building and body thresholds of a model on the held-out strip.
 
     Every pair of a building threshold (``thresholds``, or the default sweep) and a body
-    threshold (:data:`BODY_THRESHOLDS`) is scored as prediction would split the
-    footprints; the best score (mean of pixel IoU and object F1) wins.
+    threshold (``body_thresholds``, by default :data:`BODY_THRESHOLDS`) is scored as
+    prediction would split the footprints; the best score (mean of pixel IoU and object
+    F1) wins.
 
     Returns:
         The winning score, with its thresholds.
@@ -917,7 +919,7 @@ def choose_thresholds(
         thresholds,
         scored,
         names,
-        BODY_THRESHOLDS,
+        body_thresholds,
     )
     return max(scores, key=lambda s: s.score)
 
@@ -932,12 +934,17 @@ def calibrate(
     device: str = "auto",
     precision: str = "auto",
     overwrite: bool = False,
+    body_threshold: float | None = None,
 ) -> ThresholdScore:
     """Choose a trained model's thresholds on the held-out strip of scenes, as training does.
 
     The scenes are split as ``geounet train`` splits them (the eastern ``val_fraction`` of
     each is the validation strip); the building threshold and, for models with a ``body``
     channel, the body threshold that score best there go into the card of ``out``.
+    A fixed ``body_threshold`` is kept and only the building threshold is chosen: for a
+    body channel that learns each roof's depth, 0.5 (half depth) seeds every roof once
+    by construction, where a small strip of detached houses is a poor judge of how deep
+    the seeds of touching roofs must be.
 
     Args:
         model: The checkpoint.
@@ -949,12 +956,15 @@ def calibrate(
         device: ``auto``, ``cpu`` or ``cuda``.
         precision: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
         overwrite: Replace an existing ``out``.
+        body_threshold: Keep this body threshold instead of choosing one (models with
+            a ``body`` channel only).
 
     Returns:
         The winning validation score, with its thresholds.
 
     Raises:
-        InputError: If the data are unusable.
+        InputError: If the data are unusable, or ``body_threshold`` is outside (0, 1) or
+            given for a model without a ``body`` channel.
         OutputExistsError: If ``out`` exists and ``overwrite`` is false.
     """
     out = Path(out)
@@ -962,8 +972,15 @@ def calibrate(
         raise InputError(f"--out must end in .safetensors (got {out.name})")
     if out.exists() and not overwrite:
         raise OutputExistsError(f"{out} exists; pass --overwrite to replace it")
+    if body_threshold is not None and not 0.0 < body_threshold < 1.0:
+        raise InputError(f"--body-threshold must be between 0 and 1, got {body_threshold}")
     ck = load_checkpoint(model)
     card = ck.card
+    if body_threshold is not None and "body" not in card.class_names:
+        raise InputError(
+            f"{model} has no body channel (channels: {', '.join(card.class_names)}); "
+            "drop --body-threshold"
+        )
     dev = select_device(device)
     dtype = resolve_precision(dev, precision)
     data = build_training_data(
@@ -987,6 +1004,7 @@ def calibrate(
             dtype,
             card.class_names,
             len(data.labels.class_names),
+            body_thresholds=BODY_THRESHOLDS if body_threshold is None else (body_threshold,),
         )
     finally:
         data.labels.cleanup()
@@ -999,7 +1017,8 @@ def calibrate(
             **card.provenance,
             "validation": ", ".join(f"{k}={v:.4f}" for k, v in figures.items()),
             "calibration": f"thresholds chosen on the validation strip "
-            f"(eastern {val_fraction:.0%}) of {', '.join(str(p) for p in images)}",
+            f"(eastern {val_fraction:.0%}) of {', '.join(str(p) for p in images)}"
+            + ("" if body_threshold is None else f"; body threshold fixed at {body_threshold}"),
         },
     )
     save_checkpoint(out, final, ck.model.cpu())
