@@ -30,8 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_bundled_model import measure, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_LOGS = [ROOT / "scripts" / f"train_bundled_model.member{i}.log" for i in (1, 2)]
+DEFAULT_LOGS = sorted((ROOT / "scripts").glob("train_bundled_model.member*.log"))
 """The training logs of the bundled model's networks, one per ensemble member."""
+GOAL = {"pixel_iou": 0.80, "object_f1": 0.70}
+"""The project's quality goal on area b (watershed split), per figure."""
+FIGURE_NAMES = {"pixel_iou": "pixel IoU", "object_f1": "object F1"}
 
 
 def _epoch_lines(text: str) -> list[str]:
@@ -76,6 +79,7 @@ def _reference_section(reference: Path, bundled: ModelCard) -> str:
     """An area-b table for a checkpoint other than the bundled one, with its provenance."""
     commit = _commit(reference)
     ref = read_card(reference)
+    calibration = ref.provenance.get("calibration", "")
     member = [
         i
         for i, m in enumerate(_member_provenance(bundled), start=1)
@@ -88,6 +92,8 @@ def _reference_section(reference: Path, bundled: ModelCard) -> str:
         if commit
         else f"member {member[0]} of the bundled ensemble, alone"
         if member
+        else "not bundled; an ensemble whose thresholds were all chosen on the strip"
+        if ref.model.members > 1 and "body threshold fixed" not in calibration
         else "not bundled"
     )
     command = ref.provenance.get("command", "?").split("--minutes")[0].strip()
@@ -260,10 +266,26 @@ def main() -> None:
     data = _member_provenance(card)[0]
     n_footprints, split = (data.get(k, "?") for k in ("data.footprints", "data.split"))
     images = data.get("data.images", "?")
+    fixed = "body threshold fixed" in p.get("calibration", "")
     body_note = (
         f" Body threshold **{card.body_threshold:.2f}**: a pixel seeds a footprint where the "
-        "body probability reaches it (chosen on the same strip, with the building threshold)."
+        "body probability reaches it ("
+        + (
+            "fixed, not chosen: half depth, `geounet calibrate --body-threshold`; see below)."
+            if fixed
+            else "chosen on the same strip, with the building threshold)."
+        )
         if "body" in card.class_names
+        else ""
+    )
+    fixed_note = (
+        f"\n\nThe body threshold was fixed at {card.body_threshold:.2f} (half depth: "
+        "each roof's seed is the part of it more than half way from its outline to its "
+        "middle) rather than chosen on the strip, whose 30 detached houses say little about "
+        "the walls between touching roofs. The rule was adopted after seeing on area b what "
+        "the strip's own choice did (a higher body threshold: fewer seeds, more merged "
+        "roofs), so the area-b figures below are somewhat optimistic."
+        if fixed
         else ""
     )
     what = (
@@ -280,7 +302,22 @@ def main() -> None:
         if m.members > 1
         else "as printed by `geounet train`"
     )
-    area_b = table(measure(ckpt, with_truth_split=True))
+    measured = measure(ckpt, with_truth_split=True)
+    area_b = table(measured)
+    split_rows = [r for r in measured if str(r["footprints"]).startswith("watershed split")]
+    misses = [
+        f"{FIGURE_NAMES[k]} {float(r[k]):.3f} on {r['scene']}"  # type: ignore[arg-type]
+        for r in split_rows
+        for k, floor in GOAL.items()
+        if float(r[k]) < floor  # type: ignore[arg-type]
+    ]
+    goal = (
+        f"This model does not reach it yet ({', '.join(misses)}): it is {kind} trained on "
+        f"one suburban scene (area a) for {len(logs[0])} short epochs on a 2-core CPU, and "
+        "tested on a denser settlement."
+        if misses or not split_rows
+        else "This model reaches it on both scenes, with the watershed split."
+    )
     reference_table = "".join(_reference_section(Path(r), card) for r in references)
     if any(_commit(r) is None for r in references):
         reference_table += (
@@ -332,7 +369,8 @@ At the default threshold {card.threshold:.2f}{", best epoch" if m.members == 1 e
 {rows}
 
 The thresholds maximise the mean of pixel IoU and object F1 on this strip. The strip is
-small (about 30 buildings, detached houses), so these figures are noisy and easier than area b.
+small (about 30 buildings, detached houses), so these figures are noisy and easier than
+area b.{fixed_note}
 
 ## Test on area b (dense informal settlement, never seen in training)
 
@@ -351,9 +389,8 @@ partly covered or outlined loosely).
 
 {area_b}{reference_table}
 
-Quality goal of the project on area b: pixel IoU >= 0.80 and object F1 >= 0.70. This model
-does not reach it yet: it is {kind} trained on one suburban scene (area a) for
-{len(logs[0])} short epochs on a 2-core CPU, and tested on a denser settlement.
+Quality goal of the project on area b: {FIGURE_NAMES["pixel_iou"]} >= {GOAL["pixel_iou"]:.2f} and
+{FIGURE_NAMES["object_f1"]} >= {GOAL["object_f1"]:.2f}. {goal}
 
 ## Training log (per epoch, as printed)
 {epochs}
