@@ -327,7 +327,14 @@ def main() -> None:
             "`geounet calibrate` on the same strip). A candidate replaces the "
             "bundled model only if its watershed-split object F1 is higher on both scenes "
             "and its pixel IoU is not below the one-channel model's (issue 9's condition); "
-            "area b is only ever used for this comparison, never for training or thresholds."
+            "area b is only ever used for this comparison, never for training or to choose "
+            "a threshold"
+            + (
+                " (the fixed body threshold, a rule adopted after seeing area b, is the "
+                "exception noted above)."
+                if fixed
+                else "."
+            )
         )
     epochs = "\n\n".join(
         (f"Member {i}:\n" if len(logs) > 1 else "") + "```\n" + "\n".join(log) + "\n```"

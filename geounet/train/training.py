@@ -942,8 +942,8 @@ def calibrate(
     each is the validation strip); the building threshold and, for models with a ``body``
     channel, the body threshold that score best there go into the card of ``out``.
     A fixed ``body_threshold`` is kept and only the building threshold is chosen: for a
-    body channel that learns each roof's depth, 0.5 (half depth) seeds every roof once
-    by construction, where a small strip of detached houses is a poor judge of how deep
+    body channel that learns each roof's depth, 0.5 (half depth) gives every roof of the
+    target one seed, where a small strip of detached houses is a poor judge of how deep
     the seeds of touching roofs must be.
 
     Args:
