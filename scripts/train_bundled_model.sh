@@ -50,7 +50,7 @@ fi
 
 members=(build/depth_member1.safetensors build/depth_member2.safetensors build/depth_member3.safetensors)
 options=("--body-target depth" "--body-target depth --seed 1" "--body-target depth --colour strong")
-for i in 0 1 2; do
+for i in "${!members[@]}"; do
   if [ "${REUSE:-0}" = 1 ] && [ -f "${members[$i]}" ]; then
     echo "reusing ${members[$i]}"
     continue

@@ -25,6 +25,7 @@ from geounet.checkpoint import ModelCard, bundled_model_path, read_card
 from geounet.train.augment import COLOUR_JITTER
 from geounet.train.copypaste import MAX_PASTED
 from geounet.train.recolour import BRIGHTNESS, SATURATION
+from geounet.train.training import BODY_THRESHOLD_FIXED
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_bundled_model import measure, table  # noqa: E402
@@ -79,23 +80,23 @@ def _reference_section(reference: Path, bundled: ModelCard) -> str:
     """An area-b table for a checkpoint other than the bundled one, with its provenance."""
     commit = _commit(reference)
     ref = read_card(reference)
-    calibration = ref.provenance.get("calibration", "")
     member = [
         i
         for i, m in enumerate(_member_provenance(bundled), start=1)
         if (m.get("command"), m.get("date"))
         == (ref.provenance.get("command"), ref.provenance.get("date"))
     ]
-    origin = (
-        f"the bundled model of commit {commit}: `git show {commit}:geounet/data/"
-        f"kampala_unet.safetensors > build/{reference.name}`"
-        if commit
-        else f"member {member[0]} of the bundled ensemble, alone"
-        if member
-        else "not bundled; an ensemble whose thresholds were all chosen on the strip"
-        if ref.model.members > 1 and "body threshold fixed" not in calibration
-        else "not bundled"
-    )
+    if commit:
+        origin = (
+            f"the bundled model of commit {commit}: `git show {commit}:geounet/data/"
+            f"kampala_unet.safetensors > build/{reference.name}`"
+        )
+    elif member:
+        origin = f"member {member[0]} of the bundled ensemble, alone"
+    elif ref.model.members > 1 and not _body_threshold_fixed(ref):
+        origin = "not bundled; an ensemble whose thresholds were all chosen on the strip"
+    else:
+        origin = "not bundled"
     command = ref.provenance.get("command", "?").split("--minutes")[0].strip()
     return (
         f"\n\nFor comparison, `{reference.name}` ({origin}; channels "
@@ -104,6 +105,11 @@ def _reference_section(reference: Path, bundled: ModelCard) -> str:
         f"best epoch {ref.provenance.get('best_epoch', '?')}; trained by `{command}`), "
         f"measured the same way:\n\n{table(measure(reference))}"
     )
+
+
+def _body_threshold_fixed(card: ModelCard) -> bool:
+    """Whether ``geounet calibrate --body-threshold`` fixed the card's body threshold."""
+    return BODY_THRESHOLD_FIXED in card.provenance.get("calibration", "")
 
 
 def _member_provenance(card: ModelCard) -> list[dict[str, str]]:
@@ -266,7 +272,7 @@ def main() -> None:
     data = _member_provenance(card)[0]
     n_footprints, split = (data.get(k, "?") for k in ("data.footprints", "data.split"))
     images = data.get("data.images", "?")
-    fixed = "body threshold fixed" in p.get("calibration", "")
+    fixed = _body_threshold_fixed(card)
     body_note = (
         f" Body threshold **{card.body_threshold:.2f}**: a pixel seeds a footprint where the "
         "body probability reaches it ("

@@ -310,6 +310,7 @@ def test_body_model_thresholds_are_chosen_on_validation_and_recalibrated(
     crop: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:
     from geounet.train import calibrate
+    from geounet.train.training import BODY_THRESHOLD_FIXED
     from geounet.train.validation import BODY_THRESHOLDS
 
     scene, gpkg, _ = crop
@@ -340,7 +341,7 @@ def test_body_model_thresholds_are_chosen_on_validation_and_recalibrated(
     assert 0.55 not in BODY_THRESHOLDS
     assert best.body_threshold == pinned.body_threshold == 0.55
     assert pinned.threshold == best.threshold
-    assert pinned.provenance["calibration"].endswith("body threshold fixed at 0.55")
+    assert pinned.provenance["calibration"].endswith(f"{BODY_THRESHOLD_FIXED} 0.55")
     with pytest.raises(InputError, match="--body-threshold must be between 0 and 1, got 1.5"):
         calibrate(out, [scene], [gpkg], fixed, overwrite=True, body_threshold=1.5)
 

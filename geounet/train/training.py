@@ -536,6 +536,10 @@ BODY_TARGETS = ("eroded", "depth")
 roof's depth (0 on its outline, 1 along its middle; see
 :func:`geounet.train.weights.depth_map`)."""
 
+BODY_THRESHOLD_FIXED = "body threshold fixed at"
+"""Words that end a card's ``calibration`` provenance when ``calibrate --body-threshold``
+fixed the body threshold (followed by its value)."""
+
 RESUME_FIXED = (
     "loss",
     "w0",
@@ -1018,7 +1022,7 @@ def calibrate(
             "validation": ", ".join(f"{k}={v:.4f}" for k, v in figures.items()),
             "calibration": f"thresholds chosen on the validation strip "
             f"(eastern {val_fraction:.0%}) of {', '.join(str(p) for p in images)}"
-            + ("" if body_threshold is None else f"; body threshold fixed at {body_threshold}"),
+            + ("" if body_threshold is None else f"; {BODY_THRESHOLD_FIXED} {body_threshold}"),
         },
     )
     save_checkpoint(out, final, ck.model.cpu())
