@@ -178,9 +178,18 @@ def _recipe(command: str, split: bool) -> str:
         else ""
     )
     w0, sigma = _option(command, "w0") or "10", _option(command, "sigma") or "5"
+    wall = _option(command, "wall-w0")
+    wall_note = (
+        f", extended inside roofs along walls shared with a neighbour (`--wall-w0 {wall}`: "
+        f"a building pixels' weight is {wall} x exp(-d**2 / (2 sigma**2)), d its distance to "
+        "the nearest other building)"
+        if wall and float(wall) > 0
+        else ""
+    )
     return (
         f"Loss: BCE + Dice per output channel with the U-Net border weight map (w0 = {w0}, "
-        f"sigma = {sigma} px) and class-balance weights{split_note}; augmentation (kornia): "
+        f"sigma = {sigma} px{wall_note}) and class-balance weights{split_note}; "
+        "augmentation (kornia): "
         "flips, 90-degree rotations, scale jitter 0.75-1.33, elastic deformation, "
         f"{_colour_note(command)}{paste_note}{recolour_note}; "
         f"AdamW with warm-up and cosine decay{ema_note}; "

@@ -48,6 +48,34 @@ def test_border_weight_matches_brute_force_and_single_building_is_zero() -> None
     assert border_weight_map(one).max() == 0.0
 
 
+def test_wall_weight_marks_the_wall_two_roofs_share_and_nothing_in_a_lone_roof() -> None:
+    inst = np.zeros((9, 20), dtype=np.int64)
+    inst[2:7, 0:6] = 1  # roof 1: columns 0-5
+    inst[2:7, 6:12] = 2  # roof 2: columns 6-11, sharing a wall with roof 1 (no gap)
+    inst[2:7, 15:19] = 3  # roof 3, 3 px away from roof 2
+    paper = border_weight_map(inst, w0=10.0, sigma=5.0)
+    w = border_weight_map(inst, w0=10.0, sigma=5.0, wall_w0=4.0)
+    # Background pixels are weighted as in the paper whatever the wall weight.
+    np.testing.assert_array_equal(w[inst == 0], paper[inst == 0])
+    assert (paper[inst > 0] == 0).all()
+    # Column 5 (roof 1) is 1 px from roof 2: 4 * exp(-1 / 50); column 0 is 6 px away.
+    assert w[4, 5] == pytest.approx(4.0 * math.exp(-1 / 50.0), rel=1e-6)
+    assert w[4, 6] == pytest.approx(4.0 * math.exp(-1 / 50.0), rel=1e-6)
+    assert w[4, 0] == pytest.approx(4.0 * math.exp(-36 / 50.0), rel=1e-6)
+    assert w[4, 5] > w[4, 3] > w[4, 0] > 0  # largest at the wall, decaying into the roof
+    # The same formula as the brute-force reference, with d1 = 0 inside a building.
+    ids = [1, 2, 3]
+    dist = np.sort(np.stack([ndimage.distance_transform_edt(inst != i) for i in ids]), axis=0)
+    inside = 4.0 * np.exp(-(dist[1] ** 2) / (2 * 25.0))
+    np.testing.assert_allclose(w[inst > 0], inside[inst > 0], rtol=1e-5)
+    # A roof with no neighbour gets no wall weight; without the paper's w0 only walls weigh.
+    one = np.zeros((20, 20), dtype=np.int64)
+    one[5:10, 5:10] = 1
+    assert border_weight_map(one, wall_w0=10.0).max() == 0.0
+    walls_only = border_weight_map(inst, w0=0.0, sigma=5.0, wall_w0=4.0)
+    assert (walls_only[inst == 0] == 0).all() and walls_only[4, 5] == w[4, 5]
+
+
 def test_loss_ignores_invalid_pixels_and_rewards_the_truth() -> None:
     torch.manual_seed(0)
     target = (torch.rand(2, 1, 16, 16) > 0.5).float()
@@ -160,6 +188,30 @@ def test_chip_transform_orders_body_before_contact() -> None:
     body, contact = out["target"][1], out["target"][2]
     assert body[3:7, 3:7].eq(1).all() and body[:, 7:9].eq(0).all()
     assert contact[2:8, 7:9].eq(1).all()
+
+
+def test_chip_transform_weighs_the_shared_wall_only_when_asked() -> None:
+    from geounet.train.datasets import ChipTransform
+
+    layout, sample = _two_roof_chip()
+    zeros = np.zeros(3, dtype=np.int64)
+    paper = ChipTransform(layout, zeros, 1, 10.0, 5.0, 1.0, 0.0, "depth")(dict(sample))
+    walls = ChipTransform(layout, zeros, 1, 10.0, 5.0, 1.0, 0.0, "depth", 10.0)(dict(sample))
+    roofs = sample["mask"][0] > 0
+    assert paper["weight"][roofs].eq(0).all()
+    assert walls["weight"][roofs].gt(0).all()  # every pixel of these roofs is near the wall
+    # the wall (columns 7 and 8) weighs most, the far sides of the roofs least
+    assert walls["weight"][4, 7] > walls["weight"][4, 5] > walls["weight"][4, 2]
+    torch.testing.assert_close(walls["weight"][~roofs], paper["weight"][~roofs])
+    torch.testing.assert_close(walls["target"], paper["target"])  # targets are unchanged
+    # the weight reaches the loss: a body channel that does not dip at the wall costs more
+    target = walls["target"].unsqueeze(0)
+    logits = (target * 2 - 1) * 6
+    logits[0, 1, 2:8, 7:9] = 6.0  # body says "middle of a roof" on the wall
+    loss = SegmentationLoss(LossConfig(pos_weight=(1.0,) * 3, neg_weight=(1.0,) * 3))
+    assert loss(logits, target, walls["weight"].unsqueeze(0)) > 2 * loss(
+        logits, target, paper["weight"].unsqueeze(0)
+    )
 
 
 def test_depth_map_falls_to_zero_at_walls_and_peaks_once_per_roof() -> None:

@@ -427,6 +427,8 @@ def test_resume_refuses_other_training_options(
         train(_cfg(scene, gpkg, out, epochs=2, resume=True, precision="float32"))
     with pytest.raises(InputError, match="--copy-paste 0.0, not --copy-paste 0.5;"):
         train(_cfg(scene, gpkg, out, epochs=2, resume=True, augment=False, copy_paste=0.5))
+    with pytest.raises(InputError, match="--wall-w0 0.0, not --wall-w0 10.0;"):
+        train(_cfg(scene, gpkg, out, epochs=2, resume=True, augment=False, wall_w0=10.0))
     # Nothing was trained or rewritten; the same options resume.
     assert load_state(tmp_path / "run.state.safetensors").record["epoch"] == 1
     assert out.read_bytes() == before

@@ -74,6 +74,14 @@ def train_command(
     loss: Annotated[str, typer.Option(help="bce-dice, bce or dice.")] = "bce-dice",
     w0: Annotated[float, typer.Option(help="Border weight amplitude (0 disables it).")] = 10.0,
     sigma: Annotated[float, typer.Option(help="Border weight width, in pixels.")] = 5.0,
+    wall_w0: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            help="Border weight amplitude inside buildings along walls shared with a "
+            "neighbour, so touching roofs are told apart (0 disables it).",
+        ),
+    ] = 0.0,
     contact_radius: Annotated[
         float,
         typer.Option(
@@ -173,6 +181,7 @@ def train_command(
         loss=loss,  # type: ignore[arg-type]
         w0=w0,
         sigma=sigma,
+        wall_w0=wall_w0,
         contact_radius=contact_radius,
         body_erosion=body_erosion,
         body_target=body_target,

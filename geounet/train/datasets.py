@@ -285,6 +285,7 @@ class ChipTransform:
         contact_radius: float = 0.0,
         body_erosion: float = 0.0,
         body_target: str = "eroded",
+        wall_w0: float = 0.0,
     ) -> None:
         """Prepare the transform.
 
@@ -302,7 +303,10 @@ class ChipTransform:
             body_target: ``eroded`` (the body is each roof eroded by ``body_erosion``)
                 or ``depth`` (each roof's depth, 0 to 1, see ``depth_map``; the body
                 channel is then made whatever ``body_erosion`` is).
+            wall_w0: Border weight amplitude on building pixels near another building,
+                along shared walls (0 disables it; see ``border_weight_map``).
         """
+        self.wall_w0 = wall_w0
         self.contact_radius = contact_radius
         self.body_erosion = body_erosion
         self.body_target = body_target
@@ -368,8 +372,10 @@ class ChipTransform:
             extra.append(torch.from_numpy(contact_map(instances.numpy(), self.contact_radius)))
         if extra:
             target = torch.cat([target, torch.stack(extra)])
-        if self.w0 > 0:
-            weight = torch.from_numpy(border_weight_map(instances.numpy(), self.w0, self.sigma))
+        if self.w0 > 0 or self.wall_w0 > 0:
+            weight = torch.from_numpy(
+                border_weight_map(instances.numpy(), self.w0, self.sigma, self.wall_w0)
+            )
         else:
             weight = torch.zeros(instances.shape, dtype=torch.float32)
         return target, weight
@@ -439,6 +445,7 @@ def build_training_data(
     contact_radius: float = 0.0,
     body_erosion: float = 0.0,
     body_target: str = "eroded",
+    wall_w0: float = 0.0,
 ) -> TrainingData:
     """Open the scenes and footprints for training.
 
@@ -459,6 +466,8 @@ def build_training_data(
         body_target: ``eroded``, or ``depth``: the ``body`` channel learns each roof's
             depth (0 on its outline, 1 along its middle) and is made whatever
             ``body_erosion`` is.
+        wall_w0: Border weight amplitude on building pixels along walls shared with a
+            neighbour (0 disables it).
 
     Returns:
         The training data.
@@ -497,6 +506,7 @@ def build_training_data(
         contact_radius,
         body_erosion,
         body_target,
+        wall_w0,
     )
     dataset = IntersectionDataset(scenes, footprints, transforms=transform)
     if len(dataset.index) == 0:

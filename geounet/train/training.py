@@ -82,6 +82,9 @@ class TrainConfig:
         loss: ``bce-dice``, ``bce`` or ``dice``.
         w0: Border weight amplitude (0 disables the border weight map).
         sigma: Border weight width, in pixels.
+        wall_w0: Border weight amplitude on building pixels near another building, so
+            the walls that touching roofs share weigh as the gaps between roofs do (0
+            disables it: the paper's map weighs background pixels only).
         contact_radius: When positive, the model gets a ``contact`` output channel trained
             on pixels within this many pixels of two different buildings; prediction then
             splits touching buildings there by watershed.
@@ -142,6 +145,7 @@ class TrainConfig:
     loss: LossName = "bce-dice"
     w0: float = 10.0
     sigma: float = 5.0
+    wall_w0: float = 0.0
     contact_radius: float = 0.0
     body_erosion: float = 0.0
     body_target: str = "eroded"
@@ -518,6 +522,7 @@ def train(
         val_fraction=cfg.val_fraction,
         w0=cfg.w0,
         sigma=cfg.sigma,
+        wall_w0=cfg.wall_w0,
         chip_size=cfg.chip_size,
         contact_radius=cfg.contact_radius,
         body_erosion=cfg.body_erosion,
@@ -544,6 +549,7 @@ RESUME_FIXED = (
     "loss",
     "w0",
     "sigma",
+    "wall_w0",
     "contact_radius",
     "body_erosion",
     "body_target",
@@ -780,7 +786,7 @@ def _run(
                 if augmenter is not None:
                     image, maps = augmenter(image, maps)
                 target = maps[:, :classes]
-                border = maps[:, classes] if cfg.w0 > 0 else None
+                border = maps[:, classes] if cfg.w0 > 0 or cfg.wall_w0 > 0 else None
                 valid = maps[:, classes + 1] > 0.5
                 x = normalize(image).contiguous(memory_format=torch.channels_last)
                 with autocast(device, dtype):

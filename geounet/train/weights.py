@@ -4,7 +4,9 @@
 and ``d2`` are the distances (in pixels) to the nearest and the second-nearest building.
 Narrow gaps between two buildings get a large weight, so the network learns to keep them
 open; pixels far from any pair of buildings get (almost) zero. Inside buildings the map is 0
-(the class-balance term of the loss still applies there).
+(the class-balance term of the loss still applies there) unless a *wall* weight is asked
+for: then building pixels near a neighbour, along the walls that touching roofs share, get
+the same kind of weight, so the network learns where one roof ends and the next begins.
 
 The same two distances give the *contact* target: pixels within a few pixels of two
 different buildings. The *body* target is each building shrunk away from its outline (and so
@@ -58,7 +60,7 @@ def _instances(instances: npt.ArrayLike) -> npt.NDArray[np.integer]:
 
 
 def border_weight_map(
-    instances: npt.ArrayLike, w0: float = 10.0, sigma: float = 5.0
+    instances: npt.ArrayLike, w0: float = 10.0, sigma: float = 5.0, wall_w0: float = 0.0
 ) -> npt.NDArray[np.float32]:
     """Compute the border weight map of an instance label image.
 
@@ -66,20 +68,33 @@ def border_weight_map(
     pixels (beyond that the weight is below ``w0 * 4e-6``), so the cost grows with the
     number of buildings, not with their product.
 
+    The paper's map weighs only background pixels, the gaps between objects. Roofs that
+    share a wall have no gap, so ``wall_w0`` extends the same formula inside buildings: a
+    building pixel's nearest building is its own (``d1 = 0``), so it gets
+    ``wall_w0 * exp(-d2**2 / (2 * sigma**2))``, largest along a wall shared with a
+    neighbour and 0 in a roof with no neighbour near.
+
     Args:
         instances: (H, W) integer array: 0 = background, 1, 2, ... = one id per building.
-        w0: Weight amplitude.
+        w0: Weight amplitude on background pixels.
         sigma: Width of the weight, in pixels.
+        wall_w0: Weight amplitude on building pixels near another building (0: none,
+            the paper's map).
 
     Returns:
-        (H, W) float32 weights, 0 inside buildings and where fewer than two buildings are near.
+        (H, W) float32 weights, 0 where fewer than two buildings are near (and inside
+        buildings when ``wall_w0`` is 0).
     """
     inst = _instances(instances)
     d1, d2 = _two_nearest(inst, math.ceil(5 * sigma))
     total = d1 + d2
     weight = np.zeros(inst.shape, dtype=np.float32)
-    near = np.isfinite(total) & (inst == 0)
-    weight[near] = (w0 * np.exp(-(total[near] ** 2) / (2.0 * sigma**2))).astype(np.float32)
+    near = np.isfinite(total)
+    amplitude = np.where(inst == 0, w0, wall_w0)
+    near &= amplitude > 0
+    weight[near] = (amplitude[near] * np.exp(-(total[near] ** 2) / (2.0 * sigma**2))).astype(
+        np.float32
+    )
     return weight
 
 
