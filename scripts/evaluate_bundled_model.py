@@ -16,7 +16,11 @@ nearest one). That split knows the true buildings, so the row shows about what a
 split of this mask would score; the gap to the watershed row is what the split loses, the
 rest is the mask's own error.
 
-Usage: python scripts/evaluate_bundled_model.py [CHECKPOINT] [--truth-split] > table.md
+With ``--sweep`` it prints instead the watershed split's figures at building thresholds
+0.30 to 0.70 (the card's in bold): how much area b's figures move with a threshold that
+area a's strip chose.
+
+Usage: python scripts/evaluate_bundled_model.py [CHECKPOINT] [--truth-split | --sweep] > table.md
 """
 
 from __future__ import annotations
@@ -73,6 +77,86 @@ def truth_split(probability: Path, threshold: float) -> gpd.GeoDataFrame:
     return gdf[area_m2(gdf) >= PredictOptions().min_area_m2]
 
 
+SWEEP = tuple(round(0.30 + 0.05 * i, 2) for i in range(9))
+"""Building thresholds of the sensitivity sweep (``--sweep``): 0.30 to 0.70."""
+
+
+def _scores(
+    scene: Path, probability: Path, gdf: gpd.GeoDataFrame, fp: Path, threshold: float
+) -> dict[str, float]:
+    """Pixel and object figures of one set of footprints against the truth."""
+    write_footprints(gdf, fp)
+    report = evaluate_scene(
+        scene,
+        TRUTH,
+        prob=probability,
+        footprints=fp,
+        threshold=threshold,
+        pictures=False,
+        object_sweep=False,
+    ).report
+    return {
+        **{
+            f"pixel_{k}": report["pixel"][k]
+            for k in ("iou", "precision", "sensitivity", "accuracy", "f1")
+        },
+        **{f"object_{k}": report["objects"][k] for k in ("precision", "recall", "f1")},
+    }
+
+
+def sweep(model: Path, thresholds: tuple[float, ...] = SWEEP) -> list[dict[str, object]]:
+    """The watershed split's figures at other building thresholds than the card's.
+
+    A sensitivity check, not a choice: the card's threshold was chosen on area a's strip,
+    and this shows how much area b's figures move around it. The body threshold stays
+    the card's. Models without a body channel are swept with thresholding alone.
+    """
+    card = read_card(model)
+    rows: list[dict[str, object]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        for name in SCENES:
+            scene = ROOT / "sample_data" / f"{name}.tif"
+            res = predict_scene(scene, out, model, PredictOptions(footprints=False, overwrite=True))
+            split_path = out / f"{name}.split.tif"
+            kwargs: dict[str, object] = (
+                {
+                    "split": (split_path, split_bands(split_path)),
+                    "body_threshold": card.body_threshold,
+                }
+                if split_path.exists()
+                else {}
+            )
+            for t in thresholds:
+                gdf = vectorize(res.probability, t, **kwargs)  # type: ignore[arg-type]
+                fp = out / f"{name}.{len(rows)}.gpkg"
+                rows.append(
+                    {
+                        "scene": name,
+                        "threshold": t,
+                        "chosen": abs(t - card.threshold) < 1e-9,
+                        "polygons": len(gdf),
+                        **_scores(scene, res.probability, gdf, fp, t),
+                    }
+                )
+    return rows
+
+
+def sweep_table(rows: list[dict[str, object]]) -> str:
+    """Render sweep rows as a markdown table (the card's threshold in bold)."""
+    head = (
+        "| scene | building threshold | polygons | pixel IoU | object precision | "
+        "object recall | object F1 |\n|---|---|---|---|---|---|---|"
+    )
+    body = [
+        f"| {r['scene']} | {'**' if r['chosen'] else ''}{r['threshold']:.2f}"
+        f"{' (card)**' if r['chosen'] else ''} | {r['polygons']} | {r['pixel_iou']:.3f} | "
+        f"{r['object_precision']:.3f} | {r['object_recall']:.3f} | {r['object_f1']:.3f} |"
+        for r in rows
+    ]
+    return "\n".join([head, *body])
+
+
 def measure(model: Path, with_truth_split: bool = False) -> list[dict[str, object]]:
     """Predict and evaluate every scene and footprint variant; one dict per table row."""
     card = read_card(model)
@@ -104,29 +188,12 @@ def measure(model: Path, with_truth_split: bool = False) -> list[dict[str, objec
                     else vectorize(res.probability, card.threshold, **kwargs)  # type: ignore[arg-type]
                 )
                 fp = out / f"{name}.{len(rows)}.gpkg"
-                write_footprints(gdf, fp)
-                report = evaluate_scene(
-                    scene,
-                    TRUTH,
-                    prob=res.probability,
-                    footprints=fp,
-                    threshold=card.threshold,
-                    pictures=False,
-                    object_sweep=False,
-                ).report
                 rows.append(
                     {
                         "scene": name,
                         "footprints": label,
                         "polygons": len(gdf),
-                        **{
-                            f"pixel_{k}": report["pixel"][k]
-                            for k in ("iou", "precision", "sensitivity", "accuracy", "f1")
-                        },
-                        **{
-                            f"object_{k}": report["objects"][k]
-                            for k in ("precision", "recall", "f1")
-                        },
+                        **_scores(scene, res.probability, gdf, fp, card.threshold),
                     }
                 )
     return rows
@@ -151,8 +218,12 @@ def table(rows: list[dict[str, object]]) -> str:
 
 def main() -> None:
     """Print the table for the checkpoint given, or the bundled model."""
-    args = [a for a in sys.argv[1:] if a != "--truth-split"]
+    flags = {"--truth-split", "--sweep"}
+    args = [a for a in sys.argv[1:] if a not in flags]
     model = Path(args[0]) if args else bundled_model_path()
+    if "--sweep" in sys.argv[1:]:
+        print(sweep_table(sweep(model)))
+        return
     print(table(measure(model, with_truth_split="--truth-split" in sys.argv[1:])))
 
 
