@@ -44,6 +44,7 @@ from geounet.train.validation import (
     BODY_THRESHOLDS,
     DEFAULT_THRESHOLDS,
     ThresholdScore,
+    choose_score,
     sweep_thresholds,
 )
 
@@ -911,8 +912,9 @@ def choose_thresholds(
 
     Every pair of a building threshold (``thresholds``, or the default sweep) and a body
     threshold (``body_thresholds``, by default :data:`BODY_THRESHOLDS`) is scored as
-    prediction would split the footprints; the best score (mean of pixel IoU and object
-    F1) wins.
+    prediction would split the footprints; among the pairs whose pixel IoU is near the
+    best, the best score (mean of pixel IoU and object F1) wins (see
+    :func:`~geounet.train.validation.choose_score`).
 
     Returns:
         The winning score, with its thresholds.
@@ -931,7 +933,7 @@ def choose_thresholds(
         names,
         body_thresholds,
     )
-    return max(scores, key=lambda s: s.score)
+    return choose_score(scores)
 
 
 def calibrate(
