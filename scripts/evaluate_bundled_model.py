@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import geopandas as gpd
@@ -81,10 +82,34 @@ SWEEP = tuple(round(0.30 + 0.05 * i, 2) for i in range(9))
 """Building thresholds of the sensitivity sweep (``--sweep``): 0.30 to 0.70."""
 
 
-def _scores(
-    scene: Path, probability: Path, gdf: gpd.GeoDataFrame, fp: Path, threshold: float
-) -> dict[str, float]:
-    """Pixel and object figures of one set of footprints against the truth."""
+def _predicted(
+    model: Path, body_threshold: float
+) -> Iterator[tuple[str, Path, Path, dict[str, object] | None, Path]]:
+    """Predict every scene into a temporary folder, one at a time.
+
+    Yields:
+        ``(name, scene, probability, split, folder)``: ``split`` is the watershed options
+        of ``vectorize`` (``None`` for a model without split channels); ``folder`` is
+        where the scene's footprints may be written. The folder is removed at the end.
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        for name in SCENES:
+            scene = ROOT / "sample_data" / f"{name}.tif"
+            res = predict_scene(scene, out, model, PredictOptions(footprints=False, overwrite=True))
+            split_path = out / f"{name}.split.tif"
+            split: dict[str, object] | None = (
+                {"split": (split_path, split_bands(split_path)), "body_threshold": body_threshold}
+                if split_path.exists()
+                else None
+            )
+            yield name, scene, res.probability, split, out
+
+
+def _row(
+    name: str, scene: Path, probability: Path, gdf: gpd.GeoDataFrame, fp: Path, threshold: float
+) -> dict[str, object]:
+    """One table row: the footprints' pixel and object figures against the truth."""
     write_footprints(gdf, fp)
     report = evaluate_scene(
         scene,
@@ -96,6 +121,8 @@ def _scores(
         object_sweep=False,
     ).report
     return {
+        "scene": name,
+        "polygons": len(gdf),
         **{
             f"pixel_{k}": report["pixel"][k]
             for k in ("iou", "precision", "sensitivity", "accuracy", "f1")
@@ -113,32 +140,11 @@ def sweep(model: Path, thresholds: tuple[float, ...] = SWEEP) -> list[dict[str, 
     """
     card = read_card(model)
     rows: list[dict[str, object]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        for name in SCENES:
-            scene = ROOT / "sample_data" / f"{name}.tif"
-            res = predict_scene(scene, out, model, PredictOptions(footprints=False, overwrite=True))
-            split_path = out / f"{name}.split.tif"
-            kwargs: dict[str, object] = (
-                {
-                    "split": (split_path, split_bands(split_path)),
-                    "body_threshold": card.body_threshold,
-                }
-                if split_path.exists()
-                else {}
-            )
-            for t in thresholds:
-                gdf = vectorize(res.probability, t, **kwargs)  # type: ignore[arg-type]
-                fp = out / f"{name}.{len(rows)}.gpkg"
-                rows.append(
-                    {
-                        "scene": name,
-                        "threshold": t,
-                        "chosen": abs(t - card.threshold) < 1e-9,
-                        "polygons": len(gdf),
-                        **_scores(scene, res.probability, gdf, fp, t),
-                    }
-                )
+    for name, scene, probability, split, out in _predicted(model, card.body_threshold):
+        for t in thresholds:
+            gdf = vectorize(probability, t, **(split or {}))  # type: ignore[arg-type]
+            row = _row(name, scene, probability, gdf, out / f"{name}.{len(rows)}.gpkg", t)
+            rows.append({**row, "threshold": t, "chosen": abs(t - card.threshold) < 1e-9})
     return rows
 
 
@@ -161,41 +167,28 @@ def measure(model: Path, with_truth_split: bool = False) -> list[dict[str, objec
     """Predict and evaluate every scene and footprint variant; one dict per table row."""
     card = read_card(model)
     rows: list[dict[str, object]] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
-        for name in SCENES:
-            scene = ROOT / "sample_data" / f"{name}.tif"
-            res = predict_scene(scene, out, model, PredictOptions(footprints=False, overwrite=True))
-            # (label, vectorize's options), or None for the truth-split bound
-            variants: list[tuple[str, dict[str, object] | None]] = [("threshold only", {})]
-            split_path = out / f"{name}.split.tif"
-            if split_path.exists():
-                split = (split_path, split_bands(split_path))
-                seeds = " and ".join(split[1])
-                body = {"split": split, "body_threshold": card.body_threshold}
-                variants += [
-                    (f"watershed split ({seeds})", body),
-                    ("split + regularisation", {**body, "regularize": True}),
-                ]
-            else:
-                variants += [("threshold + regularisation", {"regularize": True})]
-            if with_truth_split:
-                variants.append(("bound: mask split by the truth", None))
-            for label, kwargs in variants:
-                gdf = (
-                    truth_split(res.probability, card.threshold)
-                    if kwargs is None
-                    else vectorize(res.probability, card.threshold, **kwargs)  # type: ignore[arg-type]
-                )
-                fp = out / f"{name}.{len(rows)}.gpkg"
-                rows.append(
-                    {
-                        "scene": name,
-                        "footprints": label,
-                        "polygons": len(gdf),
-                        **_scores(scene, res.probability, gdf, fp, card.threshold),
-                    }
-                )
+    for name, scene, probability, split, out in _predicted(model, card.body_threshold):
+        # (label, vectorize's options), or None for the truth-split bound
+        variants: list[tuple[str, dict[str, object] | None]] = [("threshold only", {})]
+        if split is not None:
+            seeds = " and ".join(split["split"][1])  # type: ignore[index]
+            variants += [
+                (f"watershed split ({seeds})", split),
+                ("split + regularisation", {**split, "regularize": True}),
+            ]
+        else:
+            variants += [("threshold + regularisation", {"regularize": True})]
+        if with_truth_split:
+            variants.append(("bound: mask split by the truth", None))
+        for label, kwargs in variants:
+            gdf = (
+                truth_split(probability, card.threshold)
+                if kwargs is None
+                else vectorize(probability, card.threshold, **kwargs)  # type: ignore[arg-type]
+            )
+            fp = out / f"{name}.{len(rows)}.gpkg"
+            row = _row(name, scene, probability, gdf, fp, card.threshold)
+            rows.append({**row, "footprints": label})
     return rows
 
 
