@@ -417,7 +417,15 @@ def test_sigint_leaves_nothing_and_next_run_is_clean(tiny_model: Path, tmp_path:
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "geounet", "predict", str(scene), "-m", str(tiny_model)]
     cmd += ["-o", str(out), "--tile", "64", "-q"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # as from a terminal: a shell running the tests in the background (nohup, `&`) passes
+    # SIGINT on as ignored, and Python then never turns it into KeyboardInterrupt
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     # the raster being stitched (the other temporary names are reserved and freed at once,
     # so seeing one of them does not mean that writing has started)
     writing = ".*.tmp*.work.tif"
