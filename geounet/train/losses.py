@@ -8,7 +8,7 @@ outside ``valid`` (no data) count nowhere.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -91,8 +91,8 @@ class SegmentationLoss(torch.nn.Module):
         total = logits.new_zeros(())
         cfg = self.config
         if cfg.name in ("bce-dice", "bce"):
-            pos: torch.Tensor = self.pos  # type: ignore[assignment]
-            neg: torch.Tensor = self.neg  # type: ignore[assignment]
+            pos = cast(torch.Tensor, self.pos)  # a buffer (typed Tensor | Module by older torch)
+            neg = cast(torch.Tensor, self.neg)
             if pos.numel() != c:
                 pos, neg = pos[:1].expand(c), neg[:1].expand(c)
             weight = target * pos.view(1, c, 1, 1) + (1 - target) * neg.view(1, c, 1, 1)
