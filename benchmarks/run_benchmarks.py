@@ -45,6 +45,7 @@ from geounet.predict import (  # noqa: E402
     default_batch_size,
     plan_for_grid,
 )
+from geounet.tta import with_tta  # noqa: E402
 
 CHILD = """
 import json, resource, sys, time
@@ -127,7 +128,8 @@ def torchgeo_baseline(
 ) -> dict[str, float]:
     """torchgeo's documented way to predict a scene; wall time and peak RSS (fresh process).
 
-    The checkpoint's model as loaded (no fusion), geounet's tile, overlap and batch size.
+    The checkpoint's model as loaded (no fusion; its card's test-time augmentation),
+    geounet's tile, overlap and batch size.
     """
     code = f"""
 import json, resource, sys, time
@@ -137,6 +139,7 @@ from torchgeo.datasets import RasterDataset, stack_samples
 from torchgeo.samplers import GridGeoSampler
 from geounet.checkpoint import load_checkpoint
 from geounet.device import autocast, resolve_precision
+from geounet.tta import with_tta
 t0 = time.perf_counter()
 class Scene(RasterDataset):
     filename_glob = {scene.name!r}
@@ -144,7 +147,7 @@ class Scene(RasterDataset):
     all_bands = ("R", "G", "B", "A")
     rgb_bands = ("R", "G", "B")
 ck = load_checkpoint({str(card) if card else None!r})
-model = ck.model.eval().to(memory_format=torch.channels_last)
+model = with_tta(ck.model.eval().to(memory_format=torch.channels_last), ck.card.tta)
 dtype = resolve_precision(torch.device("cpu"), "auto")
 ds = Scene(paths={str(scene.parent)!r}, bands=("R", "G", "B"))
 sampler = GridGeoSampler(ds, size={tile}, stride={tile - overlap})
@@ -201,7 +204,8 @@ def main() -> None:
     opts = PredictOptions()
     tile = ckpt.card.tile_size
     overlap = min(128, tile // 4)
-    flops_px = conv_flops_per_pixel(ckpt.model.float().eval(), 256, ckpt.card.model.in_channels)
+    net = with_tta(ckpt.model.float().eval(), ckpt.card.tta)  # as predict runs it
+    flops_px = conv_flops_per_pixel(net, 256, ckpt.card.model.in_channels)
     peak = matmul_peak(device, dtype)
     print(
         f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, "

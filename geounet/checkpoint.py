@@ -22,6 +22,7 @@ from torch import nn
 
 from geounet.errors import CheckpointError
 from geounet.model import ModelConfig, build_model
+from geounet.tta import TTA_MODES
 
 FORMAT_VERSION = 1
 METADATA_KEY = "geounet"
@@ -71,6 +72,8 @@ class ModelCard:
         body_threshold: Body probability at or above which a pixel seeds a footprint
             (models with a ``body`` channel; chosen on validation data).
         class_names: Meaning of each output channel (channel 0 is ``building``).
+        tta: Test-time augmentation the thresholds were chosen with, which prediction
+            uses by default: ``none``, ``flips`` or ``d4`` (see :mod:`geounet.tta`).
         provenance: Free-form record: data, command, date, software versions.
         format_version: Version of this checkpoint format.
     """
@@ -83,6 +86,7 @@ class ModelCard:
     threshold: float = 0.5
     body_threshold: float = 0.5
     class_names: tuple[str, ...] = ("building",)
+    tta: str = "none"
     provenance: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
@@ -227,6 +231,11 @@ def check_card(card: ModelCard, path: str | os.PathLike[str] | None = None) -> N
         raise CheckpointError(
             f"{where}the model has {cfg.classes} output channels but its card names "
             f"{len(card.class_names)} classes ({', '.join(card.class_names)}); {fix}"
+        )
+    if card.tta not in TTA_MODES:
+        raise CheckpointError(
+            f"{where}its card asks for an unknown test-time augmentation {card.tta!r} "
+            f"(known: {', '.join(TTA_MODES)}); upgrade geounet or fix the card"
         )
 
 

@@ -52,6 +52,7 @@ class TileJob:
         device: ``auto``, ``cpu`` or ``cuda`` (resolved on each worker).
         precision: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
         value_range: Raw values mapped onto 0..255 before normalisation, or ``None``.
+        tta: Test-time augmentation (``None``: the model card's).
     """
 
     scene: str
@@ -61,11 +62,16 @@ class TileJob:
     device: str = "auto"
     precision: str = "auto"
     value_range: tuple[float, float] | None = None
+    tta: str | None = None
 
 
 @lru_cache(maxsize=2)
 def _worker_predictor(
-    model: str, device: str, precision: str, value_range: tuple[float, float] | None
+    model: str,
+    device: str,
+    precision: str,
+    value_range: tuple[float, float] | None,
+    tta: str | None = None,
 ) -> TilePredictor:
     """Load the model once per worker process (cached across tasks)."""
     from geounet.checkpoint import load_checkpoint
@@ -73,7 +79,7 @@ def _worker_predictor(
 
     dev = select_device(device)
     return TilePredictor(
-        load_checkpoint(model), dev, resolve_precision(dev, precision), value_range
+        load_checkpoint(model), dev, resolve_precision(dev, precision), value_range, tta
     )
 
 
@@ -89,7 +95,7 @@ def run_batch(job: TileJob, tiles: list[Tile]) -> list[TileResult]:
     """
     from geounet.predict import infer_batch, working_grid
 
-    predictor = _worker_predictor(job.model, job.device, job.precision, job.value_range)
+    predictor = _worker_predictor(job.model, job.device, job.precision, job.value_range, job.tta)
     bands = list(job.bands)
     with GDAL_LOCK, open_scene(job.scene) as src, working_grid(src, job.factor) as grid:
         batch = [(t, *read_window(grid, bands, t.row, t.col, t.height, t.width)) for t in tiles]

@@ -47,6 +47,7 @@ from geounet.raster import (
 from geounet.stitch import TileResult, stitch_to_raster
 from geounet.styles import write_probability_style
 from geounet.tiling import Tile, TilePlan, plan_tiles
+from geounet.tta import check_mode, with_tta
 from geounet.vectorize import SPLIT_CHANNELS, vectorize, write_footprints
 
 Progress = Callable[[str, int, int], None]
@@ -84,6 +85,8 @@ class PredictOptions:
         value_range: Raw values mapped onto 0..255 before the model's normalisation
             (16-bit or float scenes with an 8-bit model).
         name: Stem of the output files (default: the scene's file name stem).
+        tta: Test-time augmentation, ``none``, ``flips`` or ``d4`` (default: the card's,
+            the one its thresholds were chosen with; see :mod:`geounet.tta`).
     """
 
     tile: int | None = None
@@ -106,6 +109,7 @@ class PredictOptions:
     regularize: bool = False
     value_range: tuple[float, float] | None = None
     name: str | None = None
+    tta: str | None = None
 
 
 @dataclass
@@ -123,6 +127,7 @@ class PredictResult:
     device: str
     precision: str
     redundancy: float
+    tta: str = "none"
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -141,6 +146,7 @@ class TilePredictor:
         dtype: Autocast dtype (``torch.float32`` disables autocast).
         value_range: Raw values mapped linearly onto 0..255 before the model's own
             normalisation (for 16-bit or float scenes fed to an 8-bit model).
+        tta: Test-time augmentation (``None``: the card's; see :mod:`geounet.tta`).
     """
 
     def __init__(
@@ -149,14 +155,16 @@ class TilePredictor:
         device: torch.device,
         dtype: torch.dtype,
         value_range: tuple[float, float] | None = None,
+        tta: str | None = None,
     ):
         self.card = checkpoint.card
         self.value_range = value_range
         self.device = device
         self.dtype = dtype
+        self.tta = check_mode(self.card.tta if tta is None else tta)
         # batch norms folded into their convolutions (a copy: the checkpoint is untouched)
-        self.model = fuse_for_inference(checkpoint.model).to(device)
-        self.model = self.model.to(memory_format=torch.channels_last)
+        net = fuse_for_inference(checkpoint.model).to(device)
+        self.model = with_tta(net.to(memory_format=torch.channels_last), self.tta)
 
     @torch.inference_mode()
     def __call__(self, images: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
@@ -230,6 +238,7 @@ def predict_scene(
     threshold = card.threshold if opts.threshold is None else opts.threshold
     if not 0.0 < threshold < 1.0:
         raise InputError(f"threshold {threshold} must lie strictly between 0 and 1")
+    tta = check_mode(card.tta if opts.tta is None else opts.tta)
     device = select_device(opts.device)
     dtype = resolve_precision(device, opts.precision)
 
@@ -244,7 +253,7 @@ def predict_scene(
         check_outputs(outputs + ([split_path] if keep_split else []), opts.overwrite)
         px_m = ground_pixel_size_m(src)
         resampled = needs_resampling(px_m, card.pixel_size_m, opts.resample)
-        predictor = TilePredictor(ckpt, device, dtype, opts.value_range)
+        predictor = TilePredictor(ckpt, device, dtype, opts.value_range, tta)
         batch = opts.batch_size or default_batch_size(device)
         timings: dict[str, float] = {}
         # the raster's companion (footprints, or the split raster) is written under a
@@ -331,6 +340,7 @@ def predict_scene(
         device=str(device),
         precision=str(dtype).removeprefix("torch."),
         redundancy=plan.redundancy,
+        tta=tta,
         timings=timings,
     )
 
@@ -361,6 +371,7 @@ def _dask_batches(
         device=opts.device,
         precision=opts.precision,
         value_range=opts.value_range,
+        tta=opts.tta,
     )
     with dask_client(opts.workers, opts.scheduler) as client:
         n = max(len(client.scheduler_info().get("workers", {})), 1)

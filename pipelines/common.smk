@@ -161,6 +161,11 @@ def resample_option(wildcards):
     return "--resample" if config["resample"] else "--no-resample"
 
 
+def tta_option(wildcards):
+    """`--tta MODE` for geounet predict, or nothing (the model card's mode)."""
+    return "" if config["tta"] is None else f"--tta {shlex.quote(config['tta'])}"
+
+
 def scene_image(wildcards):
     """The image of a scene."""
     return str(SCENES[wildcards.scene].image)

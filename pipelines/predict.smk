@@ -17,6 +17,7 @@ rule predict:
         image=scene_image,
         model=model_option,
         resample=resample_option,
+        tta=tta_option,
         out_dir=lambda wildcards, output: os.path.dirname(output.prob),
     threads: 1
     resources:
@@ -31,6 +32,6 @@ rule predict:
         "results/{scene}/benchmarks/predict.tsv"
     shell:
         "OMP_NUM_THREADS={threads} geounet predict {params.image:q} --plan {input.plan:q}"
-        " {params.model} {params.resample} --workers {resources.dask_workers}"
+        " {params.model} {params.resample} {params.tta} --workers {resources.dask_workers}"
         " --scheduler={resources.dask_scheduler:q} --out-dir {params.out_dir:q}"
         " --name {wildcards.scene:q} --no-footprints --overwrite --quiet > {log:q} 2>&1"

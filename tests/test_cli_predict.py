@@ -149,6 +149,9 @@ def test_workers_give_a_byte_identical_probability_raster(
         "workers": ["--workers", "2"],
         # the workflow passes --scheduler= (empty) when no scheduler is configured
         "no_scheduler": ["--scheduler="],
+        # the workers are told the test-time augmentation too
+        "flips": ["--tta", "flips"],
+        "flips_workers": ["--tta", "flips", "--workers", "2"],
     }
     data: dict[str, bytes] = {}
     for name, extra in runs.items():
@@ -157,3 +160,4 @@ def test_workers_give_a_byte_identical_probability_raster(
         data[name] = (tmp_path / name / f"{scene.stem}.prob.tif").read_bytes()
     assert data["workers"] == data["plain"]
     assert data["no_scheduler"] == data["plain"]
+    assert data["flips_workers"] == data["flips"] != data["plain"]

@@ -11,7 +11,7 @@ import torch
 from rasterio.windows import Window
 from typer.testing import CliRunner
 
-from geounet.checkpoint import ModelCard, load_checkpoint, save_checkpoint
+from geounet.checkpoint import ModelCard, load_checkpoint, read_card, save_checkpoint
 from geounet.cli import app
 from geounet.errors import InputError, OutputExistsError
 from geounet.model import ModelConfig, build_model
@@ -332,7 +332,7 @@ def test_cli_unknown_colour_jitter_is_a_one_line_error(
 
 
 def test_body_model_thresholds_are_chosen_on_validation_and_recalibrated(
-    crop: tuple[Path, Path, Path], tmp_path: Path
+    crop: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from geounet.train import calibrate
     from geounet.train.training import BODY_THRESHOLD_FIXED
@@ -369,6 +369,25 @@ def test_body_model_thresholds_are_chosen_on_validation_and_recalibrated(
     assert pinned.provenance["calibration"].endswith(f"{BODY_THRESHOLD_FIXED} 0.55")
     with pytest.raises(InputError, match="--body-threshold must be between 0 and 1, got 1.5"):
         calibrate(out, [scene], [gpkg], fixed, overwrite=True, body_threshold=1.5)
+    # thresholds chosen with test-time augmentation: the card keeps the mode for predict
+    from geounet.train import training
+
+    seen: list[str] = []  # the modes the strip was predicted with
+    real = training.with_tta
+    monkeypatch.setattr(
+        training, "with_tta", lambda net, mode: seen.append(mode) or real(net, mode)
+    )
+    flips = tmp_path / "flips.safetensors"
+    best = calibrate(out, [scene], [gpkg], flips, val_fraction=0.3, chip_size=64,
+                     precision="float32", tta="flips")  # fmt: skip
+    flipped = load_checkpoint(flips).card
+    assert (read_card(fixed).tta, flipped.tta) == ("none", "flips")
+    assert flipped.provenance["calibration"].endswith("; with flips test-time augmentation")
+    again_flips = calibrate(flips, [scene], [gpkg], flips, val_fraction=0.3, chip_size=64,
+                            precision="float32", overwrite=True)  # fmt: skip
+    assert load_checkpoint(flips).card.tta == "flips"  # kept when not asked
+    assert again_flips.pixels.iou == best.pixels.iou
+    assert seen == ["flips", "flips"]
 
 
 def test_depth_body_target_makes_and_records_the_body_channel(

@@ -92,6 +92,18 @@ def test_invalid_config_and_catalogue_are_reported(project: Path) -> None:
     assert not (project / "results").exists()
 
 
+def test_tta_reaches_predict_and_a_bad_one_stops_the_run(project: Path) -> None:
+    result = snakemake("-n", "-p", "--cores", "1", *CONFIG, "tta=flips", cwd=project)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out
+    assert out.count("--tta flips") == 2  # both scenes' predict commands
+    result = snakemake("-n", "-p", "--cores", "1", *CONFIG, cwd=project)
+    assert "--tta" not in result.stdout + result.stderr  # default: the model card's
+    result = snakemake("-n", "--cores", "1", *CONFIG, "tta=d8", cwd=project)
+    assert result.returncode != 0
+    assert "d8" in result.stdout + result.stderr
+
+
 def test_train_first_when_the_config_asks(project: Path) -> None:
     train = (
         "train={images: [scenes/b.tif], labels: [scenes/truth.gpkg],"

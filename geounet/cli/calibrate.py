@@ -35,6 +35,13 @@ def calibrate(
             "body channel; 0.5 = half depth for --body-target depth)."
         ),
     ] = None,
+    tta: Annotated[
+        str | None,
+        typer.Option(
+            help="Test-time augmentation to choose the thresholds with (none, flips or d4); "
+            "written into the card, so `geounet predict` uses it. Default: the model's."
+        ),
+    ] = None,
 ) -> None:
     """Choose the building (and body) thresholds on the validation strip; write them in the card.
 
@@ -46,7 +53,7 @@ def calibrate(
     with user_errors():
         best = calibrate_model(
             model, images, labels, out, val_fraction, chip_size, device, precision, overwrite,
-            body_threshold,
+            body_threshold, tta,
         )  # fmt: skip
     body = "" if best.body_threshold is None else f", body {best.body_threshold:.2f}"
     typer.echo(

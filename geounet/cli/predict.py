@@ -96,6 +96,13 @@ def predict(
             "(e.g. 0,65535 or 0,1)."
         ),
     ] = None,
+    tta: Annotated[
+        str | None,
+        typer.Option(
+            help="Test-time augmentation: none, flips (4 passes a tile) or d4 (8: flips and "
+            "rotations); default: the model's, the one its thresholds were chosen with."
+        ),
+    ] = None,
     resample: Annotated[
         bool,
         typer.Option(
@@ -168,6 +175,7 @@ def predict(
         regularize=regularize,
         value_range=_parse_range(value_range),
         name=name,
+        tta=tta,
     )
     console = Console(stderr=True)
     bar = Progress(
@@ -211,8 +219,9 @@ def predict(
         else ""
     )
     found = "" if result.buildings is None else f", {result.buildings} buildings"
+    tta_note = "" if result.tta == "none" else f", {result.tta} test-time augmentation"
     outputs = ", ".join(str(p) for p in (result.probability, result.footprints, project) if p)
     typer.echo(
         f"{scene.name}: {result.tiles} tiles{found} in {result.seconds:.1f} s on "
-        f"{result.device} ({result.precision}{resample_note}) -> {outputs}"
+        f"{result.device} ({result.precision}{tta_note}{resample_note}) -> {outputs}"
     )

@@ -47,6 +47,7 @@ from geounet.train.validation import (
     choose_score,
     sweep_thresholds,
 )
+from geounet.tta import check_mode, with_tta
 
 
 @dataclass
@@ -947,6 +948,7 @@ def calibrate(
     precision: str = "auto",
     overwrite: bool = False,
     body_threshold: float | None = None,
+    tta: str | None = None,
 ) -> ThresholdScore:
     """Choose a trained model's thresholds on the held-out strip of scenes, as training does.
 
@@ -970,6 +972,8 @@ def calibrate(
         overwrite: Replace an existing ``out``.
         body_threshold: Keep this body threshold instead of choosing one (models with
             a ``body`` channel only).
+        tta: Test-time augmentation to choose the thresholds with, written into the card
+            for prediction to use (``None``: the card's; see :mod:`geounet.tta`).
 
     Returns:
         The winning validation score, with its thresholds.
@@ -988,6 +992,7 @@ def calibrate(
         raise InputError(f"--body-threshold must be between 0 and 1, got {body_threshold}")
     ck = load_checkpoint(model)
     card = ck.card
+    mode = check_mode(card.tta if tta is None else tta)
     if body_threshold is not None and "body" not in card.class_names:
         raise InputError(
             f"{model} has no body channel (channels: {', '.join(card.class_names)}); "
@@ -1008,7 +1013,7 @@ def calibrate(
         vset = _validation_set(data, chip_size, card.model.size_multiple)
         norm = card.normalization
         best = choose_thresholds(
-            net,
+            with_tta(net, mode),
             vset,
             _Normalizer(norm, dev),
             norm.scale,
@@ -1025,12 +1030,14 @@ def calibrate(
         card,
         threshold=best.threshold,
         body_threshold=card.body_threshold if best.body_threshold is None else best.body_threshold,
+        tta=mode,
         provenance={
             **card.provenance,
             "validation": ", ".join(f"{k}={v:.4f}" for k, v in figures.items()),
             "calibration": f"thresholds chosen on the validation strip "
             f"(eastern {val_fraction:.0%}) of {', '.join(str(p) for p in images)}"
-            + ("" if body_threshold is None else f"; {BODY_THRESHOLD_FIXED} {body_threshold}"),
+            + ("" if body_threshold is None else f"; {BODY_THRESHOLD_FIXED} {body_threshold}")
+            + ("" if mode == "none" else f"; with {mode} test-time augmentation"),
         },
     )
     save_checkpoint(out, final, ck.model.cpu())
