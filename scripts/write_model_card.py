@@ -28,6 +28,7 @@ from geounet.train.copypaste import MAX_PASTED
 from geounet.train.recolour import BRIGHTNESS, SATURATION
 from geounet.train.training import BODY_THRESHOLD_FIXED, calibrate
 from geounet.train.validation import IOU_TOLERANCE
+from geounet.tta import passes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_bundled_model import measure, sweep, sweep_table, table  # noqa: E402
@@ -78,8 +79,14 @@ def _commit(reference: str | Path) -> str | None:
     return found[1] if found else None
 
 
-def _reference_section(reference: Path, bundled: ModelCard) -> str:
-    """An area-b table for a checkpoint other than the bundled one, with its provenance."""
+def _reference_section(
+    reference: Path, bundled: ModelCard, bundled_sweep: list[dict[str, object]]
+) -> str:
+    """An area-b table for a checkpoint other than the bundled one, with its provenance.
+
+    A candidate that predicts with test-time augmentation is also swept over building
+    thresholds and compared, threshold by threshold, with ``bundled_sweep``.
+    """
     commit = _commit(reference)
     ref = read_card(reference)
     member = [
@@ -95,18 +102,58 @@ def _reference_section(reference: Path, bundled: ModelCard) -> str:
         )
     elif member:
         origin = f"member {member[0]} of the bundled ensemble, alone"
+    elif _same_networks(ref, bundled):
+        origin = "the bundled networks themselves, calibrated and predicted otherwise"
     elif ref.model.members > 1 and not _body_threshold_fixed(ref):
         origin = "not bundled; an ensemble whose thresholds were all chosen on the strip"
     else:
         origin = "not bundled"
     command = ref.provenance.get("command", "?").split("--minutes")[0].strip()
-    return (
+    tta = (
+        ""
+        if ref.tta == "none"
+        else f"; predicted with {ref.tta} test-time augmentation ({passes(ref.tta)} passes a "
+        f"tile), its thresholds chosen with it by `geounet calibrate --tta {ref.tta}`"
+    )
+    text = (
         f"\n\nFor comparison, `{reference.name}` ({origin}; channels "
         f"{', '.join(ref.class_names)}; threshold {ref.threshold:.2f}"
-        f"{f', body {ref.body_threshold:.2f}' if 'body' in ref.class_names else ''}; "
+        f"{f', body {ref.body_threshold:.2f}' if 'body' in ref.class_names else ''}{tta}; "
         f"best epoch {ref.provenance.get('best_epoch', '?')}; trained by `{command}`), "
         f"measured the same way:\n\n{table(measure(reference))}"
     )
+    if ref.tta != "none":
+        # the same weights predicting otherwise: part of any gain or loss may be the
+        # threshold the strip chose with it, so it is swept as the bundled model is
+        rows = sweep(reference)
+        text += (
+            f"\n\nThe same at other building thresholds (`python scripts/"
+            f"evaluate_bundled_model.py build/{reference.name} --sweep`); "
+            f"{_compare_sweeps(rows, bundled_sweep)}:\n\n{sweep_table(rows)}"
+        )
+    return text
+
+
+def _compare_sweeps(rows: list[dict[str, object]], base: list[dict[str, object]]) -> str:
+    """How often a sweep's object F1 beats another's at the same scene and threshold."""
+    base_f1 = {(r["scene"], r["threshold"]): float(r["object_f1"]) for r in base}  # type: ignore[arg-type]
+    diffs = [
+        round(float(r["object_f1"]) - base_f1[(r["scene"], r["threshold"])], 3)  # type: ignore[arg-type]
+        for r in rows
+        if (r["scene"], r["threshold"]) in base_f1
+    ]
+    higher, lower = sum(d > 0 for d in diffs), sum(d < 0 for d in diffs)
+    return (
+        f"at the same scene and building threshold, its object F1 is higher than the "
+        f"bundled model's at {higher} of the {len(diffs)} thresholds swept, lower at "
+        f"{lower} and equal at {len(diffs) - higher - lower}"
+    )
+
+
+def _same_networks(card: ModelCard, other: ModelCard) -> bool:
+    """Whether two cards hold the same trained networks (the same ensemble run)."""
+    keys = ("command", "date")
+    return [card.provenance.get(k) for k in keys] == [other.provenance.get(k) for k in keys]
 
 
 def _body_threshold_fixed(card: ModelCard) -> bool:
@@ -220,9 +267,8 @@ SENSITIVITY_WINDOW = 0.10
 """The card quotes object F1's span over building thresholds this close to its own."""
 
 
-def _sensitivity_section(ckpt: Path, chosen: float) -> str:
-    """How area b's figures move with the building threshold (``--sweep``), as markdown."""
-    rows = sweep(ckpt)
+def _sensitivity_section(rows: list[dict[str, object]], chosen: float) -> str:
+    """How area b's figures move with the building threshold (``--sweep`` rows), as markdown."""
     near = [
         r
         for r in rows
@@ -360,6 +406,14 @@ def main() -> None:
         else "A classic U-Net (Ronneberger et al. 2015), depth "
         f"{m.depth}, base width {m.base_width},"
     )
+    tta_note = (
+        " Predicted without test-time augmentation by default, as its thresholds were chosen "
+        "(`geounet predict --tta flips` or `--tta d4` average the predictions of 4 or 8 "
+        "flipped and rotated copies of each tile, at 4 or 8 times the compute)."
+        if card.tta == "none"
+        else f" Predicted with {card.tta} test-time augmentation ({passes(card.tta)} passes a "
+        "tile), with which its thresholds were chosen (`--tta none` is faster)."
+    )
     kind = "an ensemble of small networks" if m.members > 1 else "a small network"
     validated = (
         "as measured by `geounet calibrate` for the ensemble"
@@ -382,14 +436,15 @@ def main() -> None:
         if misses or not split_rows
         else "This model reaches it on both scenes, with the watershed split."
     )
-    sensitivity = _sensitivity_section(ckpt, card.threshold)
+    bundled_sweep = sweep(ckpt)
+    sensitivity = _sensitivity_section(bundled_sweep, card.threshold)
     rechosen = _rechosen_threshold(ckpt, card, images)
     rule_note = (
         "; for this model the current rule chooses the same threshold"
         if abs(rechosen - card.threshold) < 1e-9
         else f"; the current rule would choose {rechosen:.2f} for this model"
     )
-    reference_table = "".join(_reference_section(Path(r), card) for r in references)
+    reference_table = "".join(_reference_section(Path(r), card, bundled_sweep) for r in references)
     if any(_commit(r) is None for r in references):
         reference_table += (
             "\n\nCandidates marked *not bundled* were trained by "
@@ -420,7 +475,7 @@ def main() -> None:
 (safetensors, no pickle). Trained at {card.pixel_size_m:.4f} m ground pixels; `geounet predict`
 resamples scenes with other pixel sizes to it. Default threshold **{card.threshold:.2f}**
 (chosen on the validation strip of area a, never on area b).{body_note} Prediction tile size
-{card.tile_size} px. Input normalisation: raw x {card.normalization.scale:.6f}, then
+{card.tile_size} px.{tta_note} Input normalisation: raw x {card.normalization.scale:.6f}, then
 mean {card.normalization.mean}, std {card.normalization.std} per band.
 
 **Expected input:** 8-bit imagery (values 0..255) with bands {", ".join(card.bands)}, at any
