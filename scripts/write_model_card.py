@@ -11,7 +11,10 @@ has one per member).
 
 Each reference checkpoint (an earlier bundled model, or a candidate trained with other
 settings) gets its own area-b table, measured the same way, with the command that trained it,
-so the card shows what each change did.
+so the card shows what each change did. Candidates live in the git-ignored build/ folder, so
+a fresh checkout lacks most of them: the section of a reference that is not there is kept as
+the current card has it (measured when that file was at hand), and the script says so; a
+reference that is neither there nor in the card is an error.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_bundled_model import measure, sweep, sweep_table, table  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+CARD = ROOT / "geounet" / "data" / "MODEL_CARD.md"
 DEFAULT_LOGS = sorted((ROOT / "scripts").glob("train_bundled_model.member*.log"))
 """The training logs of the bundled model's networks, one per ensemble member."""
 GOAL = {"pixel_iou": 0.80, "object_f1": 0.70}
@@ -132,6 +136,40 @@ def _reference_section(
             f"{_compare_sweeps(rows, bundled_sweep)}:\n\n{sweep_table(rows)}"
         )
     return text
+
+
+SECTION_START = "\n\nFor comparison, `"
+"""How each reference's section of the card begins (then the file name)."""
+SECTION_ENDS = (SECTION_START, "\n\nCandidates marked", "\n\nQuality goal", "\n\n#")
+"""What follows a reference's section: another one, the candidates' note, the goal, a heading."""
+
+
+def _kept_section(name: str, card_text: str) -> str | None:
+    """The section of reference ``name`` in ``card_text`` (a card), or ``None``."""
+    start = card_text.find(f"{SECTION_START}{name}`")
+    if start < 0:
+        return None
+    rest = start + len(SECTION_START)
+    ends = [i for i in (card_text.find(end, rest) for end in SECTION_ENDS) if i >= 0]
+    return card_text[start : min(ends)] if ends else card_text[start:]
+
+
+def _references(
+    references: list[str], bundled: ModelCard, bundled_sweep: list[dict[str, object]]
+) -> str:
+    """Every reference's section: measured if its file is here, else kept from the card."""
+    previous = CARD.read_text() if CARD.exists() else ""
+    sections = []
+    for reference in map(Path, references):
+        if reference.exists():
+            sections.append(_reference_section(reference, bundled, bundled_sweep))
+            continue
+        kept = _kept_section(reference.name, previous)
+        if kept is None:
+            sys.exit(f"{reference}: no such checkpoint, and {CARD.name} has no section of it")
+        print(f"{reference}: not here; its section is kept from {CARD.name}", file=sys.stderr)
+        sections.append(kept)
+    return "".join(sections)
 
 
 def _compare_sweeps(rows: list[dict[str, object]], base: list[dict[str, object]]) -> str:
@@ -444,7 +482,7 @@ def main() -> None:
         if abs(rechosen - card.threshold) < 1e-9
         else f"; the current rule would choose {rechosen:.2f} for this model"
     )
-    reference_table = "".join(_reference_section(Path(r), card, bundled_sweep) for r in references)
+    reference_table = _references(references, card, bundled_sweep)
     if any(_commit(r) is None for r in references):
         reference_table += (
             "\n\nCandidates marked *not bundled* were trained by "
@@ -534,9 +572,10 @@ Quality goal of the project on area b: {FIGURE_NAMES["pixel_iou"]} >= {GOAL["pix
 ## Training log (per epoch, as printed)
 {epochs}
 """
-    out = ROOT / "geounet" / "data" / "MODEL_CARD.md"
-    out.write_text(text)
-    print(f"wrote {out}")
+    tmp = CARD.with_name(CARD.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(CARD)  # the card is read above: never leave it half-written
+    print(f"wrote {CARD}")
 
 
 if __name__ == "__main__":
