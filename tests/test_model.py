@@ -155,3 +155,34 @@ def test_batch_norm_fusion_keeps_outputs_and_leaves_the_model_alone(cfg: ModelCo
     with torch.no_grad():
         expected, got = model(x), fused(x)
     assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_folding_is_safe_while_other_threads_predict() -> None:
+    # a dask worker with several threads loads the model in one while another predicts;
+    # folding must not touch process-wide state (torch.fx tracing patches Module.__call__,
+    # so a forward pass in another thread failed while a model was traced)
+    import threading
+
+    cfg = ModelConfig(in_channels=3, classes=1, depth=2, base_width=4)
+    model = build_model(cfg).eval()
+    fused = fuse_for_inference(model)
+    errors: list[BaseException] = []
+    done = threading.Event()
+
+    def predict() -> None:
+        try:
+            with torch.no_grad():
+                while not done.is_set():
+                    fused(torch.randn(1, 3, 32, 32))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    worker = threading.Thread(target=predict)
+    worker.start()
+    try:
+        for _ in range(30):
+            fuse_for_inference(model)
+    finally:
+        done.set()
+        worker.join()
+    assert errors == []
