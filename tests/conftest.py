@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import geopandas as gpd
 import numpy as np
 import pytest
 import rasterio
 import torch
 from rasterio.enums import ColorInterp
 from rasterio.transform import from_origin
+from rasterio.windows import Window
 
 from geounet.checkpoint import ModelCard, save_checkpoint
 from geounet.model import ModelConfig, build_model
@@ -96,3 +98,32 @@ def split_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     )
     save_checkpoint(path, card, build_model(cfg))
     return path
+
+
+@pytest.fixture(scope="module")
+def crop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """A 240 x 160 px crop of area a at 0.149 m, and its footprints as gpkg and EPSG:4326 json."""
+    folder = tmp_path_factory.mktemp("crop")
+    scene = folder / "crop.tif"
+    with rasterio.open(SAMPLE / "kampala_a_z20.tif") as src:
+        window = Window(0, 600, 240, 160)
+        profile = src.profile | {
+            "width": 240,
+            "height": 160,
+            "transform": src.window_transform(window),
+            "tiled": False,
+        }
+        profile.pop("blockxsize", None)
+        profile.pop("blockysize", None)
+        data = src.read(window=window)
+        bounds = src.window_bounds(window)
+    with rasterio.open(scene, "w", **profile) as dst:
+        dst.write(data)
+    labels = gpd.read_file(SAMPLE / "buildings.gpkg").cx[
+        bounds[0] : bounds[2], bounds[1] : bounds[3]
+    ]
+    gpkg = folder / "labels.gpkg"
+    labels.to_file(gpkg, layer="buildings")
+    geojson = folder / "labels_4326.geojson"
+    labels.to_crs(4326).to_file(geojson, driver="GeoJSON")
+    return scene, gpkg, geojson

@@ -3,12 +3,9 @@
 from collections.abc import Callable
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pytest
-import rasterio
 import torch
-from rasterio.windows import Window
 from typer.testing import CliRunner
 
 from geounet.checkpoint import ModelCard, load_checkpoint, read_card, save_checkpoint
@@ -20,37 +17,6 @@ from geounet.train.datasets import build_training_data
 from geounet.train.losses import LossConfig, SegmentationLoss
 from geounet.train.state import load_state
 from geounet.train.validation import object_counts
-
-SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
-
-
-@pytest.fixture(scope="module")
-def crop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """A 240 x 160 px crop of area a at 0.149 m, and its footprints as gpkg and EPSG:4326 json."""
-    folder = tmp_path_factory.mktemp("crop")
-    scene = folder / "crop.tif"
-    with rasterio.open(SAMPLE / "kampala_a_z20.tif") as src:
-        window = Window(0, 600, 240, 160)
-        profile = src.profile | {
-            "width": 240,
-            "height": 160,
-            "transform": src.window_transform(window),
-            "tiled": False,
-        }
-        profile.pop("blockxsize", None)
-        profile.pop("blockysize", None)
-        data = src.read(window=window)
-        bounds = src.window_bounds(window)
-    with rasterio.open(scene, "w", **profile) as dst:
-        dst.write(data)
-    labels = gpd.read_file(SAMPLE / "buildings.gpkg").cx[
-        bounds[0] : bounds[2], bounds[1] : bounds[3]
-    ]
-    gpkg = folder / "labels.gpkg"
-    labels.to_file(gpkg, layer="buildings")
-    geojson = folder / "labels_4326.geojson"
-    labels.to_crs(4326).to_file(geojson, driver="GeoJSON")
-    return scene, gpkg, geojson
 
 
 def _cfg(scene: Path, labels: Path, out: Path, **kw: object) -> TrainConfig:
@@ -370,12 +336,12 @@ def test_body_model_thresholds_are_chosen_on_validation_and_recalibrated(
     with pytest.raises(InputError, match="--body-threshold must be between 0 and 1, got 1.5"):
         calibrate(out, [scene], [gpkg], fixed, overwrite=True, body_threshold=1.5)
     # thresholds chosen with test-time augmentation: the card keeps the mode for predict
-    from geounet.train import training
+    import geounet.predict
 
     seen: list[str] = []  # the modes the strip was predicted with
-    real = training.with_tta
+    real = geounet.predict.with_tta
     monkeypatch.setattr(
-        training, "with_tta", lambda net, mode: seen.append(mode) or real(net, mode)
+        geounet.predict, "with_tta", lambda net, mode: seen.append(mode) or real(net, mode)
     )
     flips = tmp_path / "flips.safetensors"
     best = calibrate(out, [scene], [gpkg], flips, val_fraction=0.3, chip_size=64,

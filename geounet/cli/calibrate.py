@@ -24,7 +24,13 @@ def calibrate(
     val_fraction: Annotated[
         float, typer.Option(help="Eastern fraction of each scene held out, as in training.")
     ] = 0.2,
-    chip_size: Annotated[int, typer.Option(min=16, help="Validation chip size, in pixels.")] = 256,
+    chip_size: Annotated[
+        int,
+        typer.Option(
+            min=16,
+            help="Training chip size, in pixels (the training part of each scene must hold one).",
+        ),
+    ] = 256,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     precision: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
@@ -46,7 +52,10 @@ def calibrate(
     """Choose the building (and body) thresholds on the validation strip; write them in the card.
 
     The scenes are split as `geounet train` splits them, so no pixel of area the model
-    trained on decides a threshold. `geounet train` does the same at the end of a run.
+    trained on decides a threshold. Each scene is predicted whole, as `geounet predict`
+    predicts it (tiles, overlap, mirrored borders, uint8, the chosen test-time
+    augmentation), and only its strip is scored. `geounet train` does the same at the end
+    of a run.
     """
     from geounet.train import calibrate as calibrate_model  # keeps `geounet --help` fast
 

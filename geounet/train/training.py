@@ -2,8 +2,10 @@
 
 One call, :func:`train`, does everything: opens the data (torchgeo), builds or loads the
 network, trains with random chips from the training part of the scenes, validates each epoch
-on the held-out strip, keeps the best checkpoint (with the threshold chosen on validation in
-its model card), stops early or when the time budget is spent, and can resume.
+on the held-out strip (cut into chips: cheap), keeps the best checkpoint, stops early or
+when the time budget is spent, and can resume. The kept epoch's thresholds are chosen at
+the end on the strip as ``geounet predict`` predicts it (:mod:`geounet.train.strip`) and
+written in its model card.
 """
 
 from __future__ import annotations
@@ -30,24 +32,33 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
 
-from geounet.checkpoint import ModelCard, Normalization, load_checkpoint, save_checkpoint
+from geounet.checkpoint import (
+    Checkpoint,
+    ModelCard,
+    Normalization,
+    load_checkpoint,
+    save_checkpoint,
+)
 from geounet.device import autocast, resolve_precision, select_device
 from geounet.errors import CheckpointError, InputError, OutputExistsError
 from geounet.model import ModelConfig, build_model
+from geounet.predict import PredictOptions
 from geounet.train.augment import COLOUR_JITTER, Augmenter
 from geounet.train.copypaste import paste_batch
 from geounet.train.datasets import TrainingData, build_training_data
 from geounet.train.losses import LossConfig, LossName, SegmentationLoss, class_balance
 from geounet.train.recolour import recolour_batch
 from geounet.train.state import TrainState, load_state, save_state, state_path
+from geounet.train.strip import predict_strips, sweep_strips
 from geounet.train.validation import (
     BODY_THRESHOLDS,
     DEFAULT_THRESHOLDS,
     ThresholdScore,
     choose_score,
+    merge_scores,
     sweep_thresholds,
 )
-from geounet.tta import check_mode, with_tta
+from geounet.tta import check_mode
 
 
 @dataclass
@@ -399,20 +410,9 @@ def _evaluate(
                 body_threshold=body_threshold,
             )
         ]
-        scores = (
-            part if scores is None else [_merge(a, b) for a, b in zip(scores, part, strict=True)]
-        )
+        scores = part if scores is None else merge_scores(scores, part)
     assert scores is not None
     return (total / weight if weight else float("nan")), scores
-
-
-def _merge(a: ThresholdScore, b: ThresholdScore) -> ThresholdScore:
-    from geounet.train.validation import ObjectCounts
-
-    objects = ObjectCounts(
-        a.objects.tp + b.objects.tp, a.objects.fp + b.objects.fp, a.objects.fn + b.objects.fn
-    )
-    return ThresholdScore(a.threshold, a.pixels + b.pixels, objects, a.body_threshold)
 
 
 def _infinite(loader: DataLoader[Any]) -> Iterator[dict[str, Any]]:
@@ -870,20 +870,26 @@ def _run(
                 break
     model = kept
     model.load_state_dict(best_state)
-    if "body" in names:
-        best = choose_thresholds(
-            model, vset, normalize, scale, device, dtype, names, scored, thresholds
-        )
-        record.update(
-            best_threshold=best.threshold,
-            best_body_threshold=best.body_threshold,
-            best_figures=best.figures(),
-        )
-        console.print(
-            f"thresholds chosen on validation: building {best.threshold:.2f}, "
-            f"body {best.body_threshold:.2f} (IoU {best.pixels.iou:.3f}, "
-            f"objF1 {best.objects.f1:.3f})"
-        )
+    # the kept epoch's thresholds, chosen again on the strip as predict will see it
+    best = choose_thresholds(
+        Checkpoint(card, model),
+        cfg.images,
+        cfg.labels,
+        data,
+        PredictOptions(device=cfg.device, precision=cfg.precision),
+        thresholds,
+        class_column=cfg.class_column,
+    )
+    record.update(
+        best_threshold=best.threshold,
+        best_body_threshold=best.body_threshold,
+        best_figures=best.figures(),
+    )
+    body = "" if best.body_threshold is None else f", body {best.body_threshold:.2f}"
+    console.print(
+        f"thresholds chosen on the validation strip as predicted: building "
+        f"{best.threshold:.2f}{body} (IoU {best.pixels.iou:.3f}, objF1 {best.objects.f1:.3f})"
+    )
     _save_best(cfg, data, out, card, model, record, device, dtype)
     return TrainResult(
         checkpoint=out,
@@ -898,43 +904,48 @@ def _run(
 
 
 def choose_thresholds(
-    model: torch.nn.Module,
-    vset: _ValidationSet,
-    normalize: _Normalizer,
-    scale: float,
-    device: torch.device,
-    dtype: torch.dtype,
-    names: tuple[str, ...],
-    scored: int,
+    checkpoint: Checkpoint,
+    images: list[Path],
+    labels: list[Path],
+    data: TrainingData,
+    options: PredictOptions,
     thresholds: tuple[float, ...] | None = None,
     body_thresholds: tuple[float, ...] = BODY_THRESHOLDS,
+    class_column: str | None = None,
 ) -> ThresholdScore:
     """Choose the building and body thresholds of a model on the held-out strip.
 
-    Every pair of a building threshold (``thresholds``, or the default sweep) and a body
-    threshold (``body_thresholds``, by default :data:`BODY_THRESHOLDS`) is scored as
-    prediction would split the footprints; among the pairs whose pixel IoU is near the
-    best, the best score (mean of pixel IoU and object F1) wins (see
-    :func:`~geounet.train.validation.choose_score`).
+    The strip is predicted as ``geounet predict`` predicts a scene (see
+    :mod:`geounet.train.strip`), then every pair of a building threshold (``thresholds``,
+    or the default sweep) and a body threshold (``body_thresholds``, for a model with a
+    ``body`` channel) is scored as prediction would split the footprints; among the pairs
+    whose pixel IoU is near the best, the best score (mean of pixel IoU and object F1)
+    wins (see :func:`~geounet.train.validation.choose_score`).
+
+    Args:
+        checkpoint: The model and its card.
+        images: The scenes whose strip is held out.
+        labels: Their footprint files.
+        data: The training data of those scenes (its ``val_roi`` is the strip).
+        options: How to predict (device, precision, test-time augmentation).
+        thresholds: Building thresholds to try (default: the usual sweep).
+        body_thresholds: Body thresholds to try.
+        class_column: The label column of the classes, if any: only footprints of the
+            first class (channel 0, the one predict writes) are the truth.
 
     Returns:
         The winning score, with its thresholds.
     """
-    _, scores = _evaluate(
-        model,
-        vset,
-        None,
-        normalize,
-        scale,
-        device,
-        dtype,
-        len(names),
-        thresholds,
-        scored,
-        names,
-        body_thresholds,
+    first = checkpoint.card.class_names[0] if class_column else None
+    strips = predict_strips(
+        checkpoint, images, labels, data.val_roi, data.dataset.crs, options,
+        class_column=class_column, only_class=first,
+    )  # fmt: skip
+    return choose_score(
+        sweep_strips(
+            strips, DEFAULT_THRESHOLDS if thresholds is None else thresholds, body_thresholds
+        )  # fmt: skip
     )
-    return choose_score(scores)
 
 
 def calibrate(
@@ -953,8 +964,10 @@ def calibrate(
     """Choose a trained model's thresholds on the held-out strip of scenes, as training does.
 
     The scenes are split as ``geounet train`` splits them (the eastern ``val_fraction`` of
-    each is the validation strip); the building threshold and, for models with a ``body``
-    channel, the body threshold that score best there go into the card of ``out``.
+    each is the validation strip) and predicted whole as ``geounet predict`` predicts them
+    (see :mod:`geounet.train.strip`); the building threshold and, for models with a
+    ``body`` channel, the body threshold that score best on the strip go into the card of
+    ``out``.
     A fixed ``body_threshold`` is kept and only the building threshold is chosen: for a
     body channel that learns each roof's depth, 0.5 (half depth) gives every roof of the
     target one seed, where a small strip of detached houses is a poor judge of how deep
@@ -966,7 +979,8 @@ def calibrate(
         labels: Footprint files.
         out: Checkpoint to write (may be ``model`` itself with ``overwrite``).
         val_fraction: Fraction of each scene's width held out, as in training.
-        chip_size: Validation chip size, in pixels, as in training.
+        chip_size: Training chip size, in pixels: the training part of each scene must
+            hold one, as in training.
         device: ``auto``, ``cpu`` or ``cuda``.
         precision: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
         overwrite: Replace an existing ``out``.
@@ -998,8 +1012,7 @@ def calibrate(
             f"{model} has no body channel (channels: {', '.join(card.class_names)}); "
             "drop --body-threshold"
         )
-    dev = select_device(device)
-    dtype = resolve_precision(dev, precision)
+    resolve_precision(select_device(device), precision)  # bad values fail before any work
     data = build_training_data(
         images,
         labels,
@@ -1009,18 +1022,12 @@ def calibrate(
         chip_size=chip_size,
     )
     try:
-        net = ck.model.to(dev).to(memory_format=torch.channels_last)
-        vset = _validation_set(data, chip_size, card.model.size_multiple)
-        norm = card.normalization
         best = choose_thresholds(
-            with_tta(net, mode),
-            vset,
-            _Normalizer(norm, dev),
-            norm.scale,
-            dev,
-            dtype,
-            card.class_names,
-            len(data.labels.class_names),
+            ck,
+            images,
+            labels,
+            data,
+            PredictOptions(device=device, precision=precision, tta=mode),
             body_thresholds=BODY_THRESHOLDS if body_threshold is None else (body_threshold,),
         )
     finally:

@@ -135,6 +135,31 @@ class ThresholdScore:
         }
 
 
+def merge_scores(a: Sequence[ThresholdScore], b: Sequence[ThresholdScore]) -> list[ThresholdScore]:
+    """Two sweeps over the same thresholds (of two canvases) as one: counts summed.
+
+    Args:
+        a: A sweep.
+        b: A sweep of another canvas, with the same thresholds in the same order.
+
+    Returns:
+        One score per threshold, its pixel and object counts the sums of both.
+    """
+    return [
+        ThresholdScore(
+            x.threshold,
+            x.pixels + y.pixels,
+            ObjectCounts(
+                x.objects.tp + y.objects.tp,
+                x.objects.fp + y.objects.fp,
+                x.objects.fn + y.objects.fn,
+            ),
+            x.body_threshold,
+        )
+        for x, y in zip(a, b, strict=True)
+    ]
+
+
 IOU_TOLERANCE = 0.01
 """How far below the best pixel IoU of a sweep a chosen threshold's pixel IoU may fall."""
 

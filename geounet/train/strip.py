@@ -1,0 +1,209 @@
+"""The validation strip as ``geounet predict`` sees it, to choose thresholds on.
+
+Training compares its epochs on the held-out strip cut into chips that are predicted one
+by one, edge to edge: cheap, but every chip edge is predicted without its neighbours,
+a roof across two chips is judged on two half-blind predictions, and the figures move
+with where the cuts fall. A model's thresholds, though, are applied to what
+``geounet predict`` writes: overlapping tiles with mirrored borders, blended, quantised
+to uint8, averaged over the card's test-time augmentation. So the final choice (at the
+end of ``geounet train``, and by ``geounet calibrate``) is made on exactly that: each
+scene is predicted whole by :func:`geounet.predict.predict_scene`, as a user would
+predict it, and only its strip is scored, against the footprints burned on the same
+grid. Only the images of the training part are read as context, never its labels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+import rasterio
+import rasterio.errors
+import rasterio.features
+import rasterio.warp
+import rasterio.windows
+import shapely
+from rasterio.crs import CRS
+from rasterio.io import DatasetReader
+from rasterio.windows import Window
+from shapely.geometry.base import BaseGeometry
+
+from geounet.checkpoint import Checkpoint
+from geounet.errors import InputError
+from geounet.predict import PredictOptions, predict_scene
+from geounet.train.validation import ThresholdScore, merge_scores, sweep_thresholds
+from geounet.vectorize import split_bands
+
+
+@dataclass
+class StripPrediction:
+    """One scene's part of the validation strip, as ``geounet predict`` predicted it.
+
+    Attributes:
+        scene: The scene.
+        window: The strip's window in it.
+        prob: Building probability in the window, as predict's footprints read it.
+        channels: The split channels (``body``, ``contact``) the model has, same grid.
+        instances: Footprint ids burned on the same grid (0 = none).
+        valid: Pixels with data.
+    """
+
+    scene: Path
+    window: Window
+    prob: npt.NDArray[np.float32]
+    channels: dict[str, npt.NDArray[np.float32]]
+    instances: npt.NDArray[np.int64]
+    valid: npt.NDArray[np.bool_]
+
+
+def strip_window(src: DatasetReader, roi: BaseGeometry, roi_crs: CRS) -> Window | None:
+    """The window of ``src`` that ``roi`` covers (``None`` if it covers no whole pixel).
+
+    Args:
+        src: An open scene.
+        roi: The strip, in ``roi_crs``.
+        roi_crs: The CRS of ``roi`` (the training dataset's).
+    """
+    geom = shapely.geometry.shape(
+        rasterio.warp.transform_geom(roi_crs, src.crs, shapely.geometry.mapping(roi))
+    )
+    part = geom.intersection(shapely.box(*src.bounds))
+    if part.is_empty:
+        return None
+    window = rasterio.windows.from_bounds(*part.bounds, transform=src.transform)
+    window = window.round_offsets().round_lengths()
+    try:
+        window = window.intersection(Window(0, 0, src.width, src.height))
+    except rasterio.errors.WindowError:
+        return None
+    return window if window.width >= 1 and window.height >= 1 else None
+
+
+def _footprints(
+    labels: Sequence[Path], crs: CRS, class_column: str | None, only_class: str | None
+) -> gpd.GeoSeries:
+    """The footprints of every label file (of ``only_class`` if given), in ``crs``."""
+    frames = [gpd.read_file(path).to_crs(crs) for path in labels]
+    merged = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=crs)
+    if class_column is not None and only_class is not None:
+        merged = merged[merged[class_column].astype(str) == only_class]
+    geoms = merged.geometry
+    return geoms[~(geoms.is_empty | geoms.isna())]
+
+
+def _read_unit(src: DatasetReader, band: int, window: Window) -> npt.NDArray[np.float32]:
+    """A probability band as predict's footprints compare it (uint8 values * (1 / 255))."""
+    raw = src.read(band, window=window)
+    if src.dtypes[band - 1] == "uint8":
+        return raw.astype(np.float32) * np.float32(1.0 / 255.0)
+    return raw.astype(np.float32)
+
+
+def predict_strips(
+    checkpoint: Checkpoint,
+    images: Sequence[Path],
+    labels: Sequence[Path],
+    roi: BaseGeometry,
+    roi_crs: CRS,
+    options: PredictOptions,
+    class_column: str | None = None,
+    only_class: str | None = None,
+) -> list[StripPrediction]:
+    """Predict each scene that ``roi`` crosses, whole, and keep its strip.
+
+    Args:
+        checkpoint: The model (its card's tile size, normalisation and pixel size).
+        images: The scenes.
+        labels: Footprint files (any CRS).
+        roi: The validation strip (``TrainingData.val_roi``), in ``roi_crs``.
+        roi_crs: Its CRS.
+        options: How to predict (device, precision, test-time augmentation); footprints
+            are not written, and the probability is uint8, as predict writes it.
+        class_column: Label column naming each footprint's class, if any.
+        only_class: With ``class_column``, the class whose footprints are the truth.
+
+    Returns:
+        One prediction per scene that the strip crosses.
+
+    Raises:
+        InputError: If the strip crosses no scene.
+    """
+    opts = dataclasses.replace(options, footprints=False, float32=False, name="scene")
+    strips: list[StripPrediction] = []
+    with tempfile.TemporaryDirectory(prefix="geounet-strip-") as tmp:
+        for k, scene in enumerate(images):
+            with rasterio.open(scene) as src:
+                window = strip_window(src, roi, roi_crs)
+            if window is None:
+                continue
+            out = Path(tmp) / str(k)
+            predict_scene(scene, out, checkpoint, opts)
+            with rasterio.open(out / "scene.prob.tif") as prob_src:
+                prob = _read_unit(prob_src, 1, window)
+                valid = prob_src.read_masks(1, window=window) > 0
+                transform = prob_src.window_transform(window)
+                crs = prob_src.crs
+            channels: dict[str, npt.NDArray[np.float32]] = {}
+            split = out / "scene.split.tif"
+            if split.exists():
+                with rasterio.open(split) as split_src:
+                    channels = {
+                        name: _read_unit(split_src, band, window)
+                        for name, band in split_bands(split).items()
+                    }
+            geoms = _footprints(labels, crs, class_column, only_class)
+            instances = np.zeros(prob.shape, dtype=np.int64)
+            if len(geoms):
+                instances = rasterio.features.rasterize(
+                    zip(geoms, range(1, len(geoms) + 1), strict=True),
+                    out_shape=prob.shape,
+                    transform=transform,
+                    dtype="int32",
+                ).astype(np.int64)
+            strips.append(StripPrediction(Path(scene), window, prob, channels, instances, valid))
+    if not strips:
+        raise InputError("the validation strip covers none of the scenes; check --images")
+    return strips
+
+
+def sweep_strips(
+    strips: Sequence[StripPrediction],
+    thresholds: tuple[float, ...],
+    body_thresholds: tuple[float, ...],
+) -> list[ThresholdScore]:
+    """Score every body and building threshold over all strips, their counts summed.
+
+    Args:
+        strips: The predictions of :func:`predict_strips`.
+        thresholds: Building thresholds.
+        body_thresholds: Body thresholds (used when the model has a ``body`` channel).
+
+    Returns:
+        One score per body threshold and building threshold, in that order.
+    """
+    scores: list[ThresholdScore] = []
+    for s in strips:
+        body = s.channels.get("body")
+        part = [
+            score
+            for body_threshold in (body_thresholds if body is not None else (0.5,))
+            for score in sweep_thresholds(
+                s.prob[None],
+                (s.instances > 0).astype(np.float32)[None],
+                s.instances,
+                s.valid,
+                thresholds,
+                body=body,
+                contact=s.channels.get("contact"),
+                body_threshold=body_threshold,
+            )
+        ]
+        scores = merge_scores(scores, part) if scores else part
+    return scores
