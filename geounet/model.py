@@ -248,13 +248,16 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     raise CheckpointError(f"unknown architecture {cfg.arch!r}; use unet or smp-unet")
 
 
-def _foldable(conv: nn.Module, bn: nn.Module) -> bool:
-    return (
+def _folded(conv: nn.Module | None, bn: nn.Module | None) -> nn.Conv2d | None:
+    """``conv`` with ``bn`` folded into it, or ``None`` if they are no such pair."""
+    if (
         type(conv) is nn.Conv2d
         and type(bn) is nn.BatchNorm2d
         and bn.track_running_stats
         and conv.out_channels == bn.num_features
-    )
+    ):
+        return fuse_conv_bn_eval(conv, bn)
+    return None
 
 
 def _resnet_pairs() -> tuple[type[nn.Module], ...]:
@@ -294,13 +297,12 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
     for module in list(model.modules()):
         if isinstance(module, nn.Sequential):
             for i in range(len(module) - 1):
-                if _foldable(module[i], module[i + 1]):
-                    module[i] = fuse_conv_bn_eval(module[i], module[i + 1])
-                    module[i + 1] = nn.Identity()
+                if (fused := _folded(module[i], module[i + 1])) is not None:
+                    module[i], module[i + 1] = fused, nn.Identity()
         elif resnets and isinstance(module, resnets):
             for k in ("1", "2", "3"):
-                conv, bn = getattr(module, f"conv{k}", None), getattr(module, f"bn{k}", None)
-                if conv is not None and bn is not None and _foldable(conv, bn):
-                    setattr(module, f"conv{k}", fuse_conv_bn_eval(conv, bn))
+                fused = _folded(getattr(module, f"conv{k}", None), getattr(module, f"bn{k}", None))
+                if fused is not None:
+                    setattr(module, f"conv{k}", fused)
                     setattr(module, f"bn{k}", nn.Identity())
     return model
