@@ -127,6 +127,22 @@ def split_instances(
     return out, next_label - 1
 
 
+def size_limits(min_area_m2: float, px_m: float) -> tuple[float, int]:
+    """The smallest footprint and the smallest seed that vectorising keeps, in pixels.
+
+    Args:
+        min_area_m2: Smallest footprint kept, in square metres (``--min-area``).
+        px_m: Ground size of a pixel, in metres.
+
+    Returns:
+        ``(min_pixels, min_seed)``: footprints (and holes) of fewer pixels are dropped
+        (filled); seeds of fewer pixels do not start a footprint of their own (a quarter
+        of the smallest footprint, at least 4 pixels).
+    """
+    min_pixels = min_area_m2 / (px_m * px_m)
+    return min_pixels, max(4, int(min_pixels / 4))
+
+
 def label_instances(
     prob: npt.NDArray[np.float32],
     valid: npt.NDArray[np.bool_],
@@ -358,8 +374,7 @@ def vectorize(
             )
         px_m = ground_pixel_size_m(src)
         transform, crs, height, width = src.transform, src.crs, src.height, src.width
-        min_pixels = min_area_m2 / (px_m * px_m)
-        min_seed = max(4, int(min_pixels / 4))
+        min_pixels, min_seed = size_limits(min_area_m2, px_m)
         blocks = _Blocks(
             prob_path, split[0] if split else None, channels, (height, width), halo,
             (threshold, body_threshold, contact_threshold), min_pixels, min_seed,

@@ -63,6 +63,9 @@ def test_the_strip_is_scored_on_predicts_own_output_and_its_own_footprints(
     burned = np.unique(strip.instances)
     assert len(burned[burned > 0]) == inside
     # each threshold is scored as the footprints of the strip would be matched
+    # with predict's smallest footprint (2 m2 at the crop's 0.149 m) and seed
+    assert strip.min_object_pixels == pytest.approx(2.0 / 0.1493**2, rel=0.01)
+    assert strip.min_seed_pixels == int(strip.min_object_pixels / 4)
     [score] = sweep_strips(strips, (0.5,), (0.5,))
     truth = object_counts(strip.instances, strip.instances, strip.valid)
     assert score.objects.tp + score.objects.fn == truth.tp
@@ -80,3 +83,57 @@ def test_a_strip_that_misses_every_scene_is_a_clear_error(
         crs = src.crs
     with pytest.raises(InputError, match="covers none of the scenes"):
         predict_strips(load_checkpoint(), [scene], [gpkg], far, crs, PredictOptions())
+
+
+def test_the_sweep_drops_what_vectorising_drops() -> None:
+    from geounet.train.validation import sweep_thresholds
+    from geounet.vectorize import size_limits
+
+    # one true roof, predicted; and a 3 x 3 px speck of no roof
+    prob = np.zeros((1, 40, 40), dtype=np.float32)
+    instances = np.zeros((40, 40), dtype=np.int64)
+    instances[5:25, 5:25] = 1
+    prob[0, 5:25, 5:25] = 0.9
+    prob[0, 30:33, 30:33] = 0.9
+    target = (instances > 0).astype(np.float32)[None]
+    valid = np.ones((40, 40), dtype=bool)
+    kept, dropped = (
+        sweep_thresholds(prob, target, instances, valid, (0.5,), min_object_pixels=m)[0]
+        for m in (0, 10)
+    )
+    # the speck is under the matching rule's 20 px, so it only counts once it is bigger
+    assert (kept.objects.tp, kept.objects.fp) == (dropped.objects.tp, dropped.objects.fp) == (1, 0)
+    prob[0, 30:36, 30:36] = 0.9  # 36 px: a false positive, unless predict would drop it
+    kept, dropped = (
+        sweep_thresholds(prob, target, instances, valid, (0.5,), min_object_pixels=m)[0]
+        for m in (0, 40)
+    )
+    assert (kept.objects.fp, dropped.objects.fp) == (1, 0)
+    assert kept.pixels.fp == dropped.pixels.fp == 36  # pixel figures are the mask's
+    # the strip uses predict's own limits: 2 m2 at 0.15 m is 88.9 px, seeds of 22 px
+    assert size_limits(2.0, 0.15) == (pytest.approx(88.9, abs=0.1), 22)
+
+
+def test_cli_calibrate_shows_the_sweep_it_chose_from(
+    crop: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from geounet.checkpoint import bundled_model_path, read_card
+    from geounet.cli import app
+
+    scene, gpkg, _ = crop
+    out = tmp_path / "calibrated.safetensors"
+    args = ["calibrate", str(bundled_model_path()), "--images", str(scene), "--labels",
+            str(gpkg), "--out", str(out), "--val-fraction", "0.3", "--chip-size", "64",
+            "--body-threshold", "0.5", "--show-sweep"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = [line.split("|")[1:-1] for line in result.output.splitlines() if line[:6] == "| 0.50"]
+    assert len(rows) == 17  # the building thresholds 0.10 ... 0.90, body fixed at 0.50
+    chosen = [r for r in rows if r[-1].strip() == "chosen"]
+    assert len(chosen) == 1
+    assert float(chosen[0][1]) == read_card(out).threshold
+    best_iou = max(float(r[2]) for r in rows)
+    weighed = [float(r[2]) for r in rows if r[-1].strip() in ("near", "chosen")]
+    assert weighed and all(best_iou - iou <= 0.0105 for iou in weighed)

@@ -48,6 +48,12 @@ def calibrate(
             "written into the card, so `geounet predict` uses it. Default: the model's."
         ),
     ] = None,
+    show_sweep: Annotated[
+        bool,
+        typer.Option(
+            help="Print every threshold's figures on the strip (how close the others came)."
+        ),
+    ] = False,
 ) -> None:
     """Choose the building (and body) thresholds on the validation strip; write them in the card.
 
@@ -58,11 +64,13 @@ def calibrate(
     of a run.
     """
     from geounet.train import calibrate as calibrate_model  # keeps `geounet --help` fast
+    from geounet.train.validation import sweep_table
 
     with user_errors():
         best = calibrate_model(
             model, images, labels, out, val_fraction, chip_size, device, precision, overwrite,
             body_threshold, tta,
+            on_sweep=(lambda scores: typer.echo(sweep_table(scores))) if show_sweep else None,
         )  # fmt: skip
     body = "" if best.body_threshold is None else f", body {best.body_threshold:.2f}"
     typer.echo(

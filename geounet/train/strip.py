@@ -9,7 +9,8 @@ to uint8, averaged over the card's test-time augmentation. So the final choice (
 end of ``geounet train``, and by ``geounet calibrate``) is made on exactly that: each
 scene is predicted whole by :func:`geounet.predict.predict_scene`, as a user would
 predict it, and only its strip is scored, against the footprints burned on the same
-grid. Only the images of the training part are read as context, never its labels.
+grid, with predict's smallest footprint and seed (``--min-area``). Only the images of
+the training part are read as context, never its labels.
 """
 
 from __future__ import annotations
@@ -38,8 +39,9 @@ from shapely.geometry.base import BaseGeometry
 from geounet.checkpoint import Checkpoint
 from geounet.errors import InputError
 from geounet.predict import PredictOptions, predict_scene
+from geounet.raster import ground_pixel_size_m
 from geounet.train.validation import ThresholdScore, merge_scores, sweep_thresholds
-from geounet.vectorize import split_bands
+from geounet.vectorize import size_limits, split_bands
 
 
 @dataclass
@@ -53,6 +55,8 @@ class StripPrediction:
         channels: The split channels (``body``, ``contact``) the model has, same grid.
         instances: Footprint ids burned on the same grid (0 = none).
         valid: Pixels with data.
+        min_object_pixels: Smallest footprint predict keeps here (``--min-area``), pixels.
+        min_seed_pixels: Smallest seed of predict's split here, in pixels.
     """
 
     scene: Path
@@ -61,6 +65,8 @@ class StripPrediction:
     channels: dict[str, npt.NDArray[np.float32]]
     instances: npt.NDArray[np.int64]
     valid: npt.NDArray[np.bool_]
+    min_object_pixels: float = 0.0
+    min_seed_pixels: int = 4
 
 
 def strip_window(src: DatasetReader, roi: BaseGeometry, roi_crs: CRS) -> Window | None:
@@ -124,8 +130,9 @@ def predict_strips(
         labels: Footprint files (any CRS).
         roi: The validation strip (``TrainingData.val_roi``), in ``roi_crs``.
         roi_crs: Its CRS.
-        options: How to predict (device, precision, test-time augmentation); footprints
-            are not written, and the probability is uint8, as predict writes it.
+        options: How to predict (device, precision, test-time augmentation, and the
+            smallest footprint kept); footprints are not written, and the probability is
+            uint8, as predict writes it.
         class_column: Label column naming each footprint's class, if any.
         only_class: With ``class_column``, the class whose footprints are the truth.
 
@@ -150,6 +157,7 @@ def predict_strips(
                 valid = prob_src.read_masks(1, window=window) > 0
                 transform = prob_src.window_transform(window)
                 crs = prob_src.crs
+                limits = size_limits(opts.min_area_m2, ground_pixel_size_m(prob_src))
             channels: dict[str, npt.NDArray[np.float32]] = {}
             split = out / "scene.split.tif"
             if split.exists():
@@ -167,7 +175,9 @@ def predict_strips(
                     transform=transform,
                     dtype="int32",
                 ).astype(np.int64)
-            strips.append(StripPrediction(Path(scene), window, prob, channels, instances, valid))
+            strips.append(
+                StripPrediction(Path(scene), window, prob, channels, instances, valid, *limits)
+            )
     if not strips:
         raise InputError("the validation strip covers none of the scenes; check --images")
     return strips
@@ -203,6 +213,8 @@ def sweep_strips(
                 body=body,
                 contact=s.channels.get("contact"),
                 body_threshold=body_threshold,
+                min_object_pixels=s.min_object_pixels,
+                min_seed_pixels=s.min_seed_pixels,
             )
         ]
         scores = merge_scores(scores, part) if scores else part

@@ -912,6 +912,7 @@ def choose_thresholds(
     thresholds: tuple[float, ...] | None = None,
     body_thresholds: tuple[float, ...] = BODY_THRESHOLDS,
     class_column: str | None = None,
+    on_sweep: Callable[[list[ThresholdScore]], None] | None = None,
 ) -> ThresholdScore:
     """Choose the building and body thresholds of a model on the held-out strip.
 
@@ -932,6 +933,7 @@ def choose_thresholds(
         body_thresholds: Body thresholds to try.
         class_column: The label column of the classes, if any: only footprints of the
             first class (channel 0, the one predict writes) are the truth.
+        on_sweep: Optional callback receiving every score of the sweep.
 
     Returns:
         The winning score, with its thresholds.
@@ -941,11 +943,12 @@ def choose_thresholds(
         checkpoint, images, labels, data.val_roi, data.dataset.crs, options,
         class_column=class_column, only_class=first,
     )  # fmt: skip
-    return choose_score(
-        sweep_strips(
-            strips, DEFAULT_THRESHOLDS if thresholds is None else thresholds, body_thresholds
-        )  # fmt: skip
+    scores = sweep_strips(
+        strips, DEFAULT_THRESHOLDS if thresholds is None else thresholds, body_thresholds
     )
+    if on_sweep is not None:
+        on_sweep(scores)
+    return choose_score(scores)
 
 
 def calibrate(
@@ -960,6 +963,7 @@ def calibrate(
     overwrite: bool = False,
     body_threshold: float | None = None,
     tta: str | None = None,
+    on_sweep: Callable[[list[ThresholdScore]], None] | None = None,
 ) -> ThresholdScore:
     """Choose a trained model's thresholds on the held-out strip of scenes, as training does.
 
@@ -988,6 +992,7 @@ def calibrate(
             a ``body`` channel only).
         tta: Test-time augmentation to choose the thresholds with, written into the card
             for prediction to use (``None``: the card's; see :mod:`geounet.tta`).
+        on_sweep: Optional callback receiving every score of the strip's sweep.
 
     Returns:
         The winning validation score, with its thresholds.
@@ -1029,6 +1034,7 @@ def calibrate(
             data,
             PredictOptions(device=device, precision=precision, tta=mode),
             body_thresholds=BODY_THRESHOLDS if body_threshold is None else (body_threshold,),
+            on_sweep=on_sweep,
         )
     finally:
         data.labels.cleanup()

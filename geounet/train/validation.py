@@ -164,6 +164,45 @@ IOU_TOLERANCE = 0.01
 """How far below the best pixel IoU of a sweep a chosen threshold's pixel IoU may fall."""
 
 
+def sweep_table(scores: Sequence[ThresholdScore]) -> str:
+    """A validation sweep as a markdown table, the rows :func:`choose_score` weighs marked.
+
+    Args:
+        scores: The sweep (at least one score).
+
+    Returns:
+        One row per score: its thresholds, pixel IoU, the object matches, object F1 and
+        score; ``chosen`` for the winner, ``near`` for the others whose pixel IoU is
+        within :data:`IOU_TOLERANCE` of the best (the ones the score decides between).
+    """
+    best = choose_score(scores)
+    best_iou = max(s.pixels.iou for s in scores)
+    body = any(s.body_threshold is not None for s in scores)
+    head = ["body threshold"] if body else []
+    columns = [*head, "building threshold", "pixel IoU", "objects (TP / FP / FN)"]
+    columns += ["object F1", "score", ""]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    for s in scores:
+        mark = (
+            "chosen"
+            if s is best
+            else "near"
+            if s.pixels.iou >= best_iou - IOU_TOLERANCE - 1e-12
+            else ""
+        )
+        cells = [f"{s.body_threshold:.2f}"] if body and s.body_threshold is not None else []
+        cells += [
+            f"{s.threshold:.2f}",
+            f"{s.pixels.iou:.3f}",
+            f"{s.objects.tp} / {s.objects.fp} / {s.objects.fn}",
+            f"{s.objects.f1:.3f}",
+            f"{s.score:.4f}",
+            mark,
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def choose_score(scores: Sequence[ThresholdScore]) -> ThresholdScore:
     """Choose thresholds from a validation sweep: the mask first, then the objects.
 
@@ -202,6 +241,8 @@ def sweep_thresholds(
     body: npt.NDArray[np.float32] | None = None,
     contact: npt.NDArray[np.float32] | None = None,
     body_threshold: float = 0.5,
+    min_object_pixels: float = 0,
+    min_seed_pixels: int = 4,
 ) -> list[ThresholdScore]:
     """Score the validation canvas at several thresholds.
 
@@ -216,6 +257,11 @@ def sweep_thresholds(
             ``None``; with either, objects are split as prediction splits them
             (:func:`geounet.vectorize.label_instances`).
         body_threshold: Body probability at or above which a pixel seeds an object.
+        min_object_pixels: Predicted objects smaller than this are dropped, as
+            vectorising drops footprints under ``--min-area``
+            (:func:`geounet.vectorize.size_limits`); the matching rule's own minimum
+            still applies to both sides.
+        min_seed_pixels: Smallest seed of the split, as vectorising uses it.
 
     Returns:
         One score per threshold, in the order given.
@@ -228,11 +274,15 @@ def sweep_thresholds(
         for c in range(prob.shape[0]):
             counts = counts + confusion(pred[c], truth[c], valid)
         if body is None and contact is None:
-            objects_pred: npt.NDArray[np.generic] = pred[0]
+            objects_pred: npt.NDArray[np.generic] = ndimage.label(pred[0])[0]
         else:
             objects_pred = label_instances(
-                prob[0], valid, thr, contact=contact, body=body, body_threshold=body_threshold
-            )[0]
+                prob[0], valid, thr, contact=contact, min_seed_pixels=min_seed_pixels,
+                body=body, body_threshold=body_threshold,
+            )[0]  # fmt: skip
+        if min_object_pixels > 0:
+            sizes = np.bincount(objects_pred.ravel())
+            objects_pred = np.where(sizes[objects_pred] >= min_object_pixels, objects_pred, 0)
         objects = object_counts(objects_pred, np.where(truth[0], instances, 0), valid)
         body_thr = None if body is None else body_threshold
         scores.append(ThresholdScore(float(thr), counts, objects, body_thr))
