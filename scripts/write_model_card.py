@@ -30,7 +30,8 @@ from geounet.train.augment import COLOUR_JITTER
 from geounet.train.copypaste import MAX_PASTED
 from geounet.train.recolour import BRIGHTNESS, SATURATION
 from geounet.train.training import BODY_THRESHOLD_FIXED, calibrate
-from geounet.train.validation import IOU_TOLERANCE
+from geounet.train.validation import IOU_TOLERANCE, ThresholdScore, choose_score
+from geounet.train.validation import sweep_table as strip_table
 from geounet.tta import passes
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -284,12 +285,15 @@ def _recipe(command: str, split: bool) -> str:
     )
 
 
-def _rechosen_threshold(ckpt: Path, card: ModelCard, images: str) -> float:
-    """The building threshold ``geounet calibrate`` chooses for ``ckpt`` now.
+def _rechosen_threshold(
+    ckpt: Path, card: ModelCard, images: str
+) -> tuple[float, list[ThresholdScore]]:
+    """The building threshold ``geounet calibrate`` chooses for ``ckpt`` now, and its sweep.
 
     Its body threshold is kept when fixed; the answer tells whether the recorded threshold
     still follows the current rule.
     """
+    sweeps: list[list[ThresholdScore]] = []
     with tempfile.TemporaryDirectory() as tmp:
         best = calibrate(
             ckpt,
@@ -297,8 +301,31 @@ def _rechosen_threshold(ckpt: Path, card: ModelCard, images: str) -> float:
             [ROOT / "sample_data" / "buildings.gpkg"],
             Path(tmp) / "rechosen.safetensors",
             body_threshold=card.body_threshold if _body_threshold_fixed(card) else None,
+            tta=card.tta,
+            on_sweep=sweeps.append,
         )
-    return best.threshold
+    return best.threshold, sweeps[0]
+
+
+def _strip_sweep_section(scores: list[ThresholdScore], images: str, fixed: float | None) -> str:
+    """The strip's sweep as calibrate prints it, and how far ahead the chosen row is."""
+    best = choose_score(scores)
+    best_iou = max(s.pixels.iou for s in scores)
+    near = [s for s in scores if s is not best and s.pixels.iou >= best_iou - IOU_TOLERANCE - 1e-12]
+    body = "" if fixed is None else f" --body-threshold {fixed:g}"
+    house = 2 / (2 * best.objects.tp + best.objects.fp + best.objects.fn)
+    lead = (
+        f" The chosen row's score is {best.score - max(s.score for s in near):.4f} ahead of "
+        "the next row it was weighed against; one house of the strip more or less found "
+        f"moves object F1 by about {house:.3f}."
+        if near
+        else ""
+    )
+    return (
+        f"\n\nThe strip's sweep (`geounet calibrate ... --images {images}{body} "
+        f"--show-sweep`; `near`: pixel IoU within {IOU_TOLERANCE} of the best, the rows the "
+        f"score decides between).{lead}\n\n{strip_table(scores)}"
+    )
 
 
 SENSITIVITY_WINDOW = 0.10
@@ -476,7 +503,8 @@ def main() -> None:
     )
     bundled_sweep = sweep(ckpt)
     sensitivity = _sensitivity_section(bundled_sweep, card.threshold)
-    rechosen = _rechosen_threshold(ckpt, card, images)
+    rechosen, strip_scores = _rechosen_threshold(ckpt, card, images)
+    strip_sweep = _strip_sweep_section(strip_scores, images, card.body_threshold if fixed else None)
     rule_note = (
         "; for this model the current rule chooses the same threshold"
         if abs(rechosen - card.threshold) < 1e-9
@@ -539,13 +567,14 @@ At the default threshold {card.threshold:.2f}{", best epoch" if m.members == 1 e
 |---|---|
 {rows}
 
-The thresholds are chosen on this strip: among those whose pixel IoU is within
-{IOU_TOLERANCE} of the best, the one with the best mean of pixel IoU and object F1. The strip
-is small (about 30 buildings, detached houses), so these figures are noisy and easier than
-area b; its object F1 also rises as masks shrink, which alone would choose thresholds whose
-masks miss much of every roof of a dense settlement, hence the bound on pixel IoU. (Before
-that bound the plain mean decided{rule_note}. Candidates below keep the thresholds chosen
-when they were made.){fixed_note}
+The thresholds are chosen on this strip as `geounet predict` sees it (area a predicted
+whole, tiles with overlap and mirrored borders, uint8; only the strip scored): among those
+whose pixel IoU is within {IOU_TOLERANCE} of the best, the one with the best mean of pixel
+IoU and object F1. The strip is small (about 30 buildings, detached houses), so these
+figures are noisy and easier than area b; its object F1 also rises as masks shrink, which
+alone would choose thresholds whose masks miss much of every roof of a dense settlement,
+hence the bound on pixel IoU. (Before that bound the plain mean decided{rule_note}.
+Candidates below keep the thresholds chosen when they were made.){strip_sweep}{fixed_note}
 
 ## Test on area b (dense informal settlement, never seen in training)
 
