@@ -8,12 +8,14 @@ and a 1x1 head), with 'same' padding so that the output has the size of the inpu
 from __future__ import annotations
 
 import copy
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal
 
 import torch
 from torch import nn
-from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from geounet.errors import CheckpointError
 
@@ -248,43 +250,63 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     raise CheckpointError(f"unknown architecture {cfg.arch!r}; use unet or smp-unet")
 
 
-def _folded(conv: nn.Module | None, bn: nn.Module | None) -> nn.Conv2d | None:
-    """``conv`` with ``bn`` folded into it, or ``None`` if they are no such pair."""
-    if (
-        type(conv) is nn.Conv2d
-        and type(bn) is nn.BatchNorm2d
-        and bn.track_running_stats
-        and conv.out_channels == bn.num_features
-    ):
-        return fuse_conv_bn_eval(conv, bn)
-    return None
+class _TraceGuard:
+    """Keeps torch.fx tracing and forward passes of one process apart.
+
+    While torch.fx traces a network it patches ``torch.nn.Module.__call__`` for the whole
+    process, so a forward pass in another thread meanwhile is traced too and fails
+    ("module is not installed as a submodule"). A dask worker with several threads
+    loads its model in one thread while another may be predicting. Any number of
+    forward passes may run at once; a trace waits until none runs, and they wait for it.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._running = 0
+        self._tracing = False
+
+    @contextmanager
+    def predicting(self) -> Iterator[None]:
+        """Hold while running a network (shared with other forward passes)."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._tracing)
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def tracing(self) -> Iterator[None]:
+        """Hold while tracing a network (alone in the process)."""
+        with self._cond:
+            self._cond.wait_for(lambda: not self._tracing and not self._running)
+            self._tracing = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._tracing = False
+                self._cond.notify_all()
 
 
-def _resnet_pairs() -> tuple[type[nn.Module], ...]:
-    """The ResNet modules of torchvision, in whose forward each ``convK`` feeds ``bnK``."""
-    try:
-        from torchvision.models import resnet
-    except ImportError:  # pragma: no cover - torchvision comes with torchgeo
-        return ()
-    return (resnet.ResNet, resnet.BasicBlock, resnet.Bottleneck)
+TRACE_GUARD = _TraceGuard()
+"""The process's guard: :func:`fuse_for_inference` traces under it, predictors run under it."""
 
 
 def fuse_for_inference(model: nn.Module) -> nn.Module:
     """A copy of ``model`` in eval mode with each batch norm folded into its convolution.
 
-    Folded are the batch norms that directly follow a convolution in an ``nn.Sequential``
-    (every level of the classic U-Net, smp's ``Conv2dReLU`` decoder blocks, ResNet
-    down-sampling branches) and, in torchvision's ResNet stem and blocks (smp's ResNet
-    encoders), each ``bnK`` after its ``convK``: the batch norm's running statistics and
-    affine parameters go into the convolution's weights and bias
-    (``torch.nn.utils.fusion.fuse_conv_bn_eval``) and it becomes an identity. In eval
-    mode the outputs are the same up to rounding, and prediction skips a full pass over
-    every feature map (0.293 against 0.313 s per 992 px tile of the bundled model in
-    ``benchmarks/levers_cpu.txt``). Other batch norms are left as they are.
-
-    This walks the copy's modules: unlike torch.fx tracing, which patches
-    ``torch.nn.Module.__call__`` for the whole process while it traces, it is safe while
-    other threads predict (a dask worker with several threads loads its model in one).
+    Uses torch.fx's conv/batch-norm fusion: every batch norm that follows a convolution
+    has its running statistics and affine parameters folded into the convolution's
+    weights and bias. In eval mode the outputs are the same up to rounding, and prediction
+    skips a full pass over every feature map (0.293 against 0.313 s per 992 px tile of the
+    bundled model in ``benchmarks/levers_cpu.txt``); the traced network also frees each
+    intermediate as soon as it is used. A network that torch.fx cannot trace is returned
+    unfused. The trace runs under :data:`TRACE_GUARD`, so forward passes that run under it
+    too (as :class:`geounet.predict.TilePredictor`'s do) are safe in other threads.
 
     Args:
         model: A network; it is not modified.
@@ -292,17 +314,11 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
     Returns:
         The fused copy, in eval mode.
     """
+    from torch.fx.experimental.optimization import fuse
+
     model = copy.deepcopy(model).eval()
-    resnets = _resnet_pairs()
-    for module in list(model.modules()):
-        if isinstance(module, nn.Sequential):
-            for i in range(len(module) - 1):
-                if (fused := _folded(module[i], module[i + 1])) is not None:
-                    module[i], module[i + 1] = fused, nn.Identity()
-        elif resnets and isinstance(module, resnets):
-            for k in ("1", "2", "3"):
-                fused = _folded(getattr(module, f"conv{k}", None), getattr(module, f"bn{k}", None))
-                if fused is not None:
-                    setattr(module, f"conv{k}", fused)
-                    setattr(module, f"bn{k}", nn.Identity())
-    return model
+    try:
+        with TRACE_GUARD.tracing():
+            return fuse(model, inplace=True).eval()
+    except Exception:  # noqa: BLE001 - an untraceable network still predicts, unfused
+        return model

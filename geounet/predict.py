@@ -29,7 +29,7 @@ from rasterio.windows import Window
 from geounet.checkpoint import Checkpoint, ModelCard, load_checkpoint
 from geounet.device import autocast, resolve_precision, select_device
 from geounet.errors import InputError
-from geounet.model import fuse_for_inference
+from geounet.model import TRACE_GUARD, fuse_for_inference
 from geounet.raster import (
     GDAL_CACHE_BYTES,
     GDAL_LOCK,
@@ -183,7 +183,7 @@ class TilePredictor:
         if self.value_range is not None:
             x = rescale_to_8bit(x, self.value_range)
         x = self.card.normalization.apply(x).contiguous(memory_format=torch.channels_last)
-        with autocast(self.device, self.dtype):
+        with TRACE_GUARD.predicting(), autocast(self.device, self.dtype):
             logits = self.model(x)
         prob = torch.sigmoid(logits.float())
         return prob.cpu().numpy()
