@@ -30,7 +30,7 @@ from geounet.train.augment import COLOUR_JITTER
 from geounet.train.copypaste import MAX_PASTED
 from geounet.train.recolour import BRIGHTNESS, SATURATION
 from geounet.train.training import BODY_THRESHOLD_FIXED, calibrate
-from geounet.train.validation import IOU_TOLERANCE, ThresholdScore, choose_score
+from geounet.train.validation import IOU_TOLERANCE, ThresholdScore, choose_score, weighed
 from geounet.train.validation import sweep_table as strip_table
 from geounet.tta import passes
 
@@ -329,8 +329,7 @@ def _rechosen_threshold(
 def _strip_sweep_section(scores: list[ThresholdScore], images: str, fixed: float | None) -> str:
     """The strip's sweep as calibrate prints it, and how far ahead the chosen row is."""
     best = choose_score(scores)
-    best_iou = max(s.pixels.iou for s in scores)
-    near = [s for s in scores if s is not best and s.pixels.iou >= best_iou - IOU_TOLERANCE - 1e-12]
+    near = [s for s in weighed(scores) if s is not best]
     body = "" if fixed is None else f" --body-threshold {fixed:g}"
     house = 2 / (2 * best.objects.tp + best.objects.fp + best.objects.fn)
     lead = (

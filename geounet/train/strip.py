@@ -49,8 +49,7 @@ class StripPrediction:
     """One scene's part of the validation strip, as ``geounet predict`` predicted it.
 
     Attributes:
-        scene: The scene.
-        window: The strip's window in it.
+        window: The strip's window in its scene.
         prob: Building probability in the window, as predict's footprints read it.
         channels: The split channels (``body``, ``contact``) the model has, same grid.
         instances: Footprint ids burned on the same grid (0 = none).
@@ -59,7 +58,6 @@ class StripPrediction:
         min_seed_pixels: Smallest seed of predict's split here, in pixels.
     """
 
-    scene: Path
     window: Window
     prob: npt.NDArray[np.float32]
     channels: dict[str, npt.NDArray[np.float32]]
@@ -93,15 +91,17 @@ def strip_window(src: DatasetReader, roi: BaseGeometry, roi_crs: CRS) -> Window 
 
 
 def _footprints(
-    labels: Sequence[Path], crs: CRS, class_column: str | None, only_class: str | None
-) -> gpd.GeoSeries:
-    """The footprints of every label file (of ``only_class`` if given), in ``crs``."""
-    frames = [gpd.read_file(path).to_crs(crs) for path in labels]
-    merged = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), crs=crs)
+    labels: Sequence[Path], class_column: str | None, only_class: str | None
+) -> gpd.GeoDataFrame:
+    """The footprints of every label file (of ``only_class`` if given), in the first's CRS."""
+    frames = [gpd.read_file(path) for path in labels]
+    crs = frames[0].crs
+    merged = gpd.GeoDataFrame(
+        pd.concat([f.to_crs(crs) for f in frames], ignore_index=True), crs=crs
+    )
     if class_column is not None and only_class is not None:
         merged = merged[merged[class_column].astype(str) == only_class]
-    geoms = merged.geometry
-    return geoms[~(geoms.is_empty | geoms.isna())]
+    return merged[~(merged.geometry.is_empty | merged.geometry.isna())]
 
 
 def _read_unit(src: DatasetReader, band: int, window: Window) -> npt.NDArray[np.float32]:
@@ -143,6 +143,7 @@ def predict_strips(
         InputError: If the strip crosses no scene.
     """
     opts = dataclasses.replace(options, footprints=False, float32=False, name="scene")
+    footprints = _footprints(labels, class_column, only_class)  # read once, for every scene
     strips: list[StripPrediction] = []
     with tempfile.TemporaryDirectory(prefix="geounet-strip-") as tmp:
         for k, scene in enumerate(images):
@@ -166,7 +167,7 @@ def predict_strips(
                         name: _read_unit(split_src, band, window)
                         for name, band in split_bands(split).items()
                     }
-            geoms = _footprints(labels, crs, class_column, only_class)
+            geoms = footprints.geometry.to_crs(crs)
             instances = np.zeros(prob.shape, dtype=np.int64)
             if len(geoms):
                 instances = rasterio.features.rasterize(
@@ -175,9 +176,7 @@ def predict_strips(
                     transform=transform,
                     dtype="int32",
                 ).astype(np.int64)
-            strips.append(
-                StripPrediction(Path(scene), window, prob, channels, instances, valid, *limits)
-            )
+            strips.append(StripPrediction(window, prob, channels, instances, valid, *limits))
     if not strips:
         raise InputError("the validation strip covers none of the scenes; check --images")
     return strips

@@ -176,20 +176,14 @@ def sweep_table(scores: Sequence[ThresholdScore]) -> str:
         within :data:`IOU_TOLERANCE` of the best (the ones the score decides between).
     """
     best = choose_score(scores)
-    best_iou = max(s.pixels.iou for s in scores)
+    near = {id(s) for s in weighed(scores)}
     body = any(s.body_threshold is not None for s in scores)
     head = ["body threshold"] if body else []
     columns = [*head, "building threshold", "pixel IoU", "objects (TP / FP / FN)"]
     columns += ["object F1", "score", ""]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for s in scores:
-        mark = (
-            "chosen"
-            if s is best
-            else "near"
-            if s.pixels.iou >= best_iou - IOU_TOLERANCE - 1e-12
-            else ""
-        )
+        mark = "chosen" if s is best else "near" if id(s) in near else ""
         cells = [f"{s.body_threshold:.2f}"] if body and s.body_threshold is not None else []
         cells += [
             f"{s.threshold:.2f}",
@@ -220,11 +214,20 @@ def choose_score(scores: Sequence[ThresholdScore]) -> ThresholdScore:
     Returns:
         The chosen score.
     """
+    return max(weighed(scores), key=lambda s: s.score)
+
+
+def weighed(scores: Sequence[ThresholdScore]) -> list[ThresholdScore]:
+    """The scores :func:`choose_score` decides between: pixel IoU near the sweep's best.
+
+    Args:
+        scores: The sweep (at least one score).
+
+    Returns:
+        Those whose pixel IoU is within :data:`IOU_TOLERANCE` of the best, in sweep order.
+    """
     best_iou = max(s.pixels.iou for s in scores)
-    return max(
-        (s for s in scores if s.pixels.iou >= best_iou - IOU_TOLERANCE - 1e-12),
-        key=lambda s: s.score,
-    )
+    return [s for s in scores if s.pixels.iou >= best_iou - IOU_TOLERANCE - 1e-12]
 
 
 DEFAULT_THRESHOLDS = tuple(round(0.1 + 0.05 * i, 2) for i in range(17))
