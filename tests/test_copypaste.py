@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from geounet.train.copypaste import Building, paste_batch, paste_buildings, whole_buildings
-from geounet.train.datasets import ChipTransform, SceneLayout
+from geounet.train.targets import ChipTransform, SceneLayout
 from geounet.train.weights import contact_map
 
 

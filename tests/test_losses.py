@@ -5,8 +5,8 @@ import pytest
 import torch
 from scipy import ndimage
 
-from geounet.train.datasets import SceneLayout
 from geounet.train.losses import LossConfig, SegmentationLoss, class_balance
+from geounet.train.targets import SceneLayout
 from geounet.train.weights import border_weight_map
 
 
@@ -127,7 +127,7 @@ def test_contact_map_marks_only_where_two_buildings_meet() -> None:
 
 
 def test_chip_transform_appends_a_contact_channel() -> None:
-    from geounet.train.datasets import ChipTransform, SceneLayout
+    from geounet.train.targets import ChipTransform, SceneLayout
 
     layout = SceneLayout(("red", "green", "blue", "alpha"), ("red", "green", "blue"), "alpha", None)
     inst = torch.zeros((1, 16, 16), dtype=torch.int64)
@@ -180,7 +180,7 @@ def _two_roof_chip() -> tuple[SceneLayout, dict[str, torch.Tensor]]:
 
 
 def test_chip_transform_orders_body_before_contact() -> None:
-    from geounet.train.datasets import ChipTransform
+    from geounet.train.targets import ChipTransform
 
     layout, sample = _two_roof_chip()
     out = ChipTransform(layout, np.zeros(3, dtype=np.int64), 1, 10.0, 5.0, 1.0, 1.0)(sample)
@@ -191,7 +191,7 @@ def test_chip_transform_orders_body_before_contact() -> None:
 
 
 def test_chip_transform_weighs_the_shared_wall_only_when_asked() -> None:
-    from geounet.train.datasets import ChipTransform
+    from geounet.train.targets import ChipTransform
 
     layout, sample = _two_roof_chip()
     zeros = np.zeros(3, dtype=np.int64)
@@ -238,7 +238,7 @@ def test_depth_map_falls_to_zero_at_walls_and_peaks_once_per_roof() -> None:
 
 
 def test_chip_transform_makes_a_depth_body_channel() -> None:
-    from geounet.train.datasets import ChipTransform
+    from geounet.train.targets import ChipTransform
     from geounet.train.weights import depth_map
 
     layout, sample = _two_roof_chip()

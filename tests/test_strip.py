@@ -12,25 +12,21 @@ import shapely
 
 from geounet.checkpoint import load_checkpoint
 from geounet.predict import PredictOptions, predict_scene
-from geounet.train.datasets import build_training_data
+from geounet.train.datasets import scene_split
 from geounet.train.strip import predict_strips, strip_window, sweep_strips
 from geounet.train.validation import object_counts
 
 
-def test_strip_window_is_the_eastern_fraction_whatever_the_labels_crs(
+def test_strip_window_is_the_eastern_fraction_of_the_scene(
     crop: tuple[Path, Path, Path],
 ) -> None:
-    scene, gpkg, geojson = crop
-    for labels in (gpkg, geojson):
-        data = build_training_data([scene], [labels], chip_size=64, val_fraction=0.3)
-        try:
-            with rasterio.open(scene) as src:
-                window = strip_window(src, data.val_roi, data.dataset.crs)
-        finally:
-            data.labels.cleanup()
-        assert window is not None
-        # 30 % of 240 columns, the full 160 rows
-        assert (window.col_off, window.row_off, window.width, window.height) == (168, 0, 72, 160)
+    scene, _, _ = crop
+    split = scene_split([scene], 0.3)
+    with rasterio.open(scene) as src:
+        window = strip_window(src, split.val_roi, split.crs)
+    assert window is not None
+    # 30 % of 240 columns, the full 160 rows
+    assert (window.col_off, window.row_off, window.width, window.height) == (168, 0, 72, 160)
 
 
 def test_the_strip_is_scored_on_predicts_own_output_and_its_own_footprints(
@@ -39,13 +35,8 @@ def test_the_strip_is_scored_on_predicts_own_output_and_its_own_footprints(
 ) -> None:
     scene, gpkg, _ = crop
     ckpt = load_checkpoint()  # the bundled model: real roofs, real probabilities
-    data = build_training_data([scene], [gpkg], chip_size=64, val_fraction=0.3)
-    try:
-        strips = predict_strips(
-            ckpt, [scene], [gpkg], data.val_roi, data.dataset.crs, PredictOptions()
-        )
-    finally:
-        data.labels.cleanup()
+    split = scene_split([scene], 0.3)
+    strips = predict_strips(ckpt, [scene], [gpkg], split.val_roi, split.crs, PredictOptions())
     [strip] = strips
     # the probabilities are predict's, of the whole scene, in the strip's window
     predict_scene(scene, tmp_path, ckpt, PredictOptions(footprints=False))

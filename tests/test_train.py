@@ -13,7 +13,8 @@ from geounet.cli import app
 from geounet.errors import InputError, OutputExistsError
 from geounet.model import ModelConfig, build_model
 from geounet.train import TrainConfig, train
-from geounet.train.datasets import build_training_data
+from geounet.train.arrays import crop as crop_chip
+from geounet.train.datasets import build_training_data, scene_split
 from geounet.train.losses import LossConfig, SegmentationLoss
 from geounet.train.state import load_state
 from geounet.train.validation import object_counts
@@ -43,42 +44,29 @@ def test_split_is_by_area_and_labels_in_another_crs_line_up(crop: tuple[Path, Pa
     scene, gpkg, geojson = crop
     a = build_training_data([scene], [gpkg], chip_size=64, val_fraction=0.3)
     b = build_training_data([scene], [geojson], chip_size=64, val_fraction=0.3)
-    try:
-        assert a.train_roi.intersection(a.val_roi).area == pytest.approx(0.0, abs=1e-9)
-        assert a.val_roi.bounds[0] > a.train_roi.bounds[0]
-        assert a.pixel_size_m == pytest.approx(0.1493, rel=0.01)  # ground metres
-        xmin, ymin, _, _ = a.train_roi.bounds
-        q = (
-            slice(xmin, xmin + 64 * a.res[0], a.res[0]),
-            slice(ymin, ymin + 64 * a.res[1], a.res[1]),
-        )
-        sa = a.dataset[q + (slice(None),)]
-        sb = b.dataset[q + (slice(None),)]
-        assert sa["image"].shape == (3, 64, 64)
-        assert sa["target"].sum() > 0
-        agree = (sa["target"] == sb["target"]).float().mean()
-        assert agree > 0.99  # EPSG:4326 labels reprojected onto the image grid
-        assert sa["valid"].all()
-    finally:
-        a.labels.cleanup()
-        b.labels.cleanup()
+    split = scene_split([scene], 0.3)
+    assert split.train_roi.intersection(split.val_roi).area == pytest.approx(0.0, abs=1e-9)
+    assert split.val_roi.bounds[0] > split.train_roi.bounds[0]
+    assert a.pixel_size_m == pytest.approx(0.1493, rel=0.01)  # ground metres
+    [sa], [sb] = a.scenes, b.scenes
+    assert sa.image.shape == (3, 160, 240)  # read as it is: no resampling within 2 %
+    # 30 % of 240 columns held out: the strip starts at column 168, training stops there
+    assert sa.val_start == 168
+    assert sa.trainable[:, :168].all() and not sa.trainable[:, 168:].any()
+    assert sa.target is not None and sa.target.sum() > 0
+    assert sb.target is not None
+    agree = (sa.target == sb.target).mean()
+    assert agree > 0.99  # EPSG:4326 labels reprojected onto the image grid
+    assert sa.valid.mean() > 0.99  # one pixel of the crop has alpha 0
+    assert a.footprints == len(np.unique(sa.instances)) - 1 > 0
 
 
 def test_a_few_steps_on_a_small_crop_reduce_the_loss(crop: tuple[Path, Path, Path]) -> None:
     scene, gpkg, _ = crop
     torch.manual_seed(0)
-    data = build_training_data([scene], [gpkg], chip_size=64, w0=10, sigma=5)
-    try:
-        xmin, ymin, _, _ = data.train_roi.bounds
-        rx, ry = data.res
-        samples = [
-            data.dataset[
-                (slice(x, x + 64 * rx, rx), slice(ymin + 40 * ry, ymin + 104 * ry, ry), slice(None))
-            ]
-            for x in (xmin, xmin + 64 * rx)
-        ]
-    finally:
-        data.labels.cleanup()
+    data = build_training_data([scene], [gpkg], chip_size=64)
+    [s] = data.scenes
+    samples = [crop_chip(s, slice(40, 104), slice(x, x + 64)) for x in (0, 64)]
     x = torch.stack([s["image"] for s in samples]) / 255.0
     x = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / x.std(dim=(0, 2, 3), keepdim=True)
     target = torch.stack([s["target"] for s in samples])
@@ -154,7 +142,7 @@ def test_copy_paste_reaches_every_training_batch(
         calls.append((probability, target.shape[0], len(batch["image"])))
         return batch
 
-    monkeypatch.setattr("geounet.train.training.paste_batch", spy)
+    monkeypatch.setattr("geounet.train.loop.paste_batch", spy)
     kw = dict(augment=False, precision="float32", steps_per_epoch=2, body_erosion=3.0)
     train(_cfg(scene, gpkg, tmp_path / "a.safetensors", **kw))
     assert calls == []
@@ -179,7 +167,7 @@ def test_recolour_reaches_every_training_batch_with_its_instances(
         assert float(image.min()) >= 0 and float(image.max()) <= 1  # scaled to [0, 1]
         return image
 
-    monkeypatch.setattr("geounet.train.training.recolour_batch", spy)
+    monkeypatch.setattr("geounet.train.loop.recolour_batch", spy)
     kw = dict(augment=False, precision="float32", steps_per_epoch=2)
     train(_cfg(scene, gpkg, tmp_path / "a.safetensors", **kw))
     assert calls == []

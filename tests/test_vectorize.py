@@ -245,7 +245,7 @@ def test_split_per_component_equals_one_watershed_over_the_window() -> None:
     from scipy import ndimage
     from skimage.segmentation import watershed
 
-    from geounet.vectorize import label_instances
+    from geounet.instances import label_instances
 
     rng = np.random.default_rng(7)
     prob = ndimage.gaussian_filter(rng.random((120, 150)), 2).astype(np.float32)

@@ -13,6 +13,7 @@ from rich.console import Console
 from geounet.cli._app import app, fail, user_errors
 from geounet.train import TrainConfig, train
 from geounet.train.copypaste import MAX_PASTED
+from geounet.train.training import write_pack
 
 
 @app.command("train")
@@ -30,6 +31,21 @@ def train_command(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint to write (.safetensors).")],
+    place: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--place",
+            help="Place (town) of each --images scene, in order; chips are drawn from every "
+            "place equally often. Default: one place, chips in proportion to area.",
+        ),
+    ] = None,
+    pack: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the training data to this .npz pack and stop; train from it where "
+            "GDAL is missing with: python -m geounet.train.pack PACK --out M.safetensors",
+        ),
+    ] = None,
     class_column: Annotated[
         str | None,
         typer.Option(help="Label column naming each footprint's class (one output per class)."),
@@ -159,6 +175,7 @@ def train_command(
         images=images,
         labels=labels,
         out=out,
+        places=list(place or []),
         class_column=class_column,
         arch=arch,
         encoder=encoder,
@@ -199,6 +216,14 @@ def train_command(
         command=shlex.join(["geounet", *sys.argv[1:]]),
         progress=progress,
     )
+    if pack is not None:
+        with user_errors():
+            data = write_pack(cfg, pack)
+        typer.echo(
+            f"wrote {pack}: {len(data.scenes)} scene(s) of {len(data.places)} place(s) "
+            f"({', '.join(data.places)}), {data.footprints} footprints"
+        )
+        return
     with user_errors():
         result = train(cfg, console=Console(stderr=True, soft_wrap=True))
     figures = "  ".join(

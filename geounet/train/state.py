@@ -8,8 +8,6 @@ states and a JSON record (epoch, step, elapsed time, best score, history, model 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from geounet.atomic import replacing
 from geounet.errors import CheckpointError
 
 STATE_KEY = "geounet_train_state"
@@ -68,15 +67,8 @@ def save_state(path: Path, state: TrainState) -> None:
         "opt_scalars": opt_scalars,
         "record": state.record,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp, metadata={STATE_KEY: json.dumps(meta)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with replacing(path) as tmp:
+        save_file(tensors, str(tmp), metadata={STATE_KEY: json.dumps(meta)})
 
 
 def load_state(path: Path) -> TrainState:

@@ -18,8 +18,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
+from geounet.instances import label_instances
 from geounet.metrics import ConfusionCounts, confusion
-from geounet.vectorize import label_instances
 
 
 @dataclass(frozen=True)
@@ -258,7 +258,7 @@ def sweep_thresholds(
         body: (H, W) body probabilities of a model with a body channel, or ``None``.
         contact: (H, W) contact probabilities of a model with a contact channel, or
             ``None``; with either, objects are split as prediction splits them
-            (:func:`geounet.vectorize.label_instances`).
+            (:func:`geounet.instances.label_instances`).
         body_threshold: Body probability at or above which a pixel seeds an object.
         min_object_pixels: Predicted objects smaller than this are dropped, as
             vectorising drops footprints under ``--min-area``
