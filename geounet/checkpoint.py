@@ -26,7 +26,7 @@ from geounet.tta import TTA_MODES
 
 FORMAT_VERSION = 1
 METADATA_KEY = "geounet"
-BUNDLED_MODEL = "kampala_unet.safetensors"
+BUNDLED_MODEL = "buildings_unet.safetensors"
 
 
 @dataclass(frozen=True)

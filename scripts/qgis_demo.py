@@ -1,6 +1,6 @@
 """Make the QGIS demo of ``docs/QGIS.md``: styled outputs of one Kampala scene and a project.
 
-With the bundled model (``geounet/data/kampala_unet.safetensors``) the outputs are a real
+With the bundled model (``geounet/data/buildings_unet.safetensors``) the outputs are a real
 ``geounet predict`` run. Without it, a *stand-in* probability raster is made from the true
 footprints of ``sample_data/buildings.gpkg`` rasterised on the scene grid (per-building
 confidence, blurred edges, a tenth of the buildings left out and a few false blobs added,
@@ -34,7 +34,7 @@ from geounet.vectorize import vectorize, write_footprints
 ROOT = Path(__file__).resolve().parents[1]
 SCENE = ROOT / "sample_data" / "kampala_b_z21.tif"
 TRUTH = ROOT / "sample_data" / "buildings.gpkg"
-MODEL = ROOT / "geounet" / "data" / "kampala_unet.safetensors"
+MODEL = ROOT / "geounet" / "data" / "buildings_unet.safetensors"
 
 
 def stand_in_probability(scene: Path, truth: Path, out: Path, seed: int = 0) -> None:

@@ -1,66 +1,62 @@
 #!/usr/bin/env bash
-# Train the model bundled with geounet (geounet/data/kampala_unet.safetensors).
+# Train the model bundled with geounet (geounet/data/buildings_unet.safetensors) on four places.
 #
-# Input: sample_data/kampala_a_z20.tif (area a at 0.149 m) and sample_data/buildings.gpkg.
-# The eastern 20 % of area a is held out for validation and for choosing the thresholds;
-# area b is never read.
+#   bash scripts/train_bundled_model.sh            # all steps below, on this machine
+#   bash scripts/train_bundled_model.sh pack       # step 1 only
+#   bash scripts/train_bundled_model.sh finish     # steps 3-5, after step 2 ran elsewhere
 #
-# The bundled model is an ensemble of three U-Nets whose body channel learns each roof's
-# depth (--body-target depth): seed 0, seed 1, and seed 0 with --colour strong. Their logs
-# are kept beside this script (train_bundled_model.member{1,2,3}.log). The ensemble's
-# building threshold is chosen on the strip; its body threshold is fixed at 0.5 (half
-# depth), as the strip's 30 detached houses say little about touching roofs.
-# Run from anywhere: bash scripts/train_bundled_model.sh  (about 75 minutes of quiet CPU);
-# REUSE=1 keeps members already in build/.
-#
-# Candidates: extra `geounet train` options replace the defaults below (the last value of
-# an option wins); one network is trained and it is not copied into the package, e.g.
-#   OUT=build/trial_colour_strong.safetensors bash scripts/train_bundled_model.sh --colour strong
-# IMAGES picks another scene of area a to train and calibrate on (default: the z20 one), e.g.
-#   IMAGES=sample_data/kampala_a_z21.tif OUT=build/trial_z21.safetensors \
-#     bash scripts/train_bundled_model.sh --sigma 10 --body-erosion 6 --contact-radius 6
-# Ensembles of candidates: geounet ensemble A B --out E, then geounet calibrate E.
+# 1. pack: the scenes of sample_data/places.csv (Kampala area a, Banepa, Catanduanes,
+#    Zanzibar; never Kampala area b) are read onto the model's grid with their footprints,
+#    the eastern 20 % of each scene held out as its place's validation strip, into
+#    build/places/places.npz (`geounet train --pack`).
+# 2. train: scripts/train_from_pack.sh trains the ensemble's three networks and one
+#    leave-one-place-out network per place from the pack (no GDAL needed: the bundled
+#    model's networks were trained on a GPU node, all seven at once, with PARALLEL=1 and
+#    DEVICE=cuda; on a 2-core CPU each takes about 1.5 h and can be resumed with RESUME=1).
+# 3. ensemble: the three networks' probabilities are averaged (`geounet ensemble`).
+# 4. calibrate: the ensemble's building and body thresholds are chosen on the union of the
+#    four places' strips as `geounet predict` predicts them; each leave-one-place-out
+#    network's on the strips of its three training places only.
+# 5. install: the ensemble is copied into the package.
+# The model card's tables then come from scripts/evaluate_places.py (see the card).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GEOUNET=${GEOUNET:-$( [ -x .venv/bin/geounet ] && echo .venv/bin/geounet || echo geounet )}
-IMAGES=${IMAGES:-sample_data/kampala_a_z20.tif}
-LABELS=sample_data/buildings.gpkg
+PYTHON=${PYTHON:-$( [ -x .venv/bin/python ] && echo .venv/bin/python || echo python3 )}
+DIR=${DIR:-build/places}
+PLACES=(kampala banepa catanduanes zanzibar)
+step=${1:-all}
 
-# train_one OUT [OPTIONS...]: train one network, then choose its thresholds on the strip
-# (train does it at the end of a run too; calibrate records the choice in the provenance).
-train_one() {
-  local out=$1
-  shift
-  mkdir -p "$(dirname "$out")"
-  "$GEOUNET" train \
-    --images "$IMAGES" \
-    --labels "$LABELS" \
-    --out "$out" \
-    --arch unet --depth 4 --width 16 \
-    --chip-size 256 --batch-size 8 \
-    --epochs 36 --steps-per-epoch 40 --patience 0 \
-    --w0 10 --sigma 5 --body-erosion 3 --contact-radius 3 --seed 0 --overwrite --no-progress "$@"
-  "$GEOUNET" calibrate "$out" --images "$IMAGES" --labels "$LABELS" --out "$out" --overwrite
+# places_args PLACE...: the --images/--place/--labels options of these places.
+places_args() {
+  local want=" $* " seen=" "
+  while IFS=, read -r place image labels; do
+    [ "$place" = place ] && continue
+    case "$want" in *" $place "*) ;; *) continue ;; esac
+    echo "--images sample_data/$image"; echo "--place $place"
+    case "$seen" in *" $labels "*) ;; *) echo "--labels sample_data/$labels"; seen="$seen$labels " ;; esac
+  done <sample_data/places.csv
 }
 
-if [ $# -gt 0 ]; then
-  train_one "${OUT:-build/candidate.safetensors}" "$@"
-  exit 0
+if [ "$step" = all ] || [ "$step" = pack ]; then
+  # shellcheck disable=SC2046  # the options are words
+  "$GEOUNET" train $(places_args "${PLACES[@]}") --out "$DIR/unused.safetensors" \
+    --pack "$DIR/places.npz" --overwrite
 fi
-
-members=(build/depth_member1.safetensors build/depth_member2.safetensors build/depth_member3.safetensors)
-options=("--body-target depth" "--body-target depth --seed 1" "--body-target depth --colour strong")
-for i in "${!members[@]}"; do
-  if [ "${REUSE:-0}" = 1 ] && [ -f "${members[$i]}" ]; then
-    echo "reusing ${members[$i]}"
-    continue
-  fi
-  # shellcheck disable=SC2086  # the options are words
-  train_one "${members[$i]}" ${options[$i]} 2>&1 | tee "scripts/train_bundled_model.member$((i + 1)).log"
-done
-OUT=${OUT:-build/kampala_unet.safetensors}
-"$GEOUNET" ensemble "${members[@]}" --out "$OUT" --overwrite
-"$GEOUNET" calibrate "$OUT" --images "$IMAGES" --labels "$LABELS" --out "$OUT" --overwrite \
-  --body-threshold 0.5
-cp "$OUT" geounet/data/kampala_unet.safetensors
-ls -l geounet/data/kampala_unet.safetensors
+if [ "$step" = all ]; then
+  PYTHON=$PYTHON bash scripts/train_from_pack.sh "$DIR/places.npz" "$DIR" "${DEVICE:-auto}"
+fi
+if [ "$step" = all ] || [ "$step" = finish ]; then
+  "$GEOUNET" ensemble "$DIR"/member{1,2,3}.safetensors --out "$DIR/ensemble.safetensors" --overwrite
+  # shellcheck disable=SC2046
+  "$GEOUNET" calibrate "$DIR/ensemble.safetensors" $(places_args "${PLACES[@]}") \
+    --out "$DIR/ensemble.safetensors" --overwrite --show-sweep >"$DIR/ensemble.sweep.md"
+  for p in "${PLACES[@]}"; do
+    mapfile -t others < <(printf '%s\n' "${PLACES[@]}" | grep -vx "$p")
+    # shellcheck disable=SC2046
+    "$GEOUNET" calibrate "$DIR/lopo_$p.safetensors" $(places_args "${others[@]}" | grep -v -- '--place') \
+      --out "$DIR/lopo_$p.safetensors" --overwrite
+  done
+  cp "$DIR/ensemble.safetensors" geounet/data/buildings_unet.safetensors
+  ls -l geounet/data/buildings_unet.safetensors
+fi
