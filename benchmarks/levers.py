@@ -19,10 +19,10 @@ from collections.abc import Callable
 
 import torch
 
-from geounet.checkpoint import load_checkpoint
-from geounet.device import autocast, resolve_precision, select_device
-from geounet.model import fuse_for_inference
-from geounet.predict import default_batch_size
+from geounet.inference.options import default_batch_size
+from geounet.model.checkpoint import load_checkpoint
+from geounet.model.device import autocast, resolve_precision, select_device
+from geounet.model.network import fuse_for_inference
 
 
 def per_tile(forward: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, tiles: int) -> float:

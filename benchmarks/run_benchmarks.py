@@ -37,19 +37,20 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 from make_scenes import make_scene  # noqa: E402
 
-from geounet.checkpoint import load_checkpoint  # noqa: E402
-from geounet.device import resolve_precision, select_device  # noqa: E402
-from geounet.predict import (  # noqa: E402
+from geounet.inference.engine import TilePredictor  # noqa: E402
+from geounet.inference.options import (  # noqa: E402
     PredictOptions,
-    TilePredictor,
     default_batch_size,
     plan_for_grid,
 )
-from geounet.tta import with_tta  # noqa: E402
+from geounet.model.checkpoint import load_checkpoint  # noqa: E402
+from geounet.model.device import resolve_precision, select_device  # noqa: E402
+from geounet.model.tta import with_tta  # noqa: E402
 
 CHILD = """
 import json, resource, sys, time
-from geounet.predict import PredictOptions, predict_scene
+from geounet.inference.options import PredictOptions
+from geounet.inference.scene import predict_scene
 t = time.perf_counter()
 r = predict_scene(sys.argv[1], sys.argv[2], sys.argv[3] if sys.argv[3] != "-" else None,
                   PredictOptions(overwrite=True))
@@ -137,9 +138,9 @@ import numpy as np, rasterio, torch
 from torch.utils.data import DataLoader
 from torchgeo.datasets import RasterDataset, stack_samples
 from torchgeo.samplers import GridGeoSampler
-from geounet.checkpoint import load_checkpoint
-from geounet.device import autocast, resolve_precision
-from geounet.tta import with_tta
+from geounet.model.checkpoint import load_checkpoint
+from geounet.model.device import autocast, resolve_precision
+from geounet.model.tta import with_tta
 t0 = time.perf_counter()
 class Scene(RasterDataset):
     filename_glob = {scene.name!r}

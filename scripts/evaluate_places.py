@@ -36,8 +36,8 @@ from typing import Any
 
 import shapely
 
-from geounet.checkpoint import load_checkpoint
-from geounet.predict import PredictOptions
+from geounet.inference.options import PredictOptions
+from geounet.model.checkpoint import load_checkpoint
 from geounet.train.datasets import scene_split
 from geounet.train.strip import predict_strips, sweep_strips
 from geounet.train.validation import ThresholdScore

@@ -22,14 +22,14 @@ import rasterio
 from rasterio.features import rasterize
 from scipy import ndimage
 
-from geounet.evaluate import evaluate_scene
-from geounet.qgis_project import SceneLayers, project_path, write_project
-from geounet.raster import describe_probability, probability_profile, write_cog
-from geounet.report import write_report
-from geounet.styles import write_probability_style
-from geounet.tileplan import write_plan
-from geounet.tiling import plan_tiles
-from geounet.vectorize import vectorize, write_footprints
+from geounet.core.tiling import plan_tiles
+from geounet.evaluation.evaluate import evaluate_scene
+from geounet.evaluation.report import write_report
+from geounet.footprints.vectorize import vectorize, write_footprints
+from geounet.inference.tileplan import write_plan
+from geounet.io.raster import describe_probability, probability_profile, write_cog
+from geounet.io.styles import write_probability_style
+from geounet.qgis.project import SceneLayers, project_path, write_project
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENE = ROOT / "sample_data" / "kampala_b_z21.tif"
@@ -75,7 +75,8 @@ def main(out_dir: Path) -> Path:
     prob = out_dir / f"{SCENE.stem}.prob.tif"
     footprints = out_dir / f"{SCENE.stem}.buildings.gpkg"
     if MODEL.exists():
-        from geounet.predict import PredictOptions, predict_scene
+        from geounet.inference.options import PredictOptions
+        from geounet.inference.scene import predict_scene
 
         predict_scene(SCENE, out_dir, None, PredictOptions(overwrite=True))
     else:

@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_places import tables  # noqa: E402
 
-from geounet.checkpoint import bundled_model_path, read_card  # noqa: E402
+from geounet.model.checkpoint import bundled_model_path, read_card  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 CARD = ROOT / "geounet" / "data" / "MODEL_CARD.md"

@@ -14,8 +14,8 @@ from rasterio.enums import ColorInterp
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from geounet.checkpoint import ModelCard, save_checkpoint
-from geounet.model import ModelConfig, build_model
+from geounet.model.checkpoint import ModelCard, save_checkpoint
+from geounet.model.network import ModelConfig, build_model
 
 SAMPLE = Path(__file__).resolve().parents[1] / "sample_data"
 

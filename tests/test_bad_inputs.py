@@ -25,12 +25,13 @@ from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import from_origin
 from typer.testing import CliRunner
 
-from geounet.checkpoint import ModelCard, Normalization, save_checkpoint
 from geounet.cli import app
 from geounet.errors import GeounetError, OutputError
-from geounet.model import ModelConfig, build_model
-from geounet.predict import PredictOptions, predict_scene
-from geounet.raster import atomic_path
+from geounet.inference.options import PredictOptions
+from geounet.inference.scene import predict_scene
+from geounet.io.atomic import atomic_path
+from geounet.model.checkpoint import ModelCard, Normalization, save_checkpoint
+from geounet.model.network import ModelConfig, build_model
 from tests.conftest import MakeScene
 from tests.evaluate_data import px_box, write_polygons, write_prob, write_scene
 
@@ -187,7 +188,7 @@ def test_output_folder_that_is_a_file(
 def test_disk_full_during_write(
     make_scene: MakeScene, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import geounet.predict as predict_mod
+    import geounet.inference.scene as predict_mod
 
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -308,7 +309,7 @@ def test_write_failures_become_one_line_output_errors(
     assert str(nested.value) == f"could not write {final}: disk I/O error"
     assert list(tmp_path.iterdir()) == []
     # GDAL and SQLite often hide a full disk behind an unrelated-looking message
-    monkeypatch.setattr("geounet.raster._free_bytes", lambda folder: 0.0)
+    monkeypatch.setattr("geounet.io.atomic._free_bytes", lambda folder: 0.0)
     err = fail_with(DataSourceError("Failed to commit transaction"))
     assert isinstance(err, OutputError) and "disk full" in str(err)
     # Ctrl-C, geounet's own errors and programming errors pass through unchanged

@@ -4,8 +4,8 @@ from pathlib import Path
 import pystac
 import pytest
 
-from geounet.catalogue import read_catalogue
 from geounet.errors import InputError
+from geounet.io.catalogue import read_catalogue
 from tests.conftest import SAMPLE
 
 

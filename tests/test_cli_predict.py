@@ -8,7 +8,7 @@ import rasterio
 import torch
 from typer.testing import CliRunner
 
-import geounet.checkpoint as checkpoint_mod
+import geounet.model.checkpoint as checkpoint_mod
 from geounet import __version__
 from geounet.cli import app
 from tests.conftest import MakeScene

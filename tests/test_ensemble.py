@@ -10,18 +10,19 @@ import rasterio
 import torch
 from typer.testing import CliRunner
 
-from geounet.checkpoint import (
+from geounet.cli import app
+from geounet.errors import CheckpointError, InputError, OutputExistsError
+from geounet.inference.options import PredictOptions
+from geounet.inference.scene import predict_scene
+from geounet.model.checkpoint import (
     ModelCard,
     Normalization,
     load_checkpoint,
     read_card,
     save_checkpoint,
 )
-from geounet.cli import app
-from geounet.ensemble import combine, members_of
-from geounet.errors import CheckpointError, InputError, OutputExistsError
-from geounet.model import Ensemble, ModelConfig, build_model
-from geounet.predict import PredictOptions, predict_scene
+from geounet.model.ensemble import combine, members_of
+from geounet.model.network import Ensemble, ModelConfig, build_model
 from tests.conftest import MakeScene
 
 

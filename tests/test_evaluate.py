@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from shapely.geometry import Polygon
 
+from geounet.core.metrics import confusion
 from geounet.errors import InputError, OutputExistsError
-from geounet.evaluate import SWEEP_THRESHOLDS, areas, evaluate_scene, read_grid
-from geounet.metrics import confusion
-from geounet.report import FIGURES, write_report
+from geounet.evaluation.evaluate import SWEEP_THRESHOLDS, areas, evaluate_scene, read_grid
+from geounet.evaluation.report import FIGURES, write_report
 from tests.evaluate_data import X0, Y0, px_box, write_polygons, write_prob, write_scene
 
 H, W = 45, 67
@@ -168,7 +168,7 @@ def test_empty_truth_and_empty_predictions_give_a_report(
 def test_empty_truth_has_no_best_threshold(data: dict[str, Path], tmp_path: Path) -> None:
     from rich.console import Console
 
-    from geounet.report import headline_table
+    from geounet.evaluation.report import headline_table
 
     empty = write_polygons(tmp_path / "empty.gpkg", [])
     ev = evaluate_scene(data["scene"], empty, prob=data["prob"], object_sweep=True)

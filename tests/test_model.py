@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from geounet.checkpoint import ModelCard, load_checkpoint, save_checkpoint
 from geounet.errors import CheckpointError
-from geounet.model import ModelConfig, build_model, fuse_for_inference
+from geounet.model.checkpoint import ModelCard, load_checkpoint, save_checkpoint
+from geounet.model.network import ModelConfig, build_model, fuse_for_inference
 
 
 def _forward(cfg: ModelConfig, height: int, width: int, batch: int = 2) -> torch.Tensor:
@@ -164,8 +164,8 @@ def test_folding_is_safe_while_other_threads_predict() -> None:
     # in another thread failed while a model was traced, unless the two are kept apart
     import threading
 
-    from geounet.checkpoint import Checkpoint, ModelCard
-    from geounet.predict import TilePredictor
+    from geounet.inference.engine import TilePredictor
+    from geounet.model.checkpoint import Checkpoint, ModelCard
 
     cfg = ModelConfig(in_channels=3, classes=1, depth=2, base_width=4)
     model = build_model(cfg).eval()

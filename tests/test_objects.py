@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from shapely.geometry import box
 
-from geounet.objects import ObjectCounts, match_objects, pair_ious, rule_text
+from geounet.core.objects import ObjectCounts, match_objects, pair_ious, rule_text
 
 
 def shifted_pair(side: float, shift: float, x0: float = 0.0) -> tuple:

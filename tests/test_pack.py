@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from geounet.checkpoint import read_card
 from geounet.errors import InputError
+from geounet.model.checkpoint import read_card
 from geounet.train.datasets import build_training_data
 from geounet.train.pack import load_pack, main, save_pack
 

@@ -8,11 +8,13 @@ import rasterio
 import torch
 from distributed import Client, LocalCluster
 
-from geounet.checkpoint import load_checkpoint
+from geounet.core.tiling import plan_tiles
 from geounet.errors import InputError
-from geounet.parallel import TileJob, dask_tile_batches
-from geounet.predict import PredictOptions, TilePredictor, local_tile_batches, predict_scene
-from geounet.tiling import plan_tiles
+from geounet.inference.engine import TilePredictor, local_tile_batches
+from geounet.inference.executors import TileJob, dask_tile_batches
+from geounet.inference.options import PredictOptions
+from geounet.inference.scene import predict_scene
+from geounet.model.checkpoint import load_checkpoint
 from tests.conftest import MakeScene
 
 
@@ -90,9 +92,9 @@ def test_sequential_threads_and_processes_give_identical_outputs(
 def test_unreachable_scheduler_is_a_clear_error(
     make_scene: MakeScene, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import geounet.parallel
+    import geounet.inference.executors
 
-    monkeypatch.setattr(geounet.parallel, "CONNECT_TIMEOUT", "1s")
+    monkeypatch.setattr(geounet.inference.executors, "CONNECT_TIMEOUT", "1s")
     with pytest.raises(InputError, match="cannot reach the dask scheduler"):
         predict_scene(
             make_scene(),

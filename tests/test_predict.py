@@ -6,10 +6,12 @@ import pytest
 import rasterio
 import torch
 
-from geounet.checkpoint import load_checkpoint
+from geounet.core.tiling import plan_tiles
 from geounet.errors import InputError, OutputExistsError
-from geounet.predict import PredictOptions, TilePredictor, predict_scene, predict_to_raster
-from geounet.tiling import plan_tiles
+from geounet.inference.engine import TilePredictor
+from geounet.inference.options import PredictOptions
+from geounet.inference.scene import predict_scene, predict_to_raster
+from geounet.model.checkpoint import load_checkpoint
 from tests.conftest import MakeScene
 
 
@@ -150,7 +152,7 @@ def test_refuses_existing_outputs_and_wrong_bands(
 def test_interrupt_leaves_nothing(
     make_scene: MakeScene, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import geounet.predict as predict_mod
+    import geounet.inference.scene as predict_mod
 
     def boom(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
@@ -165,7 +167,7 @@ def test_interrupt_leaves_nothing(
 def test_split_channels_stay_internal_or_are_kept_for_vectorize(
     make_scene: MakeScene, split_model: Path, tmp_path: Path
 ) -> None:
-    from geounet.vectorize import split_bands, vectorize
+    from geounet.footprints.vectorize import split_bands, vectorize
 
     scene = make_scene(height=80, width=90)
     opts = {"tile": 64, "overlap": 16, "threshold": 0.45}
@@ -196,8 +198,8 @@ def test_split_is_the_same_in_one_tile_or_many(tmp_path: Path) -> None:
     """Touching roofs are split identically whatever the tiling (a pointwise model)."""
     from rasterio.transform import from_origin
 
+    from geounet.footprints.vectorize import vectorize
     from geounet.train.weights import body_map
-    from geounet.vectorize import vectorize
 
     inst = np.zeros((70, 90), dtype=np.int64)
     inst[5:25, 5:25], inst[5:25, 25:45] = 1, 2  # two roofs sharing a wall

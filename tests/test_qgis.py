@@ -26,12 +26,14 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning
 from shapely.geometry import box
 
+from geounet.core.tiling import plan_tiles
 from geounet.errors import InputError, OutputError
-from geounet.evaluate import Evaluation
-from geounet.qgis_project import SceneLayers, project_path, project_xml, write_project
-from geounet.raster import describe_probability, probability_profile, write_cog
-from geounet.report import write_objects
-from geounet.styles import (
+from geounet.evaluation.evaluate import Evaluation
+from geounet.evaluation.report import write_objects
+from geounet.footprints.vectorize import write_footprints
+from geounet.inference.tileplan import write_plan
+from geounet.io.raster import describe_probability, probability_profile, write_cog
+from geounet.io.styles import (
     CONFIDENCE_CLASSES,
     PROBABILITY_RAMP,
     STATUS_CLASSES,
@@ -41,9 +43,7 @@ from geounet.styles import (
     write_layer_style,
     write_probability_style,
 )
-from geounet.tileplan import write_plan
-from geounet.tiling import plan_tiles
-from geounet.vectorize import write_footprints
+from geounet.qgis.project import SceneLayers, project_path, project_xml, write_project
 from tests.conftest import MakeScene
 
 SYSTEM_PYTHON = Path("/usr/bin/python3")

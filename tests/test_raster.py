@@ -5,8 +5,8 @@ import pytest
 import rasterio
 
 from geounet.errors import InputError, OutputError, OutputExistsError
-from geounet.raster import (
-    atomic_path,
+from geounet.io.atomic import atomic_path
+from geounet.io.raster import (
     check_outputs,
     data_bands,
     ground_pixel_size_m,
@@ -105,7 +105,7 @@ def test_gdal_cache_is_set_in_bytes() -> None:
 
     import rasterio
 
-    from geounet.raster import GDAL_CACHE_BYTES
+    from geounet.io.raster import GDAL_CACHE_BYTES
 
     libs = glob.glob(str(Path(rasterio.__file__).parent.parent / "rasterio.libs" / "libgdal*"))
     if not libs:

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from geounet.stitch import Blender
-from geounet.tiling import plan_tiles
+from geounet.core.tiling import plan_tiles
+from geounet.inference.stitch import Blender
 
 
 @pytest.mark.parametrize(

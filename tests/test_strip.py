@@ -10,8 +10,9 @@ import pytest
 import rasterio
 import shapely
 
-from geounet.checkpoint import load_checkpoint
-from geounet.predict import PredictOptions, predict_scene
+from geounet.inference.options import PredictOptions
+from geounet.inference.scene import predict_scene
+from geounet.model.checkpoint import load_checkpoint
 from geounet.train.datasets import scene_split
 from geounet.train.strip import predict_strips, strip_window, sweep_strips
 from geounet.train.validation import object_counts
@@ -77,8 +78,8 @@ def test_a_strip_that_misses_every_scene_is_a_clear_error(
 
 
 def test_the_sweep_drops_what_vectorising_drops() -> None:
+    from geounet.footprints.vectorize import size_limits
     from geounet.train.validation import sweep_thresholds
-    from geounet.vectorize import size_limits
 
     # one true roof, predicted; and a 3 x 3 px speck of no roof
     prob = np.zeros((1, 40, 40), dtype=np.float32)
@@ -110,8 +111,8 @@ def test_cli_calibrate_shows_the_sweep_it_chose_from(
 ) -> None:
     from typer.testing import CliRunner
 
-    from geounet.checkpoint import bundled_model_path, read_card
     from geounet.cli import app
+    from geounet.model.checkpoint import bundled_model_path, read_card
 
     scene, gpkg, _ = crop
     out = tmp_path / "calibrated.safetensors"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from geounet.errors import InputError, OutputExistsError
-from geounet.summary import COLUMNS, summarise, write_summary
+from geounet.evaluation.summary import COLUMNS, summarise, write_summary
 
 
 def report(

@@ -10,11 +10,12 @@ from rasterio.windows import Window
 from typer.testing import CliRunner
 
 from geounet.cli import app
+from geounet.core.tiling import plan_tiles
 from geounet.errors import InputError, OutputExistsError
-from geounet.merge import merge_footprints, scene_id_of
-from geounet.predict import PredictOptions, predict_scene
-from geounet.tileplan import plan_scene, read_plan, read_stored_plan, write_plan
-from geounet.tiling import plan_tiles
+from geounet.footprints.merge import merge_footprints, scene_id_of
+from geounet.inference.options import PredictOptions
+from geounet.inference.scene import predict_scene
+from geounet.inference.tileplan import plan_scene, read_plan, read_stored_plan, write_plan
 from tests.conftest import SAMPLE, MakeScene
 
 runner = CliRunner()
@@ -209,8 +210,8 @@ def test_merge_tags_scenes_and_reprojects(tmp_path: Path) -> None:
 def test_tile_plan_carries_its_qgis_style(tmp_path: Path) -> None:
     import sqlite3
 
-    from geounet.tileplan import write_plan
-    from geounet.tiling import plan_tiles
+    from geounet.core.tiling import plan_tiles
+    from geounet.inference.tileplan import write_plan
 
     plan = plan_tiles(100, 120, 64, 16, 8, multiple=16)
     transform = Affine(0.5, 0, 500000, 0, -0.5, 40000)

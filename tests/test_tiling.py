@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from geounet.tiling import (
+from geounet.core.tiling import (
     blend_weights_1d,
     coverage_weights_1d,
     plan_tiles,

@@ -8,10 +8,10 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from geounet.checkpoint import ModelCard, load_checkpoint, read_card, save_checkpoint
 from geounet.cli import app
 from geounet.errors import InputError, OutputExistsError
-from geounet.model import ModelConfig, build_model
+from geounet.model.checkpoint import ModelCard, load_checkpoint, read_card, save_checkpoint
+from geounet.model.network import ModelConfig, build_model
 from geounet.train import TrainConfig, train
 from geounet.train.arrays import crop as crop_chip
 from geounet.train.datasets import build_training_data, scene_split
@@ -226,8 +226,9 @@ def test_validation_splits_objects_with_the_body_channel() -> None:
 
 
 def test_threshold_choice_keeps_the_mask_near_its_best_then_prefers_objects() -> None:
-    from geounet.metrics import ConfusionCounts
-    from geounet.train.validation import IOU_TOLERANCE, ObjectCounts, ThresholdScore, choose_score
+    from geounet.core.metrics import ConfusionCounts
+    from geounet.core.objects import ObjectCounts
+    from geounet.train.validation import CHOICE_IOU_TOLERANCE, ThresholdScore, choose_score
 
     def at(threshold: float, iou_tp: int, objects: tuple[int, int, int]) -> ThresholdScore:
         # pixel IoU = tp / 1000; object F1 = 2 tp / (2 tp + fp + fn)
@@ -239,13 +240,13 @@ def test_threshold_choice_keeps_the_mask_near_its_best_then_prefers_objects() ->
     sweep = [
         at(0.45, 631, (17, 23, 23)),  # IoU 0.631, object F1 0.425
         at(0.55, 636, (15, 24, 24)),  # IoU 0.636 (best), object F1 0.385
-        at(0.65, 621, (20, 20, 20)),  # IoU 0.621: more than IOU_TOLERANCE below the best
+        at(0.65, 621, (20, 20, 20)),  # IoU 0.621: more than CHOICE_IOU_TOLERANCE below the best
         at(0.85, 533, (29, 19, 19)),  # IoU 0.533, object F1 0.604 (best plain score)
     ]
     assert max(sweep, key=lambda s: s.score).threshold == 0.85
     chosen = choose_score(sweep)
     assert chosen.threshold == 0.45  # the best score among IoU within 0.01 of 0.636
-    assert 0.636 - chosen.pixels.iou <= IOU_TOLERANCE < 0.636 - 0.621
+    assert 0.636 - chosen.pixels.iou <= CHOICE_IOU_TOLERANCE < 0.636 - 0.621
     assert choose_score(sweep[1:]).threshold == 0.55  # 0.65 and 0.85 fall outside
     assert choose_score(sweep[3:]).threshold == 0.85  # a sweep of one is its own choice
 
@@ -288,9 +289,9 @@ def test_cli_unknown_colour_jitter_is_a_one_line_error(
 def test_body_model_thresholds_are_chosen_on_validation_and_recalibrated(
     crop: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from geounet.core.thresholds import BODY_THRESHOLDS
     from geounet.train import calibrate
     from geounet.train.training import BODY_THRESHOLD_FIXED
-    from geounet.train.validation import BODY_THRESHOLDS
 
     scene, gpkg, _ = crop
     out = tmp_path / "body.safetensors"
@@ -324,12 +325,12 @@ def test_body_model_thresholds_are_chosen_on_validation_and_recalibrated(
     with pytest.raises(InputError, match="--body-threshold must be between 0 and 1, got 1.5"):
         calibrate(out, [scene], [gpkg], fixed, overwrite=True, body_threshold=1.5)
     # thresholds chosen with test-time augmentation: the card keeps the mode for predict
-    import geounet.predict
+    import geounet.inference.engine
 
     seen: list[str] = []  # the modes the strip was predicted with
-    real = geounet.predict.with_tta
+    real = geounet.inference.engine.with_tta
     monkeypatch.setattr(
-        geounet.predict, "with_tta", lambda net, mode: seen.append(mode) or real(net, mode)
+        geounet.inference.engine, "with_tta", lambda net, mode: seen.append(mode) or real(net, mode)
     )
     flips = tmp_path / "flips.safetensors"
     best = calibrate(out, [scene], [gpkg], flips, val_fraction=0.3, chip_size=64,

@@ -11,12 +11,12 @@ import torch
 from torch import nn
 from typer.testing import CliRunner
 
-from geounet.checkpoint import ModelCard, load_checkpoint, read_card, save_checkpoint
 from geounet.cli import app
-from geounet.device import select_device
 from geounet.errors import CheckpointError, InputError
-from geounet.predict import TilePredictor
-from geounet.tta import TTA_MODES, passes, with_tta
+from geounet.inference.engine import TilePredictor
+from geounet.model.checkpoint import ModelCard, load_checkpoint, read_card, save_checkpoint
+from geounet.model.device import select_device
+from geounet.model.tta import TTA_MODES, passes, with_tta
 from tests.conftest import MakeScene
 
 runner = CliRunner()

@@ -9,7 +9,7 @@ from rasterio.transform import from_origin
 from shapely.geometry import Polygon, box
 
 from geounet.errors import InputError
-from geounet.vectorize import LAYER, split_bands, vectorize, write_footprints
+from geounet.footprints.vectorize import LAYER, split_bands, vectorize, write_footprints
 
 RES = 0.5
 
@@ -245,7 +245,7 @@ def test_split_per_component_equals_one_watershed_over_the_window() -> None:
     from scipy import ndimage
     from skimage.segmentation import watershed
 
-    from geounet.instances import label_instances
+    from geounet.core.instances import label_instances
 
     rng = np.random.default_rng(7)
     prob = ndimage.gaussian_filter(rng.random((120, 150)), 2).astype(np.float32)

@@ -15,7 +15,7 @@ import rasterio
 import yaml
 from rasterio.windows import Window
 
-from geounet.checkpoint import read_card
+from geounet.model.checkpoint import read_card
 from tests.conftest import SAMPLE
 
 ROOT = Path(__file__).resolve().parents[1]

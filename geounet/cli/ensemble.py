@@ -27,7 +27,7 @@ def ensemble(
     augmentation). Prediction costs one forward pass per member. Choose the ensemble's
     thresholds afterwards with `geounet calibrate`.
     """
-    from geounet.ensemble import combine  # imported here: `geounet --help` stays fast
+    from geounet.model.ensemble import combine  # imported here: `geounet --help` stays fast
 
     with user_errors():
         card = combine(models, out, shlex.join(["geounet", *sys.argv[1:]]), overwrite)

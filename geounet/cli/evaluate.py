@@ -65,10 +65,12 @@ def evaluate(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing report.")] = False,
 ) -> None:
     """Score predictions against true footprints at pixel and object level (SpaceNet rule)."""
-    from geounet.evaluate import evaluate_scene  # imported here: `geounet --help` stays fast
-    from geounet.qgis_project import SceneLayers, project_path, write_project
-    from geounet.raster import check_outputs
-    from geounet.report import check_out_dir, headline_table, write_report
+    from geounet.evaluation.evaluate import (
+        evaluate_scene,  # imported here: `geounet --help` stays fast
+    )
+    from geounet.evaluation.report import check_out_dir, headline_table, write_report
+    from geounet.io.raster import check_outputs
+    from geounet.qgis.project import SceneLayers, project_path, write_project
 
     console = Console()
     with user_errors():
@@ -117,10 +119,10 @@ def summarise(
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
 ) -> None:
     """Combine scene reports: one row per scene and micro-averaged totals."""
-    from geounet.summary import (
+    from geounet.evaluation.summary import (
         summarise as summarise_reports,
     )  # imported here: `geounet --help` stays fast
-    from geounet.summary import write_summary
+    from geounet.evaluation.summary import write_summary
 
     with user_errors():
         summary = summarise_reports(reports)

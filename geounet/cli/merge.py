@@ -31,7 +31,7 @@ def merge(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Concatenate footprint files into one layer `buildings` with a `scene_id` column."""
-    from geounet.merge import (
+    from geounet.footprints.merge import (
         merge_footprints,
         scene_id_of,
     )  # imported here: `geounet --help` stays fast

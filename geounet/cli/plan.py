@@ -38,7 +38,7 @@ def plan(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing plan.")] = False,
 ) -> None:
     """Plan the tiles of SCENE as `geounet predict` would; the plan opens in QGIS."""
-    from geounet.tileplan import plan_scene  # imported here: `geounet --help` stays fast
+    from geounet.inference.tileplan import plan_scene  # imported here: `geounet --help` stays fast
 
     with user_errors():
         result = plan_scene(scene, out, model, tile, overlap, border, resample, overwrite)

@@ -147,13 +147,12 @@ def predict(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Map the buildings of SCENE: writes <stem>.prob.tif and <stem>.buildings.gpkg."""
-    from geounet.predict import (
-        PredictOptions,
-        predict_scene,
-    )  # imported here: `geounet --help` stays fast
-    from geounet.qgis_project import SceneLayers, project_path, write_project
-    from geounet.raster import check_outputs
-    from geounet.tileplan import read_plan
+    # imported here: `geounet --help` stays fast
+    from geounet.inference.options import PredictOptions
+    from geounet.inference.scene import predict_scene
+    from geounet.inference.tileplan import read_plan
+    from geounet.io.raster import check_outputs
+    from geounet.qgis.project import SceneLayers, project_path, write_project
 
     options = PredictOptions(
         tile=tile,

@@ -67,11 +67,11 @@ def qgis_project(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing project.")] = False,
 ) -> None:
     """Write a QGIS project of scenes and their styled outputs, by relative path."""
-    from geounet.qgis_project import (
+    from geounet.io.raster import check_outputs
+    from geounet.qgis.project import (
         SceneLayers,
         write_project,
     )  # imported here: `geounet --help` stays fast
-    from geounet.raster import check_outputs
 
     with user_errors():
         scenes = _pairs("--scene", scene)

@@ -51,15 +51,15 @@ def vectorize(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Turn building probabilities into footprint polygons (layer `buildings`)."""
-    from geounet.raster import check_outputs  # imported here: `geounet --help` stays fast
-    from geounet.vectorize import split_bands, write_footprints
-    from geounet.vectorize import vectorize as vectorize_raster
+    from geounet.footprints.vectorize import split_bands, write_footprints
+    from geounet.footprints.vectorize import vectorize as vectorize_raster
+    from geounet.io.raster import check_outputs  # imported here: `geounet --help` stays fast
 
     with user_errors():
         if threshold is None or body_threshold is None:
-            from geounet.checkpoint import ModelCard, bundled_model_path, read_card
             from geounet.errors import CheckpointError
-            from geounet.model import ModelConfig
+            from geounet.model.checkpoint import ModelCard, bundled_model_path, read_card
+            from geounet.model.network import ModelConfig
 
             try:
                 card = read_card(model or bundled_model_path())

@@ -274,7 +274,7 @@ def _read_scene(
     resampling: Resampling = Resampling.bilinear,
 ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.bool_], rasterio.Affine, float]:
     """A scene's image bands and validity on the model's grid, with its transform and scale."""
-    from geounet.raster import ground_pixel_size_m
+    from geounet.io.raster import ground_pixel_size_m
 
     with rasterio.open(path) as src:
         factor = pixel_size_m / ground_pixel_size_m(src)
@@ -334,7 +334,7 @@ def build_training_data(
     Raises:
         InputError: If the inputs are unusable or do not overlap.
     """
-    from geounet.raster import ground_pixel_size_m
+    from geounet.io.raster import ground_pixel_size_m
 
     images = [Path(p) for p in images]
     split = scene_split(images, val_fraction)  # checks val_fraction first

@@ -28,10 +28,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
-from geounet.checkpoint import ModelCard, Normalization, load_checkpoint, save_checkpoint
-from geounet.device import autocast, resolve_precision, select_device
 from geounet.errors import CheckpointError, InputError, OutputExistsError
-from geounet.model import ModelConfig, build_model
+from geounet.model.checkpoint import ModelCard, Normalization, load_checkpoint, save_checkpoint
+from geounet.model.device import autocast, resolve_precision, select_device
+from geounet.model.network import ModelConfig, build_model
 from geounet.train.arrays import ChipDataset, PlaceSampler, TrainingData, crop, place_statistics
 from geounet.train.augment import COLOUR_JITTER, Augmenter
 from geounet.train.config import (

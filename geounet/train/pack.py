@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
-from geounet.atomic import replacing
 from geounet.errors import GeounetError, InputError
+from geounet.io.atomic import atomic_path
 from geounet.train.arrays import SceneArrays, TrainingData
 
 FORMAT = "geounet-pack-1"
@@ -68,7 +68,7 @@ def save_pack(path: Path, data: TrainingData) -> None:
         arrays[f"valid_{i}"] = s.valid
         arrays[f"instances_{i}"] = s.instances
         arrays[f"trainable_{i}"] = s.trainable
-    with replacing(path, suffix=".tmp.npz") as tmp:
+    with atomic_path(path) as tmp:
         np.savez_compressed(tmp, **arrays)
 
 

@@ -16,8 +16,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from geounet.atomic import replacing
 from geounet.errors import CheckpointError
+from geounet.io.atomic import atomic_path
 
 STATE_KEY = "geounet_train_state"
 
@@ -67,7 +67,7 @@ def save_state(path: Path, state: TrainState) -> None:
         "opt_scalars": opt_scalars,
         "record": state.record,
     }
-    with replacing(path) as tmp:
+    with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata={STATE_KEY: json.dumps(meta)})
 
 

@@ -7,7 +7,7 @@ with where the cuts fall. A model's thresholds, though, are applied to what
 ``geounet predict`` writes: overlapping tiles with mirrored borders, blended, quantised
 to uint8, averaged over the card's test-time augmentation. So the final choice (at the
 end of ``geounet train``, and by ``geounet calibrate``) is made on exactly that: each
-scene is predicted whole by :func:`geounet.predict.predict_scene`, as a user would
+scene is predicted whole by :func:`geounet.inference.scene.predict_scene`, as a user would
 predict it, and only its strip is scored, against the footprints burned on the same
 grid, with predict's smallest footprint and seed (``--min-area``). Only the images of
 the training part are read as context, never its labels.
@@ -36,12 +36,14 @@ from rasterio.io import DatasetReader
 from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
-from geounet.checkpoint import Checkpoint
+from geounet.core.codec import decode
 from geounet.errors import InputError
-from geounet.predict import PredictOptions, predict_scene
-from geounet.raster import ground_pixel_size_m
+from geounet.footprints.vectorize import size_limits, split_bands
+from geounet.inference.options import PredictOptions
+from geounet.inference.scene import predict_scene
+from geounet.io.raster import ground_pixel_size_m
+from geounet.model.checkpoint import Checkpoint
 from geounet.train.validation import ThresholdScore, merge_scores, sweep_thresholds
-from geounet.vectorize import size_limits, split_bands
 
 
 @dataclass
@@ -105,11 +107,8 @@ def _footprints(
 
 
 def _read_unit(src: DatasetReader, band: int, window: Window) -> npt.NDArray[np.float32]:
-    """A probability band as predict's footprints compare it (uint8 values * (1 / 255))."""
-    raw = src.read(band, window=window)
-    if src.dtypes[band - 1] == "uint8":
-        return raw.astype(np.float32) * np.float32(1.0 / 255.0)
-    return raw.astype(np.float32)
+    """A probability band as predict's footprints compare it (:mod:`geounet.core.codec`)."""
+    return decode(src.read(band, window=window))
 
 
 def predict_strips(

@@ -15,10 +15,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from geounet.checkpoint import Checkpoint, load_checkpoint, read_card, save_checkpoint
-from geounet.device import resolve_precision, select_device
+from geounet.core.thresholds import BODY_THRESHOLDS
 from geounet.errors import InputError, OutputExistsError
-from geounet.predict import PredictOptions
+from geounet.inference.options import PredictOptions
+from geounet.model.checkpoint import Checkpoint, load_checkpoint, read_card, save_checkpoint
+from geounet.model.device import resolve_precision, select_device
+from geounet.model.tta import check_mode
 from geounet.train.arrays import TrainingData
 from geounet.train.config import BODY_THRESHOLD_FIXED, TrainConfig, TrainResult
 from geounet.train.datasets import Split, build_training_data, inspect_scenes, scene_split
@@ -27,12 +29,10 @@ from geounet.train.pack import save_pack
 from geounet.train.strip import predict_strips, sweep_strips
 from geounet.train.targets import TargetOptions
 from geounet.train.validation import (
-    BODY_THRESHOLDS,
     DEFAULT_THRESHOLDS,
     ThresholdScore,
     choose_score,
 )
-from geounet.tta import check_mode
 
 
 def train(
@@ -222,7 +222,7 @@ def calibrate(
         body_threshold: Keep this body threshold instead of choosing one (models with
             a ``body`` channel only).
         tta: Test-time augmentation to choose the thresholds with, written into the card
-            for prediction to use (``None``: the card's; see :mod:`geounet.tta`).
+            for prediction to use (``None``: the card's; see :mod:`geounet.model.tta`).
         on_sweep: Optional callback receiving every score of the strip's sweep.
 
     Returns:

@@ -18,29 +18,10 @@ import numpy as np
 import numpy.typing as npt
 from scipy import ndimage
 
-from geounet.instances import label_instances
-from geounet.metrics import ConfusionCounts, confusion
-
-
-@dataclass(frozen=True)
-class ObjectCounts:
-    """Object-level matches.
-
-    Attributes:
-        tp: Predicted objects matched to a true object.
-        fp: Predicted objects with no match.
-        fn: True objects with no match.
-    """
-
-    tp: int
-    fp: int
-    fn: int
-
-    @property
-    def f1(self) -> float:
-        """2 TP / (2 TP + FP + FN), 0 when there is nothing."""
-        den = 2 * self.tp + self.fp + self.fn
-        return 2 * self.tp / den if den else 0.0
+from geounet.core.instances import label_instances
+from geounet.core.metrics import ConfusionCounts, confusion
+from geounet.core.objects import ObjectCounts, greedy_matches
+from geounet.core.thresholds import CHOICE_THRESHOLDS
 
 
 def object_counts(
@@ -87,15 +68,8 @@ def object_counts(
     ids, inter = np.unique(pairs, return_counts=True)
     pi, ti = ids // nt, ids % nt
     iou = inter / (psize[pi] + tsize[ti] - inter)
-    ok = (iou >= iou_threshold) & np.isin(pi, keep_p) & np.isin(ti, keep_t)
-    order = np.argsort(-iou[ok], kind="stable")
-    used_p: set[int] = set()
-    used_t: set[int] = set()
-    for a, b in zip(pi[ok][order], ti[ok][order], strict=True):
-        if a not in used_p and b not in used_t:
-            used_p.add(int(a))
-            used_t.add(int(b))
-    tp = len(used_p)
+    ok = np.isin(pi, keep_p) & np.isin(ti, keep_t)
+    tp = len(greedy_matches(pi[ok], ti[ok], iou[ok], iou_threshold))
     return ObjectCounts(tp, len(keep_p) - tp, len(keep_t) - tp)
 
 
@@ -160,7 +134,7 @@ def merge_scores(a: Sequence[ThresholdScore], b: Sequence[ThresholdScore]) -> li
     ]
 
 
-IOU_TOLERANCE = 0.01
+CHOICE_IOU_TOLERANCE = 0.01
 """How far below the best pixel IoU of a sweep a chosen threshold's pixel IoU may fall."""
 
 
@@ -173,7 +147,7 @@ def sweep_table(scores: Sequence[ThresholdScore]) -> str:
     Returns:
         One row per score: its thresholds, pixel IoU, the object matches, object F1 and
         score; ``chosen`` for the winner, ``near`` for the others whose pixel IoU is
-        within :data:`IOU_TOLERANCE` of the best (the ones the score decides between).
+        within :data:`CHOICE_IOU_TOLERANCE` of the best (the ones the score decides between).
     """
     best = choose_score(scores)
     near = {id(s) for s in weighed(scores)}
@@ -200,7 +174,7 @@ def sweep_table(scores: Sequence[ThresholdScore]) -> str:
 def choose_score(scores: Sequence[ThresholdScore]) -> ThresholdScore:
     """Choose thresholds from a validation sweep: the mask first, then the objects.
 
-    Among the scores whose pixel IoU is within :data:`IOU_TOLERANCE` of the best pixel
+    Among the scores whose pixel IoU is within :data:`CHOICE_IOU_TOLERANCE` of the best pixel
     IoU, the one with the best :attr:`ThresholdScore.score` wins. Pixel IoU counts
     thousands of pixels and moves smoothly with the threshold; object F1 on a strip of a
     few dozen detached houses moves by several hundredths from one threshold to the next
@@ -224,15 +198,13 @@ def weighed(scores: Sequence[ThresholdScore]) -> list[ThresholdScore]:
         scores: The sweep (at least one score).
 
     Returns:
-        Those whose pixel IoU is within :data:`IOU_TOLERANCE` of the best, in sweep order.
+        Those whose pixel IoU is within :data:`CHOICE_IOU_TOLERANCE` of the best, in sweep order.
     """
     best_iou = max(s.pixels.iou for s in scores)
-    return [s for s in scores if s.pixels.iou >= best_iou - IOU_TOLERANCE - 1e-12]
+    return [s for s in scores if s.pixels.iou >= best_iou - CHOICE_IOU_TOLERANCE - 1e-12]
 
 
-DEFAULT_THRESHOLDS = tuple(round(0.1 + 0.05 * i, 2) for i in range(17))
-BODY_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
-"""Body thresholds tried when a model's thresholds are chosen on validation data."""
+DEFAULT_THRESHOLDS = CHOICE_THRESHOLDS
 
 
 def sweep_thresholds(
@@ -258,11 +230,11 @@ def sweep_thresholds(
         body: (H, W) body probabilities of a model with a body channel, or ``None``.
         contact: (H, W) contact probabilities of a model with a contact channel, or
             ``None``; with either, objects are split as prediction splits them
-            (:func:`geounet.instances.label_instances`).
+            (:func:`geounet.core.instances.label_instances`).
         body_threshold: Body probability at or above which a pixel seeds an object.
         min_object_pixels: Predicted objects smaller than this are dropped, as
             vectorising drops footprints under ``--min-area``
-            (:func:`geounet.vectorize.size_limits`); the matching rule's own minimum
+            (:func:`geounet.footprints.vectorize.size_limits`); the matching rule's own minimum
             still applies to both sides.
         min_seed_pixels: Smallest seed of the split, as vectorising uses it.
 

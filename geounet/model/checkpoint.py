@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
@@ -21,8 +20,9 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from geounet.errors import CheckpointError
-from geounet.model import ModelConfig, build_model
-from geounet.tta import TTA_MODES
+from geounet.io.atomic import atomic_path
+from geounet.model.network import ModelConfig, build_model
+from geounet.model.tta import TTA_MODES
 
 FORMAT_VERSION = 1
 METADATA_KEY = "geounet"
@@ -73,7 +73,7 @@ class ModelCard:
             (models with a ``body`` channel; chosen on validation data).
         class_names: Meaning of each output channel (channel 0 is ``building``).
         tta: Test-time augmentation the thresholds were chosen with, which prediction
-            uses by default: ``none``, ``flips`` or ``d4`` (see :mod:`geounet.tta`).
+            uses by default: ``none``, ``flips`` or ``d4`` (see :mod:`geounet.model.tta`).
         provenance: Free-form record: data, command, date, software versions.
         format_version: Version of this checkpoint format.
     """
@@ -153,18 +153,8 @@ def save_checkpoint(path: str | os.PathLike[str], card: ModelCard, model: nn.Mod
     state = {
         k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-
-    try:
-        save_file(state, tmp, metadata={METADATA_KEY: card.to_json()})
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would keep the model from others
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file(state, str(tmp), metadata={METADATA_KEY: card.to_json()})
     return path
 
 

@@ -21,15 +21,15 @@ import torch
 from torch import nn
 
 from geounet import __version__
-from geounet.checkpoint import (
+from geounet.errors import InputError, OutputExistsError
+from geounet.model.checkpoint import (
     Checkpoint,
     ModelCard,
     Normalization,
     load_checkpoint,
     save_checkpoint,
 )
-from geounet.errors import InputError, OutputExistsError
-from geounet.model import Ensemble, build_model
+from geounet.model.network import Ensemble, build_model
 
 Affine = tuple[list[float], list[float]]
 """Per-band scale and shift of a member's inputs."""

@@ -21,8 +21,8 @@ import numpy.typing as npt
 import rasterio
 from rasterio.windows import Window
 
-from geounet.raster import Reader, describe_probability, probability_profile
-from geounet.tiling import Tile, TilePlan, blend_weights_1d, coverage_weights_1d
+from geounet.core.tiling import Tile, TilePlan, blend_weights_1d, coverage_weights_1d
+from geounet.io.raster import Reader, describe_probability, probability_profile
 
 TileResult = tuple[Tile, npt.NDArray[np.float32] | None, npt.NDArray[np.bool_]]
 """A tile, its probabilities (channels, rows, cols; ``None`` when it holds no valid

@@ -14,11 +14,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from geounet.core.metrics import ConfusionCounts
+from geounet.core.objects import ObjectCounts
 from geounet.errors import InputError, OutputError, OutputExistsError
-from geounet.evaluate import REPORT_FORMAT
-from geounet.metrics import ConfusionCounts
-from geounet.objects import ObjectCounts
-from geounet.report import atomic_write
+from geounet.evaluation.evaluate import REPORT_FORMAT
+from geounet.io.atomic import write_text
 
 SUMMARY_FORMAT = "geounet-evaluation-summary"
 
@@ -164,5 +164,5 @@ def write_summary(summary: Mapping[str, Any], out: str | Path, *, overwrite: boo
         p.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create folder {p.parent}: {exc}") from exc
-    atomic_write(p, text.encode("utf-8"))
+    write_text(p, text)
     return p

@@ -30,7 +30,7 @@ FP_COLOUR = "#D55E00"  # vermillion
 FN_COLOUR = "#0072B2"  # blue
 IGNORED_COLOUR = "#BBBBBB"
 
-#: Colours of the error-map categories (invalid, TN, TP, FP, FN); see ``geounet.evaluate``.
+#: Colours of the error-map categories (invalid, TN, TP, FP, FN); see the evaluation module.
 ERROR_COLOURS = ("#FFFFFF", "#E8E8E8", TP_COLOUR, FP_COLOUR, FN_COLOUR)
 
 DPI = 100

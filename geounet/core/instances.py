@@ -1,6 +1,6 @@
 """Building instances from probability maps: connected regions, split where seeds say so.
 
-Pure numpy and scipy (no I/O): shared by vectorising (:mod:`geounet.vectorize`) and by
+Pure numpy and scipy (no I/O): shared by vectorising (:mod:`geounet.footprints.vectorize`) and by
 validation during training (:mod:`geounet.train.validation`).
 """
 

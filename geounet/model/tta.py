@@ -74,7 +74,7 @@ def _invert(y: torch.Tensor, transform: Transform) -> torch.Tensor:
 class SymmetryAverage(nn.Module):
     """A network whose per-channel probabilities are averaged over input transforms.
 
-    The output stays logits (float32), as for :class:`geounet.model.Ensemble`:
+    The output stays logits (float32), as for :class:`geounet.model.network.Ensemble`:
     ``sigmoid(tta(x))`` is the mean over the transforms of the network's probabilities,
     each transformed back. Inputs must be square for the modes that transpose, or have a
     height and width that the network takes either way round.

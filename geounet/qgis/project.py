@@ -5,7 +5,7 @@ path relative to the project file (``./x.prob.tif``, ``../sample_data/scene.tif`
 folder can be moved or shared as a whole; the project CRS and extent are the (first)
 scene's. Layers, from top to bottom: evaluated footprints (TP / FP / FN), predicted
 footprints, tile plan, probability raster, scene. Each carries its geounet style
-(:mod:`geounet.styles`) and a metadata abstract that states its units.
+(:mod:`geounet.io.styles`) and a metadata abstract that states its units.
 
 Use :func:`write_project` with one :class:`SceneLayers` per scene (several scenes become one
 layer group each).
@@ -31,8 +31,9 @@ from rasterio.crs import CRS
 from rasterio.enums import ColorInterp
 from rasterio.errors import RasterioError
 
-from geounet.errors import InputError, OutputError
-from geounet.styles import (
+from geounet.errors import InputError
+from geounet.io.atomic import atomic_path
+from geounet.io.styles import (
     FOOTPRINTS_ABSTRACT,
     FOOTPRINTS_LAYER,
     OBJECTS_ABSTRACT,
@@ -118,18 +119,12 @@ def write_project(
     if out.suffix.lower() not in (".qgz", ".qgs"):
         raise InputError(f"QGIS project {out} must end in .qgz or .qgs")
     text = project_xml(out, scenes, title=title)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
         if out.suffix.lower() == ".qgz":
             with zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as zf:
                 zf.writestr(f"{out.stem}.qgs", text)
         else:
             tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, out)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write QGIS project {out} ({exc.strerror})") from exc
     return out
 
 

@@ -8,7 +8,7 @@ grid and stores the decision in a GeoPackage with two layers:
   reach into the mirrored border) and the window clipped to the scene;
 * ``plan``: a one-row attribute table with the plan's parameters, the working grid's CRS
   and transform and free-form metadata, from which :func:`read_plan` rebuilds the exact
-  :class:`~geounet.tiling.TilePlan` that ``geounet predict --plan`` then follows.
+  :class:`~geounet.core.tiling.TilePlan` that ``geounet predict --plan`` then follows.
 """
 
 from __future__ import annotations
@@ -27,13 +27,15 @@ from affine import Affine
 from pyproj import CRS
 from shapely.geometry import Polygon
 
+from geounet.core.tiling import TilePlan
 from geounet.errors import InputError
-from geounet.raster import atomic_path, check_outputs
-from geounet.styles import tiles_qml, write_layer_style
-from geounet.tiling import TilePlan
+from geounet.io import layers
+from geounet.io.atomic import atomic_path
+from geounet.io.raster import check_outputs
+from geounet.io.styles import tiles_qml, write_layer_style
 
-TILES_LAYER = "tiles"
-PLAN_LAYER = "plan"
+TILES_LAYER = layers.TILES
+PLAN_LAYER = layers.PLAN
 PLAN_FORMAT = "geounet-tile-plan"
 PLAN_VERSION = 1
 
@@ -226,7 +228,7 @@ def read_stored_plan(path: str | os.PathLike[str]) -> StoredPlan:
 
 
 def read_plan(path: str | os.PathLike[str]) -> TilePlan:
-    """Rebuild the :class:`~geounet.tiling.TilePlan` stored by :func:`write_plan`.
+    """Rebuild the :class:`~geounet.core.tiling.TilePlan` stored by :func:`write_plan`.
 
     Raises:
         InputError: If the file is missing or not a geounet tile plan.
@@ -278,9 +280,10 @@ def plan_scene(
         CheckpointError: On an unusable model.
         OutputExistsError: If ``out`` exists and ``overwrite`` is false.
     """
-    from geounet.checkpoint import bundled_model_path, read_card
-    from geounet.predict import PredictOptions, needs_resampling, plan_for_grid, working_grid
-    from geounet.raster import ground_pixel_size_m, open_scene
+    from geounet.inference.engine import working_grid
+    from geounet.inference.options import PredictOptions, needs_resampling, plan_for_grid
+    from geounet.io.raster import ground_pixel_size_m, open_scene
+    from geounet.model.checkpoint import bundled_model_path, read_card
 
     model_path = bundled_model_path() if model is None else Path(model)
     card = read_card(model_path)

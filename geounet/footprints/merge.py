@@ -14,10 +14,11 @@ from pyproj import CRS
 from pyproj.exceptions import CRSError
 
 from geounet.errors import InputError
-from geounet.raster import check_outputs
-from geounet.vectorize import write_footprints
+from geounet.footprints.vectorize import write_footprints
+from geounet.io import layers
+from geounet.io.raster import check_outputs
 
-LAYER = "buildings"
+LAYER = layers.FOOTPRINTS
 FOOTPRINT_SUFFIX = ".buildings.gpkg"
 
 

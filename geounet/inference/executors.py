@@ -17,23 +17,26 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Generator, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from geounet.device import resolve_precision, select_device
+from geounet.core.tiling import Tile, TilePlan
 from geounet.errors import InputError
-from geounet.raster import GDAL_LOCK, open_scene, read_window
-from geounet.tiling import Tile, TilePlan
+from geounet.inference.options import PredictOptions
+from geounet.io.raster import GDAL_LOCK, Reader, ground_pixel_size_m, open_scene, read_window
+from geounet.model.checkpoint import Checkpoint, ModelCard
+from geounet.model.device import resolve_precision, select_device
 
 if TYPE_CHECKING:
     from distributed import Client
 
-    from geounet.predict import TilePredictor
-    from geounet.stitch import TileResult
+    from geounet.inference.engine import TilePredictor
+    from geounet.inference.stitch import TileResult
 
 
 CONNECT_TIMEOUT = "20s"
@@ -74,8 +77,8 @@ def _worker_predictor(
     tta: str | None = None,
 ) -> TilePredictor:
     """Load the model once per worker process (cached across tasks)."""
-    from geounet.checkpoint import load_checkpoint
-    from geounet.predict import TilePredictor
+    from geounet.inference.engine import TilePredictor
+    from geounet.model.checkpoint import load_checkpoint
 
     dev = select_device(device)
     return TilePredictor(
@@ -93,7 +96,7 @@ def run_batch(job: TileJob, tiles: list[Tile]) -> list[TileResult]:
     Returns:
         One result per tile, in order.
     """
-    from geounet.predict import infer_batch, working_grid
+    from geounet.inference.engine import infer_batch, working_grid
 
     predictor = _worker_predictor(job.model, job.device, job.precision, job.value_range, job.tta)
     bands = list(job.bands)
@@ -177,3 +180,35 @@ def dask_client(workers: int = 1, scheduler: str | None = None) -> Iterator[Clie
         Client(cluster) as client,
     ):
         yield client
+
+
+@contextmanager
+def _dask_batches(
+    ckpt: Checkpoint,
+    scene: Path,
+    src: Reader,
+    bands: list[int],
+    plan: TilePlan,
+    resampled: bool,
+    card: ModelCard,
+    opts: PredictOptions,
+    batch: int,
+) -> Iterator[Iterator[list[TileResult]]]:
+    """Run the plan's tiles on a dask cluster, ``batch`` tiles a task."""
+    if ckpt.source is None:
+        raise InputError("dask workers load the model from a file: pass --model PATH")
+    px_m = ground_pixel_size_m(src)
+    job = TileJob(
+        scene=str(scene.resolve()),
+        factor=card.pixel_size_m / px_m if resampled else 1.0,
+        bands=tuple(bands),
+        model=str(Path(ckpt.source).resolve()),
+        device=opts.device,
+        precision=opts.precision,
+        value_range=opts.value_range,
+        tta=opts.tta,
+    )
+    with dask_client(opts.workers, opts.scheduler) as client:
+        n = max(len(client.scheduler_info().get("workers", {})), 1)
+        with closing(dask_tile_batches(client, job, plan, batch, in_flight=2 * n + 1)) as batches:
+            yield batches

@@ -24,8 +24,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -35,12 +33,12 @@ import numpy as np
 import pandas as pd
 from rich.table import Table
 
-from geounet import figures
 from geounet.errors import OutputError, OutputExistsError
-from geounet.evaluate import Evaluation
-from geounet.raster import atomic_path
-from geounet.styles import OBJECTS_LAYER, style_objects
-from geounet.vectorize import area_m2
+from geounet.evaluation import figures
+from geounet.evaluation.evaluate import Evaluation
+from geounet.footprints.vectorize import area_m2
+from geounet.io.atomic import atomic_path, write_bytes
+from geounet.io.styles import OBJECTS_LAYER, style_objects
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
@@ -84,22 +82,6 @@ def check_out_dir(out_dir: str | Path, overwrite: bool = False) -> Path:
     return out
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path``, then rename it to ``path``.
-
-    Raises:
-        OutputError: If the file cannot be written.
-    """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as fh:  # honours the umask, unlike mkstemp
-            fh.write(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc}") from exc
-
-
 def render_figures(ev: Evaluation) -> dict[str, bytes]:
     """Render the report's four figures as PNG bytes, keyed as :data:`FIGURES`."""
     rep = ev.report
@@ -127,7 +109,7 @@ def write_report(
     """Write ``report.json``, ``report.html`` and the PNG figures of an evaluation.
 
     Args:
-        ev: The evaluation of :func:`geounet.evaluate.evaluate_scene`.
+        ev: The evaluation of :func:`geounet.evaluation.evaluate.evaluate_scene`.
         out_dir: Output folder (created if missing).
         overwrite: Replace an existing report.
 
@@ -146,13 +128,13 @@ def write_report(
     paths: dict[str, Path] = {}
     for key, data in pngs.items():
         paths[key] = out / FIGURES[key]
-        atomic_write(paths[key], data)
+        write_bytes(paths[key], data)
     if ev.crs is not None:
         paths["objects"] = write_objects(ev, out / OBJECTS_GPKG)
     paths["html"] = out / REPORT_HTML
-    atomic_write(paths["html"], to_html(report, pngs).encode("utf-8"))
+    write_bytes(paths["html"], to_html(report, pngs).encode("utf-8"))
     paths["json"] = out / REPORT_JSON
-    atomic_write(paths["json"], (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+    write_bytes(paths["json"], (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     return paths
 
 

@@ -306,7 +306,7 @@ def fuse_for_inference(model: nn.Module) -> nn.Module:
     bundled model in ``benchmarks/levers_cpu.txt``); the traced network also frees each
     intermediate as soon as it is used. A network that torch.fx cannot trace is returned
     unfused. The trace runs under :data:`TRACE_GUARD`, so forward passes that run under it
-    too (as :class:`geounet.predict.TilePredictor`'s do) are safe in other threads.
+    too (as :class:`geounet.inference.engine.TilePredictor`'s do) are safe in other threads.
 
     Args:
         model: A network; it is not modified.

@@ -7,22 +7,26 @@ Every prediction and every truth takes part in at most one match. Unmatched pred
 are false positives, unmatched truths false negatives.
 
 Counts are plain integers (plus the sum of matched IoUs) so they can be summed over scenes
-before figures are derived (micro-averaging), like :class:`geounet.metrics.ConfusionCounts`.
+before figures are derived (micro-averaging), like :class:`geounet.core.metrics.ConfusionCounts`.
+shapely is imported where polygons are compared, so raster matching (training's
+validation) runs without it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
-import shapely
-from shapely.geometry.base import BaseGeometry
 
-#: Tolerance on the IoU threshold so that a pair whose IoU is exactly the threshold in
+if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
+
+#: Slack on the IoU threshold so that a pair whose IoU is exactly the threshold in
 #: exact arithmetic still counts after floating-point rounding of georeferenced coordinates.
-IOU_TOLERANCE = 1e-9
+MATCH_IOU_EPSILON = 1e-9
 
 SPACENET_RULE = (
     "SpaceNet rule: predicted and true footprints are matched one-to-one, greedily by "
@@ -153,6 +157,8 @@ def pair_ious(
         ``(pred_index, truth_index, iou)`` arrays of the pairs with a positive intersection
         area.
     """
+    import shapely
+
     p = np.asarray(pred, dtype=object)
     t = np.asarray(truth, dtype=object)
     if p.size == 0 or t.size == 0:
@@ -178,7 +184,7 @@ def match_objects(
     All overlapping pairs are ranked by IoU, highest first (ties by prediction index, then
     truth index, so the result is deterministic); each pair whose prediction and truth are
     both still free and whose IoU is at least ``iou_threshold`` (within
-    :data:`IOU_TOLERANCE`) becomes a match.
+    :data:`MATCH_IOU_EPSILON`) becomes a match (see :func:`greedy_matches`).
 
     Args:
         pred: Predicted footprints (polygons in the same CRS as ``truth``).
@@ -198,24 +204,56 @@ def match_objects(
     best = np.zeros(n_truth, dtype=np.float64)
     if iou.size:
         np.maximum.at(best, ti, iou)
-    order = np.lexsort((ti, pi, -iou))
+    matches = greedy_matches(pi, ti, iou, iou_threshold)
     pred_used = np.zeros(n_pred, dtype=bool)
     truth_used = np.zeros(n_truth, dtype=bool)
-    matches: list[tuple[int, int, float]] = []
-    for k in order:
-        if iou[k] < iou_threshold - IOU_TOLERANCE:
-            break  # sorted by IoU: no later pair can match
-        p, t = int(pi[k]), int(ti[k])
-        if pred_used[p] or truth_used[t]:
-            continue
+    for p, t, _ in matches:
         pred_used[p] = truth_used[t] = True
-        matches.append((p, t, float(iou[k])))
     return Matching(
         matches=matches,
         unmatched_pred=[int(i) for i in np.flatnonzero(~pred_used)],
         unmatched_truth=[int(i) for i in np.flatnonzero(~truth_used)],
         truth_best_iou=best,
     )
+
+
+def greedy_matches(
+    pi: npt.NDArray[np.integer],
+    ti: npt.NDArray[np.integer],
+    iou: npt.NDArray[np.floating],
+    iou_threshold: float = 0.5,
+) -> list[tuple[int, int, float]]:
+    """The SpaceNet rule's one-to-one matches among candidate pairs, greedily by IoU.
+
+    Pairs are taken highest IoU first (ties by prediction, then truth index, so the result
+    is deterministic); a pair whose prediction and truth are both still free and whose IoU
+    is at least ``iou_threshold`` (within :data:`MATCH_IOU_EPSILON`) becomes a match. The
+    one matcher of geounet: polygons (:func:`match_objects`) and raster instances
+    (:func:`geounet.train.validation.object_counts`) both give it their pairs.
+
+    Args:
+        pi: Prediction index of each candidate pair.
+        ti: Truth index of each pair.
+        iou: IoU of each pair.
+        iou_threshold: Minimum IoU of a match.
+
+    Returns:
+        ``(prediction, truth, iou)`` of each match, in the order they were made.
+    """
+    order = np.lexsort((ti, pi, -iou))
+    pred_used: set[int] = set()
+    truth_used: set[int] = set()
+    matches: list[tuple[int, int, float]] = []
+    for k in order:
+        if iou[k] < iou_threshold - MATCH_IOU_EPSILON:
+            break  # sorted by IoU: no later pair can match
+        p, t = int(pi[k]), int(ti[k])
+        if p in pred_used or t in truth_used:
+            continue
+        pred_used.add(p)
+        truth_used.add(t)
+        matches.append((p, t, float(iou[k])))
+    return matches
 
 
 def _ratio(num: float, den: float) -> float:

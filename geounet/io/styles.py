@@ -9,7 +9,7 @@ QGIS applies a style without any user action when it is
 
 The styles are built here as XML elements (QGIS 3.22 format, read by later versions too),
 so the same elements serve the ``.qml`` files, the ``layer_styles`` rows and the layers of
-a project file (:mod:`geounet.qgis_project`). No QGIS is needed to write them.
+a project file (:mod:`geounet.qgis.project`). No QGIS is needed to write them.
 
 Styles:
 
@@ -35,15 +35,17 @@ from pathlib import Path
 import rasterio
 
 from geounet.errors import OutputError
+from geounet.io import layers
+from geounet.io.atomic import write_text
 
 QGIS_VERSION = "3.22.16-Białowieża"
 """QGIS version written into styles and projects (the oldest one they were checked with)."""
 
 DOCTYPE = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
 
-FOOTPRINTS_LAYER = "buildings"
-OBJECTS_LAYER = "objects"
-TILES_LAYER = "tiles"
+FOOTPRINTS_LAYER = layers.FOOTPRINTS
+OBJECTS_LAYER = layers.OBJECTS
+TILES_LAYER = layers.TILES
 
 CONFIDENCE_FIELD = "confidence"
 STATUS_FIELD = "status"
@@ -659,16 +661,6 @@ def write_probability_style(prob: str | os.PathLike[str]) -> Path:
     meta = ET.Element("qgis", version=QGIS_VERSION)
     meta.extend(layer_metadata(p.stem, "Building probability", probability_abstract(str(dtype))))
     out = sidecar_path(p)
-    _atomic_text(out, probability_qml(str(dtype)))
-    _atomic_text(sidecar_path(p, ".qmd"), to_xml(meta))
+    write_text(out, probability_qml(str(dtype)))
+    write_text(sidecar_path(p, ".qmd"), to_xml(meta))
     return out
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path} ({exc.strerror}); choose --out-dir") from exc

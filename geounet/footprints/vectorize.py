@@ -36,12 +36,15 @@ from rasterio.windows import Window
 from scipy import ndimage
 from shapely.geometry import Polygon, shape
 
+from geounet.core.codec import PROBABILITY_SCALE, uint8_table
+from geounet.core.instances import split_instances
 from geounet.errors import InputError
-from geounet.instances import split_instances
-from geounet.raster import GDAL_CACHE_BYTES, atomic_path, ground_pixel_size_m
-from geounet.styles import style_footprints
+from geounet.io import layers
+from geounet.io.atomic import atomic_path
+from geounet.io.raster import GDAL_CACHE_BYTES, ground_pixel_size_m
+from geounet.io.styles import style_footprints
 
-LAYER = "buildings"
+LAYER = layers.FOOTPRINTS
 
 
 _POLYGONIZE_LOCK = threading.Lock()
@@ -50,7 +53,7 @@ concurrently, they raise spurious NotGeoreferencedWarnings)."""
 
 SPLIT_CHANNELS = ("body", "contact")
 """Output channels, besides ``building``, that split touching buildings (see
-:func:`geounet.instances.label_instances`)."""
+:func:`geounet.core.instances.label_instances`)."""
 
 
 @dataclass(frozen=True)
@@ -314,16 +317,16 @@ def vectorize(
 class _Thresholded:
     """Reads one band of a probability raster and thresholds it, in its own dtype.
 
-    uint8 rasters (probability * 255) are compared through a 256-entry table built from
-    the float probabilities, so the result is exactly that of comparing ``value / 255``.
+    uint8 rasters (probability * 255) are compared through a 256-entry table of their
+    decoded probabilities (:func:`geounet.core.codec.uint8_table`).
     """
 
     def __init__(self, src: Any, band: int, threshold: float, above: bool):
         self.src, self.band, self.above = src, band, above
         self.threshold = threshold
         self.uint8 = src.dtypes[band - 1] == "uint8"
-        self.scale = 1.0 / 255.0 if self.uint8 else 1.0
-        values = np.arange(256, dtype=np.float32) * np.float32(self.scale)
+        self.scale = PROBABILITY_SCALE if self.uint8 else 1.0
+        values = uint8_table()
         self.table = values >= threshold if above else values < threshold
 
     def read(self, window: Window) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:

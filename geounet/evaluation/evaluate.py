@@ -3,12 +3,12 @@
 The library side of ``geounet evaluate``. :func:`evaluate_scene` reads the scene, the true
 footprints and the outputs of ``geounet predict`` (a probability raster, footprints, or
 both) and returns an :class:`Evaluation`: a JSON-ready report plus the data of its figures.
-Writing the report is :mod:`geounet.report`'s job.
+Writing the report is :mod:`geounet.evaluation.report`'s job.
 
 - Pixel level: over the valid pixels of the scene (its dataset mask, and the probability
   raster's mask), truth rasterised on the scene grid (pixel centres inside a polygon).
   Counts stream over row blocks of the raster, so memory stays bounded.
-- Object level: the SpaceNet rule of :mod:`geounet.objects`; objects are clipped to the
+- Object level: the SpaceNet rule of :mod:`geounet.core.objects`; objects are clipped to the
   scene's valid-data area; polygons under the minimum size are ignored on both sides.
 - Threshold sweep (with a probability raster): pixel counts at thresholds 0.05..0.95 and
   the best-F1 threshold; the same at object level by polygonising the thresholded raster
@@ -51,14 +51,16 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from geounet import __version__
+from geounet.core.codec import at_least, decode, uint8_table
+from geounet.core.metrics import ConfusionCounts, confusion
+from geounet.core.objects import Matching, ObjectCounts, match_objects, pair_ious, rule_text
+from geounet.core.thresholds import THRESHOLD_GRID
 from geounet.errors import InputError
-from geounet.metrics import ConfusionCounts, confusion
-from geounet.objects import Matching, ObjectCounts, match_objects, pair_ious, rule_text
 
 MinSizeUnit = Literal["px", "m2"]
 
 #: Thresholds of the sweep: 0.05, 0.10, ..., 0.95.
-SWEEP_THRESHOLDS: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 20))
+SWEEP_THRESHOLDS = THRESHOLD_GRID
 
 #: Largest scene (pixels) for which the object-level sweep runs when not asked explicitly.
 OBJECT_SWEEP_MAX_PIXELS = 16_000_000
@@ -155,7 +157,7 @@ class Evaluation:
     """The result of :func:`evaluate_scene`: the report and the data of its figures.
 
     Attributes:
-        report: JSON-ready report (see ``geounet.report`` for its layout).
+        report: JSON-ready report (see ``geounet.evaluation.report`` for its layout).
         rgb: Downsampled picture of the scene, (rows, cols, 3) uint8, or ``None``.
         error_map: Downsampled pixel error map, (rows, cols) uint8 of the ``ERR_*``
             categories, or ``None``.
@@ -428,9 +430,9 @@ def _burn(
 
 
 def _to_probability(values: npt.NDArray[Any]) -> npt.NDArray[np.float64]:
-    """Probabilities from raster values: uint8 means value / 255, floats are probabilities."""
+    """Probabilities from raster values (:func:`geounet.core.codec.decode`), in float64."""
     if values.dtype == np.uint8:
-        return values.astype(np.float64) / 255.0
+        return decode(values).astype(np.float64)
     return values.astype(np.float64)
 
 
@@ -440,7 +442,7 @@ def _count_ge(
     """For each threshold, how many probabilities (of raw raster values) are >= it."""
     if values.dtype == np.uint8:
         hist = np.bincount(values, minlength=256)
-        table = (np.arange(256) / 255.0)[None, :] >= thresholds[:, None]
+        table = uint8_table()[None, :] >= thresholds[:, None]
         return (table.astype(np.int64) @ hist).astype(np.int64)
     s = np.sort(values.astype(np.float64))
     return (s.size - np.searchsorted(s, thresholds, side="left")).astype(np.int64)
@@ -601,8 +603,7 @@ def _read_prob(scene: Path, prob: Path) -> tuple[npt.NDArray[Any], npt.NDArray[n
 
 def _threshold(raw: npt.NDArray[Any], threshold: float) -> npt.NDArray[np.bool_]:
     if raw.dtype == np.uint8:
-        lut = (np.arange(256) / 255.0) >= threshold
-        return np.asarray(lut[raw], dtype=bool)
+        return at_least(raw, threshold)
     return np.asarray(raw.astype(np.float64) >= threshold, dtype=bool)
 
 

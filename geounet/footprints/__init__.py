@@ -1,0 +1,1 @@
+"""Footprints from probability rasters: vectorising, regularising, merging GeoPackages."""

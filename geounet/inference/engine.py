@@ -1,0 +1,215 @@
+"""The tile engine: raw tiles through the model (numpy in, numpy out), batch by batch."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import rasterio
+import torch
+from affine import Affine
+from rasterio.enums import Resampling
+from rasterio.vrt import WarpedVRT
+from rasterio.windows import Window
+
+from geounet.core.tiling import Tile, TilePlan
+from geounet.inference.stitch import TileResult
+from geounet.io.raster import (
+    GDAL_LOCK,
+    Reader,
+    describe_probability,
+    probability_profile,
+    read_window,
+)
+from geounet.model.checkpoint import Checkpoint
+from geounet.model.device import autocast
+from geounet.model.network import TRACE_GUARD, fuse_for_inference
+from geounet.model.tta import check_mode, with_tta
+
+
+def rescale_to_8bit(x: torch.Tensor, value_range: tuple[float, float]) -> torch.Tensor:
+    """Map raw values in ``value_range`` linearly onto 0..255 (clipped), as float32."""
+    lo, hi = value_range
+    return ((x.to(torch.float32) - lo) * (255.0 / (hi - lo))).clamp_(0.0, 255.0)
+
+
+class TilePredictor:
+    """Runs batches of raw tiles through the model: numpy in, numpy out.
+
+    Args:
+        checkpoint: The model and its card.
+        device: Device to run on.
+        dtype: Autocast dtype (``torch.float32`` disables autocast).
+        value_range: Raw values mapped linearly onto 0..255 before the model's own
+            normalisation (for 16-bit or float scenes fed to an 8-bit model).
+        tta: Test-time augmentation (``None``: the card's; see :mod:`geounet.model.tta`).
+    """
+
+    def __init__(
+        self,
+        checkpoint: Checkpoint,
+        device: torch.device,
+        dtype: torch.dtype,
+        value_range: tuple[float, float] | None = None,
+        tta: str | None = None,
+    ):
+        self.card = checkpoint.card
+        self.value_range = value_range
+        self.device = device
+        self.dtype = dtype
+        self.tta = check_mode(self.card.tta if tta is None else tta)
+        # batch norms folded into their convolutions (a copy: the checkpoint is untouched)
+        net = fuse_for_inference(checkpoint.model).to(device)
+        self.model = with_tta(net.to(memory_format=torch.channels_last), self.tta)
+
+    @torch.inference_mode()
+    def __call__(self, images: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
+        """Predict building probabilities.
+
+        Args:
+            images: Raw tiles, shape (N, bands, H, W), in the scene's value range.
+
+        Returns:
+            float32 probabilities of every output channel, shape (N, C, H, W); channel 0
+            is ``building``.
+        """
+        x = torch.from_numpy(np.ascontiguousarray(images))
+        if self.device.type == "cuda":
+            x = x.pin_memory().to(self.device, non_blocking=True)
+        if self.value_range is not None:
+            x = rescale_to_8bit(x, self.value_range)
+        x = self.card.normalization.apply(x).contiguous(memory_format=torch.channels_last)
+        with TRACE_GUARD.predicting(), autocast(self.device, self.dtype):
+            logits = self.model(x)
+        prob = torch.sigmoid(logits.float())
+        return prob.cpu().numpy()
+
+
+def infer_batch(
+    batch: list[tuple[Tile, npt.NDArray[Any], npt.NDArray[np.bool_]]],
+    predictor: Callable[[npt.NDArray[Any]], npt.NDArray[np.float32]],
+) -> list[TileResult]:
+    """Predict a batch of read tiles in one forward pass (skipping all-no-data tiles)."""
+    live = [i for i, (_, _, valid) in enumerate(batch) if valid.any()]
+    probs: dict[int, npt.NDArray[np.float32]] = {}
+    if live:
+        out = predictor(np.stack([batch[i][1] for i in live]))
+        if out.ndim == 3:  # single-channel predictors may drop the channel axis
+            out = out[:, None]
+        probs = dict(zip(live, out, strict=True))
+    return [(t, probs.get(i), valid) for i, (t, _, valid) in enumerate(batch)]
+
+
+def local_tile_batches(
+    src: Reader,
+    bands: list[int],
+    plan: TilePlan,
+    predictor: Callable[[npt.NDArray[Any]], npt.NDArray[np.float32]],
+    batch_size: int = 2,
+) -> Generator[list[TileResult], None, None]:
+    """Predict a plan batch by batch in this process, reading the next batch in a thread.
+
+    While the model works on one batch, a background thread reads the windows of the
+    next; only this thread touches ``src`` then, so the handle is never shared. It reads
+    holding :data:`~geounet.io.raster.GDAL_LOCK`, and each batch is yielded holding it (the
+    consumer writes the output then), so reads never overlap writes. Batches follow the
+    plan's order and may span two tile rows, so every batch but the last is full.
+
+    Yields:
+        The results of each batch, in plan order.
+    """
+    batches = list(_batches(list(plan), batch_size))
+
+    def read(tiles: list[Tile]) -> list[tuple[Tile, npt.NDArray[Any], npt.NDArray[np.bool_]]]:
+        with GDAL_LOCK:
+            return [(t, *read_window(src, bands, t.row, t.col, t.height, t.width)) for t in tiles]
+
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geounet-read") as pool:
+        pending = pool.submit(read, batches[0])
+        for k in range(len(batches)):
+            data = pending.result()
+            if k + 1 < len(batches):
+                pending = pool.submit(read, batches[k + 1])
+            results = infer_batch(data, predictor)
+            with GDAL_LOCK:
+                yield results
+
+
+def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for i in range(0, len(items), max(size, 1)):
+        yield items[i : i + size]
+
+
+class working_grid:  # noqa: N801 - used as a context manager like open()
+    """The grid the model sees: the scene itself, or a VRT resampled by ``factor``.
+
+    Args:
+        src: The open scene.
+        factor: Model pixel size / scene pixel size (1.0 keeps the scene's grid).
+    """
+
+    def __init__(self, src: Any, factor: float):
+        self.src = src
+        self.factor = factor
+        self.vrt: WarpedVRT | None = None
+
+    def __enter__(self) -> Reader:
+        if self.factor == 1.0:
+            return self.src
+        width = max(1, round(self.src.width / self.factor))
+        height = max(1, round(self.src.height / self.factor))
+        transform = self.src.transform @ Affine.scale(
+            self.src.width / width, self.src.height / height
+        )
+        self.vrt = WarpedVRT(
+            self.src,
+            crs=self.src.crs,
+            transform=transform,
+            width=width,
+            height=height,
+            resampling=Resampling.average if self.factor > 1 else Resampling.bilinear,
+        )
+        return self.vrt
+
+    def __exit__(self, *exc: object) -> None:
+        if self.vrt is not None:
+            self.vrt.close()
+
+
+def warp_to_scene(work: Path, scene: Any, out: Path, strip_rows: int = 2048) -> None:
+    """Resample a probability raster on the model's grid back onto the scene's grid.
+
+    Streams in row strips; pixels invalid in the scene stay no data.
+
+    Args:
+        work: Probability GeoTIFF on the working grid.
+        scene: The open scene (target grid and validity mask).
+        out: Output GeoTIFF on the scene grid.
+        strip_rows: Rows per strip.
+    """
+    with (
+        rasterio.open(work) as wsrc,
+        WarpedVRT(
+            wsrc,
+            crs=scene.crs,
+            transform=scene.transform,
+            width=scene.width,
+            height=scene.height,
+            resampling=Resampling.bilinear,
+        ) as vrt,
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
+        rasterio.open(out, "w", **probability_profile(scene, wsrc.dtypes[0], wsrc.count)) as dst,
+    ):
+        float32 = wsrc.dtypes[0] == "float32"
+        names = tuple(d or f"channel {i}" for i, d in enumerate(wsrc.descriptions))
+        describe_probability(dst, 1.0 if float32 else 1.0 / 255.0, names)
+        for top in range(0, scene.height, strip_rows):
+            win = Window(0, top, scene.width, min(strip_rows, scene.height - top))
+            data = vrt.read(window=win)
+            valid = (vrt.read_masks(1, window=win) > 0) & (scene.read_masks(1, window=win) > 0)
+            dst.write(np.where(valid, data, 0).astype(data.dtype), window=win)
+            dst.write_mask(np.where(valid, 255, 0).astype(np.uint8), window=win)

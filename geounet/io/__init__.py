@@ -1,0 +1,1 @@
+"""Reading and writing: rasters, the atomic writer, styles, catalogues."""

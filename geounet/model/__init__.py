@@ -1,0 +1,1 @@
+"""Networks, checkpoints (safetensors with the card), test-time augmentation, devices."""

@@ -1,0 +1,1 @@
+"""QGIS projects of geounet's outputs."""
