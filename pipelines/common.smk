@@ -10,7 +10,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
-from geounet.catalogue import read_catalogue
+from geounet.io.catalogue import read_catalogue
 from geounet.errors import GeounetError
 
 
@@ -51,7 +51,7 @@ def model_path():
 
 def model_card():
     """The model card of the mapping model, or None while it does not exist (trained first)."""
-    from geounet.checkpoint import bundled_model_path, read_card
+    from geounet.model.checkpoint import bundled_model_path, read_card
 
     path = model_path()
     if path and not Path(path).exists():
