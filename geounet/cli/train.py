@@ -13,11 +13,13 @@ from rich.console import Console
 from geounet.cli._app import app, fail, user_errors
 from geounet.train import TrainConfig, train
 from geounet.train.copypaste import MAX_PASTED
+from geounet.train.finetune import training_area
 from geounet.train.training import write_pack
 
 
 @app.command("train")
 def train_command(
+    ctx: typer.Context,
     images: Annotated[
         list[Path],
         typer.Option("--images", "-i", help="Training scene(s); repeat the option for several."),
@@ -59,7 +61,18 @@ def train_command(
     upsampling: Annotated[str, typer.Option(help="transpose or bilinear.")] = "transpose",
     dropout: Annotated[float, typer.Option(min=0.0, max=1.0, help="Bottleneck dropout.")] = 0.0,
     init: Annotated[
-        Path | None, typer.Option(help="Checkpoint to fine-tune (its architecture is kept).")
+        Path | None,
+        typer.Option(
+            help="Checkpoint to fine-tune: its architecture, normalisation, pixel size and "
+            "targets are kept (see also geounet finetune)."
+        ),
+    ] = None,
+    aoi: Annotated[
+        Path | None,
+        typer.Option(
+            help="Polygons where the labels are complete: chips, the validation strip and "
+            "its truth stay inside them."
+        ),
     ] = None,
     resume: Annotated[
         bool,
@@ -225,7 +238,13 @@ def train_command(
         )
         return
     with user_errors():
-        result = train(cfg, console=Console(stderr=True, soft_wrap=True))
+        area = training_area(cfg.images, cfg.labels, aoi).geometry if aoi is not None else None
+        result = train(
+            cfg,
+            console=Console(stderr=True, soft_wrap=True),
+            aoi=area,
+            explicit=typed_options(ctx),
+        )
     figures = "  ".join(
         f"{k} {v:.4f}" for k, v in result.figures.items() if k not in ("threshold", "score")
     )
@@ -234,3 +253,17 @@ def train_command(
         f"stopped by {result.stopped}, {result.elapsed_s / 60:.1f} min)"
     )
     typer.echo(f"validation at threshold {result.threshold:.2f}: {figures}")
+
+
+_FIELDS = {"pixel_size": "pixel_size_m"}
+"""CLI parameter names that differ from their :class:`TrainConfig` field."""
+
+
+def typed_options(ctx: typer.Context) -> set[str]:
+    """The :class:`TrainConfig` fields whose options were typed on the command line."""
+    typed = set()
+    for name in ctx.params:
+        source = ctx.get_parameter_source(name)
+        if source is not None and source.name == "COMMANDLINE":
+            typed.add(_FIELDS.get(name, name))
+    return typed

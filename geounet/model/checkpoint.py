@@ -13,6 +13,7 @@ import os
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -74,6 +75,9 @@ class ModelCard:
         class_names: Meaning of each output channel (channel 0 is ``building``).
         tta: Test-time augmentation the thresholds were chosen with, which prediction
             uses by default: ``none``, ``flips`` or ``d4`` (see :mod:`geounet.model.tta`).
+        targets: What the output channels were trained on (``w0``, ``sigma``,
+            ``contact_radius``, ``body_erosion``, ``body_target``, ``wall_w0``: the
+            options of ``geounet train``), so fine-tuning can keep them; empty when unknown.
         provenance: Free-form record: data, command, date, software versions.
         format_version: Version of this checkpoint format.
     """
@@ -87,6 +91,7 @@ class ModelCard:
     body_threshold: float = 0.5
     class_names: tuple[str, ...] = ("building",)
     tta: str = "none"
+    targets: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 

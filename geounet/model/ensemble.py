@@ -143,6 +143,9 @@ def combine(
         body_threshold=round(
             sum(ck.card.body_threshold for ck in checkpoints) / len(checkpoints), 4
         ),
+        targets=first.targets
+        if all(ck.card.targets == first.targets for ck in checkpoints)
+        else {},
         provenance=provenance,
     )
     save_checkpoint(out, card, model)

@@ -45,6 +45,8 @@ class SceneArrays:
             validation strip and outside every other scene's strip.
         val_start: First column of the scene's validation strip (columns ``val_start``
             to the east edge); equal to the width when the scene has no strip.
+        held_out: (H, W) the strip's pixels where it is not whole columns (an area of
+            interest); ``None``: every pixel from ``val_start`` east.
         target: (channels, H, W) float32 targets, made by :meth:`TrainingData.make_targets`.
         weight: (H, W) float32 border weights, made with ``target``.
     """
@@ -56,6 +58,7 @@ class SceneArrays:
     instances: npt.NDArray[np.int32]
     trainable: npt.NDArray[np.bool_]
     val_start: int
+    held_out: npt.NDArray[np.bool_] | None = field(default=None, repr=False)
     target: npt.NDArray[np.float32] | None = field(default=None, repr=False)
     weight: npt.NDArray[np.float32] | None = field(default=None, repr=False)
 

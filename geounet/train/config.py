@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from geounet.errors import InputError
+from geounet.model.checkpoint import ModelCard
 from geounet.train.losses import LossName
+from geounet.train.targets import TargetOptions
 
 
 @dataclass
@@ -143,6 +147,8 @@ class TrainResult:
         elapsed_s: Training time in seconds (over resumes).
         stopped: Why the run stopped (``epochs``, ``early-stopping``, ``time-budget``).
         history: Per-epoch records.
+        strip_buildings: True buildings on the strip the thresholds were chosen on (how
+            far its figures can be trusted).
     """
 
     checkpoint: Path
@@ -153,6 +159,7 @@ class TrainResult:
     elapsed_s: float
     stopped: str
     history: list[dict[str, float]] = field(default_factory=list)
+    strip_buildings: int = 0
 
 
 BODY_TARGETS = ("eroded", "depth")
@@ -219,3 +226,77 @@ def as_flag(name: str, value: Any) -> str:
     if isinstance(value, bool):
         return f"--{flag}" if value else f"--no-{flag}"
     return f"--{flag} {value}"
+
+
+def options_from_card(
+    cfg: TrainConfig, card: ModelCard, explicit: Collection[str] = ()
+) -> TrainConfig:
+    """Take the target options and pixel size of a model to fine-tune from its card.
+
+    Args:
+        cfg: The options as given (defaults included).
+        card: The card of the model to fine-tune (``--init``).
+        explicit: Names of the options the user typed; one that disagrees with the card
+            is an error rather than silently replaced.
+
+    Returns:
+        ``cfg`` with the card's target options and pixel size.
+
+    Raises:
+        InputError: Naming each typed option that disagrees with the card, and its value
+            in the card.
+    """
+    known = card_targets(card)
+    changes: dict[str, object] = dict(known)
+    if cfg.pixel_size_m is None or "pixel_size_m" not in explicit:
+        changes["pixel_size_m"] = card.pixel_size_m
+    conflicts = [
+        f"--{name.replace('_', '-')} {getattr(cfg, name)} (the model has {value})"
+        for name, value in known.items()
+        if name in explicit and getattr(cfg, name) != value
+    ]
+    if (
+        "pixel_size_m" in explicit
+        and cfg.pixel_size_m is not None
+        and abs(cfg.pixel_size_m - card.pixel_size_m) > 1e-6
+    ):
+        conflicts.append(f"--pixel-size {cfg.pixel_size_m} (the model has {card.pixel_size_m})")
+    if conflicts:
+        raise InputError(
+            "the model to fine-tune fixes these options; drop them or set the model's "
+            "values: " + "; ".join(conflicts)
+        )
+    return dataclasses.replace(cfg, **changes)  # type: ignore[arg-type]
+
+
+def card_targets(card: ModelCard) -> dict[str, object]:
+    """The target options a model was trained with, as its card records them.
+
+    Cards written before the ``targets`` field existed hold them only in the recorded
+    command of the run (or of each ensemble member, which must agree); those are read
+    back from there, for the options :class:`~geounet.train.targets.TargetOptions` has.
+
+    Returns:
+        The options found (empty when the card says nothing of them).
+    """
+    names = TargetOptions.__dataclass_fields__
+    if card.targets:
+        return {k: v for k, v in card.targets.items() if k in names}
+    import shlex
+
+    found: list[dict[str, object]] = []
+    for key, command in sorted(card.provenance.items()):
+        if not (key == "command" or key.endswith(".command")) or "train" not in command:
+            continue
+        words = shlex.split(command)
+        options: dict[str, object] = {}
+        defaults = TargetOptions()
+        for name in names:
+            flag = "--" + name.replace("_", "-")
+            values = [words[i + 1] for i, w in enumerate(words[:-1]) if w == flag]
+            default = getattr(defaults, name)
+            options[name] = type(default)(values[-1]) if values else default
+        found.append(options)
+    if not found or any(f != found[0] for f in found):
+        return {}
+    return found[0]

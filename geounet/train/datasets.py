@@ -214,12 +214,15 @@ class Split:
         train_roi: Where training chips may lie.
         val_roi: The validation strips (the eastern fraction of each scene).
         description: The split in words, for the model card.
+        aoi: Whether an area of interest cut the regions (the strip is then not whole
+            scene columns, and only its own pixels are scored).
     """
 
     crs: CRS
     train_roi: BaseGeometry
     val_roi: BaseGeometry
     description: str
+    aoi: bool = False
 
 
 def split_by_area(
@@ -245,11 +248,18 @@ def split_by_area(
     return train_roi, val_roi
 
 
-def scene_split(images: Sequence[Path], val_fraction: float) -> Split:
+def scene_split(
+    images: Sequence[Path], val_fraction: float, aoi: BaseGeometry | None = None
+) -> Split:
     """The validation strips of the scenes, as training and calibration cut them.
 
+    Without ``aoi`` each scene's eastern ``val_fraction`` is its strip. With it, only the
+    part of each scene inside ``aoi`` (in the first scene's CRS) is used, and the eastern
+    ``val_fraction`` of that part is its strip: labels are complete there alone.
+
     Raises:
-        InputError: If ``val_fraction`` is not between 0 and 1.
+        InputError: If ``val_fraction`` is not between 0 and 1, or ``aoi`` misses every
+            scene.
     """
     if not 0.0 < val_fraction < 1.0:
         raise InputError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
@@ -260,9 +270,26 @@ def scene_split(images: Sequence[Path], val_fraction: float) -> Split:
             crs = src.crs if crs is None else crs
             boxes.append(shapely.box(*rasterio.warp.transform_bounds(src.crs, crs, *src.bounds)))
     assert crs is not None
-    train_roi, val_roi = split_by_area(boxes, val_fraction)
+    if aoi is None:
+        train_roi, val_roi = split_by_area(boxes, val_fraction)
+        return Split(
+            crs,
+            train_roi,
+            val_roi,
+            f"validation = eastern {val_fraction:.0%} of each scene's width",
+        )
+    parts = [b.intersection(aoi) for b in boxes]
+    parts = [p for p in parts if not p.is_empty and p.area > 0]
+    if not parts:
+        raise InputError("the area of interest covers none of the scenes; check --aoi")
+    train_roi, val_roi = split_by_area(parts, val_fraction)
+    area = shapely.union_all(parts)
     return Split(
-        crs, train_roi, val_roi, f"validation = eastern {val_fraction:.0%} of each scene's width"
+        crs,
+        train_roi.intersection(area),
+        val_roi.intersection(area),
+        f"area of interest only; validation = eastern {val_fraction:.0%} of its part of each scene",
+        aoi=True,
     )
 
 
@@ -313,6 +340,7 @@ def build_training_data(
     val_fraction: float = 0.2,
     chip_size: int = 256,
     targets: TargetOptions | None = TargetOptions(),  # noqa: B008 (frozen)
+    aoi: BaseGeometry | None = None,
 ) -> TrainingData:
     """Read the scenes and footprints for training, whole, onto the model's grid.
 
@@ -327,6 +355,8 @@ def build_training_data(
         val_fraction: Fraction of each scene's width held out for validation.
         chip_size: Training chip size in pixels (each place must hold one outside its strip).
         targets: The targets to make now (``None`` leaves them to the loop, as in a pack).
+        aoi: Area of interest, in the first scene's CRS: where the labels are complete.
+            Chips, the strip and its truth stay inside it (see :func:`scene_split`).
 
     Returns:
         The training data.
@@ -337,7 +367,7 @@ def build_training_data(
     from geounet.io.raster import ground_pixel_size_m
 
     images = [Path(p) for p in images]
-    split = scene_split(images, val_fraction)  # checks val_fraction first
+    split = scene_split(images, val_fraction, aoi)  # checks val_fraction first
     layouts = inspect_scenes(images)
     if places is not None and len(places) not in (0, len(images)):
         raise InputError(
@@ -372,10 +402,20 @@ def build_training_data(
         held = rasterio.features.geometry_mask(
             [split.val_roi], out_shape=(height, width), transform=transform, invert=True
         )
-        cut_x = transform.c + transform.a * width * (1 - val_fraction)
-        cut = (cut_x - transform.c) / transform.a
-        trainable = ~held
-        trainable[:, max(0, math.floor(cut + 1e-6)) :] = False
+        held_out = None
+        if aoi is None:
+            cut_x = transform.c + transform.a * width * (1 - val_fraction)
+            cut = (cut_x - transform.c) / transform.a
+            trainable = ~held
+            trainable[:, max(0, math.floor(cut + 1e-6)) :] = False
+            val_start = min(width, math.ceil(cut - 1e-6))
+        else:  # inside the area of interest, away from every pixel a strip touches
+            trainable = _inside(split.train_roi, (height, width), transform) & ~_inside(
+                split.val_roi, (height, width), transform, all_touched=True
+            )
+            held_out = held
+            columns = np.flatnonzero(held.any(axis=0))
+            val_start = int(columns[0]) if len(columns) else width
         scenes.append(
             SceneArrays(
                 name=path.stem,
@@ -384,7 +424,8 @@ def build_training_data(
                 valid=valid,
                 instances=instances.astype(np.int32),
                 trainable=trainable,
-                val_start=min(width, math.ceil(cut - 1e-6)),
+                val_start=val_start,
+                held_out=held_out,
             )
         )
     if not any(int(s.instances.max(initial=0)) > 0 for s in scenes):
@@ -422,3 +463,17 @@ def build_training_data(
     if targets is not None:
         data.make_targets(targets)
     return data
+
+
+def _inside(
+    geom: BaseGeometry,
+    shape: tuple[int, int],
+    transform: rasterio.Affine,
+    all_touched: bool = False,
+) -> npt.NDArray[np.bool_]:
+    """Pixels of a grid inside ``geom`` (by their centre, or any touch with ``all_touched``)."""
+    if geom.is_empty:
+        return np.zeros(shape, dtype=bool)
+    return rasterio.features.geometry_mask(
+        [geom], out_shape=shape, transform=transform, invert=True, all_touched=all_touched
+    )

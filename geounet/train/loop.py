@@ -44,6 +44,7 @@ from geounet.train.copypaste import paste_batch
 from geounet.train.losses import LossConfig, SegmentationLoss, class_balance
 from geounet.train.recolour import recolour_batch
 from geounet.train.state import TrainState, load_state, save_state, state_path
+from geounet.train.targets import TargetOptions
 from geounet.train.validation import (
     DEFAULT_THRESHOLDS,
     ThresholdScore,
@@ -130,6 +131,9 @@ def _validation_set(data: TrainingData, chip: int, multiple: int) -> _Validation
             for c in _starts(span, size):
                 cols_ = slice(scene.val_start + c, scene.val_start + c + size)
                 sample = crop(scene, slice(r, r + size), cols_)
+                if scene.held_out is not None:  # only the strip's pixels count
+                    strip = scene.held_out[r : r + size, cols_]
+                    sample["valid"] = sample["valid"] & torch.from_numpy(strip.copy())
                 sample["canvas"] = index
                 sample["offset"] = (r, c)
                 chips.append(sample)
@@ -371,6 +375,7 @@ def run(
             tile_size=cfg.tile_size,
             threshold=0.5,
             class_names=names,
+            targets=dataclasses.asdict(TargetOptions.of(cfg)),
         )
     if cfg.chip_size % card.model.size_multiple:
         raise InputError(

@@ -68,6 +68,8 @@ def save_pack(path: Path, data: TrainingData) -> None:
         arrays[f"valid_{i}"] = s.valid
         arrays[f"instances_{i}"] = s.instances
         arrays[f"trainable_{i}"] = s.trainable
+        if s.held_out is not None:
+            arrays[f"held_out_{i}"] = s.held_out
     with atomic_path(path) as tmp:
         np.savez_compressed(tmp, **arrays)
 
@@ -98,6 +100,9 @@ def load_pack(path: Path) -> TrainingData:
                     instances=archive[f"instances_{i}"],
                     trainable=archive[f"trainable_{i}"],
                     val_start=int(s["val_start"]),
+                    held_out=(
+                        archive[f"held_out_{i}"] if f"held_out_{i}" in archive.files else None
+                    ),
                 )
                 for i, s in enumerate(header["scenes"])
             ]

@@ -120,6 +120,7 @@ def predict_strips(
     options: PredictOptions,
     class_column: str | None = None,
     only_class: str | None = None,
+    only_roi: bool = False,
 ) -> list[StripPrediction]:
     """Predict each scene that ``roi`` crosses, whole, and keep its strip.
 
@@ -134,6 +135,8 @@ def predict_strips(
             uint8, as predict writes it.
         class_column: Label column naming each footprint's class, if any.
         only_class: With ``class_column``, the class whose footprints are the truth.
+        only_roi: Score only the pixels inside ``roi`` (by their centre), not the whole
+            window around it: for a strip cut out of an area of interest.
 
     Returns:
         One prediction per scene that the strip crosses.
@@ -166,6 +169,11 @@ def predict_strips(
                         name: _read_unit(split_src, band, window)
                         for name, band in split_bands(split).items()
                     }
+            if only_roi:
+                region = gpd.GeoSeries([roi], crs=roi_crs).to_crs(crs).iloc[0]
+                valid &= rasterio.features.geometry_mask(
+                    [region], out_shape=prob.shape, transform=transform, invert=True
+                )
             geoms = footprints.geometry.to_crs(crs)
             instances = np.zeros(prob.shape, dtype=np.int64)
             if len(geoms):

@@ -10,10 +10,11 @@ last step alone, for a model trained elsewhere (a pack on a GPU node, an ensembl
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from rich.console import Console
+from shapely.geometry.base import BaseGeometry
 
 from geounet.core.thresholds import BODY_THRESHOLDS
 from geounet.errors import InputError, OutputExistsError
@@ -22,7 +23,12 @@ from geounet.model.checkpoint import Checkpoint, load_checkpoint, read_card, sav
 from geounet.model.device import resolve_precision, select_device
 from geounet.model.tta import check_mode
 from geounet.train.arrays import TrainingData
-from geounet.train.config import BODY_THRESHOLD_FIXED, TrainConfig, TrainResult
+from geounet.train.config import (
+    BODY_THRESHOLD_FIXED,
+    TrainConfig,
+    TrainResult,
+    options_from_card,
+)
 from geounet.train.datasets import Split, build_training_data, inspect_scenes, scene_split
 from geounet.train.loop import check_options, save_best, start
 from geounet.train.pack import save_pack
@@ -39,13 +45,23 @@ def train(
     cfg: TrainConfig,
     console: Console | None = None,
     on_epoch: Callable[[dict[str, float]], None] | None = None,
+    aoi: BaseGeometry | None = None,
+    explicit: Collection[str] = (),
 ) -> TrainResult:
     """Train a U-Net on scenes and footprints and write the best checkpoint.
+
+    With ``cfg.init`` the run fine-tunes that model, and the options its card fixes (what
+    the channels learn, the pixel size) are taken from the card
+    (:func:`~geounet.train.config.options_from_card`).
 
     Args:
         cfg: The run's options.
         console: Where progress and per-epoch lines go (a stderr console by default).
         on_epoch: Optional callback receiving each epoch's record.
+        aoi: Area of interest (first scene's CRS): chips, the strip and its truth stay
+            inside it (see :func:`~geounet.train.datasets.scene_split`).
+        explicit: Options the user typed: with ``cfg.init``, one that disagrees with the
+            card is an error instead of being replaced by the card's value.
 
     Returns:
         What the run produced.
@@ -57,9 +73,9 @@ def train(
     """
     console = console or Console(stderr=True)
     check_options(cfg)
+    if cfg.init is not None:
+        cfg = options_from_card(cfg, read_card(cfg.init), explicit)
     pixel_size = cfg.pixel_size_m
-    if pixel_size is None and cfg.init is not None:
-        pixel_size = read_card(cfg.init).pixel_size_m
     data = build_training_data(
         cfg.images,
         cfg.labels,
@@ -69,6 +85,7 @@ def train(
         val_fraction=cfg.val_fraction,
         chip_size=cfg.chip_size,
         targets=TargetOptions.of(cfg),
+        aoi=aoi,
     )
     outcome, device, dtype = start(cfg, data, console, on_epoch)
     record = outcome.record
@@ -77,7 +94,7 @@ def train(
         Checkpoint(outcome.card, outcome.model),
         cfg.images,
         cfg.labels,
-        scene_split(cfg.images, cfg.val_fraction),
+        scene_split(cfg.images, cfg.val_fraction, aoi),
         PredictOptions(device=cfg.device, precision=cfg.precision),
         None if cfg.threshold is None else (cfg.threshold,),
         class_column=cfg.class_column,
@@ -102,6 +119,7 @@ def train(
         elapsed_s=float(record["elapsed_s"]),
         stopped=outcome.stopped,
         history=list(record["history"]),
+        strip_buildings=best.objects.tp + best.objects.fn,
     )
 
 
@@ -172,7 +190,7 @@ def choose_thresholds(
     first = checkpoint.card.class_names[0] if class_column else None
     strips = predict_strips(
         checkpoint, images, labels, split.val_roi, split.crs, options,
-        class_column=class_column, only_class=first,
+        class_column=class_column, only_class=first, only_roi=split.aoi,
     )  # fmt: skip
     scores = sweep_strips(
         strips, DEFAULT_THRESHOLDS if thresholds is None else thresholds, body_thresholds

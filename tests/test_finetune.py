@@ -1,0 +1,122 @@
+"""Fine-tuning: the base model's card fixes the options; chips stay inside the area of interest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+import shapely
+import torch
+from typer.testing import CliRunner
+
+from geounet.cli import app
+from geounet.errors import InputError
+from geounet.model.checkpoint import read_card
+from geounet.train import TrainConfig, train
+from geounet.train.arrays import PlaceSampler
+from geounet.train.config import options_from_card
+from geounet.train.datasets import build_training_data, scene_split
+from geounet.train.finetune import finetune, training_area
+
+TINY = dict(depth=2, width=4, chip_size=64, batch_size=2, epochs=1, steps_per_epoch=2)
+TINY |= dict(workers=0, progress=False, val_fraction=0.3, command="pytest")
+
+
+def _base(scene: Path, labels: Path, out: Path, **targets: object) -> Path:
+    train(TrainConfig(images=[scene], labels=[labels], out=out, **TINY, **targets))  # type: ignore[arg-type]
+    return out
+
+
+def _box_aoi(scene: Path, folder: Path, west: float, east: float) -> Path:
+    """A rectangle over the given fractions of the scene's width, as a GeoPackage."""
+    with rasterio.open(scene) as src:
+        left, bottom, right, top = src.bounds
+        crs = src.crs
+    box = shapely.box(left + west * (right - left), bottom, left + east * (right - left), top)
+    path = folder / "aoi.gpkg"
+    gpd.GeoDataFrame(geometry=[box], crs=crs).to_file(path, layer="aoi")
+    return path
+
+
+@pytest.mark.parametrize("targets", [{}, {"body_target": "depth", "contact_radius": 3.0}])
+def test_finetune_keeps_what_the_base_card_fixes(
+    crop: tuple[Path, Path, Path], tmp_path: Path, targets: dict[str, object]
+) -> None:
+    scene, gpkg, geojson = crop
+    base = _base(scene, gpkg, tmp_path / "base.safetensors", **targets)
+    card = read_card(base)
+    aoi = _box_aoi(scene, tmp_path, 0.0, 1.0)
+    out = tmp_path / "tuned.safetensors"
+    result, area = finetune(
+        [scene], [geojson], out, model=base, aoi=aoi, minutes=None, epochs=1,
+        steps_per_epoch=2, batch_size=2, workers=0, progress=False, val_fraction=0.3,
+        chip_size=64,
+    )  # fmt: skip
+    tuned = read_card(out)
+    assert tuned.class_names == card.class_names
+    assert tuned.targets == card.targets
+    assert tuned.targets["body_target"] == targets.get("body_target", "eroded")
+    assert tuned.pixel_size_m == card.pixel_size_m
+    assert tuned.normalization == card.normalization
+    assert area.buildings > 0 and area.source == f"--aoi {aoi}"
+    assert out.with_suffix(".aoi.gpkg").exists()
+    assert result.strip_buildings > 0
+    with pytest.raises(InputError, match="fixes body_target"):
+        finetune([scene], [gpkg], tmp_path / "x.safetensors", model=base, body_target="depth")
+
+
+def test_options_the_card_fixes_are_taken_and_typed_ones_that_disagree_refused(
+    crop: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    scene, gpkg, _ = crop
+    base = _base(scene, gpkg, tmp_path / "base.safetensors", body_target="depth")
+    card = read_card(base)
+    cfg = TrainConfig(images=[scene], labels=[gpkg], out=tmp_path / "m.safetensors", init=base)
+    taken = options_from_card(cfg, card)  # nothing typed: the card's values
+    assert (taken.body_target, taken.pixel_size_m) == ("depth", card.pixel_size_m)
+    with pytest.raises(InputError, match="--body-target eroded \\(the model has depth\\)"):
+        options_from_card(cfg, card, explicit={"body_target"})
+    runner = CliRunner()
+    res = runner.invoke(app, ["train", "--images", str(scene), "--labels", str(gpkg), "--out",
+                              str(tmp_path / "c.safetensors"), "--init", str(base),
+                              "--body-target", "eroded", "--no-progress"])  # fmt: skip
+    assert res.exit_code == 2
+    assert "--body-target eroded (the model has depth)" in res.output
+    assert not (tmp_path / "c.safetensors").exists()
+
+
+def test_chips_and_the_strip_stay_inside_the_area_of_interest(make_scene, tmp_path: Path) -> None:
+    scene = make_scene(height=96, width=200, seed=4, name="town.tif")
+    with rasterio.open(scene) as src:
+        left, bottom, right, top = src.bounds
+        transform = src.transform
+    # buildings all over the scene; only the western half is labelled completely
+    xs = np.linspace(left + 1, right - 3, 12)
+    boxes = [shapely.box(x, bottom + 2, x + 1.5, bottom + 3.5) for x in xs]
+    labels = tmp_path / "labels.gpkg"
+    gpd.GeoDataFrame(geometry=boxes, crs="EPSG:32636").to_file(labels, layer="buildings")
+    aoi_path = _box_aoi(scene, tmp_path, 0.0, 0.5)
+    area = training_area([scene], [labels], aoi_path)
+    data = build_training_data(
+        [scene], [labels], chip_size=16, val_fraction=0.25, aoi=area.geometry
+    )
+    [s] = data.scenes
+    inside = rasterio.features.geometry_mask(
+        [area.geometry], out_shape=s.shape, transform=transform, invert=True
+    )
+    assert not (s.trainable & ~inside).any()  # no chip pixel outside the area
+    assert s.held_out is not None and not (s.held_out & ~inside).any()
+    assert not (s.trainable & s.held_out).any()
+    # the strip is the eastern quarter of the area, not of the scene
+    cols = np.flatnonzero(s.held_out.any(axis=0))
+    assert cols.min() == pytest.approx(75, abs=1) and cols.max() == pytest.approx(99, abs=1)
+    sampler = PlaceSampler(data.scenes, 16, 500, torch.Generator().manual_seed(0))
+    assert all(spec.col + 16 <= 75 for spec in sampler)
+    split = scene_split([scene], 0.25, area.geometry)
+    assert split.aoi and split.val_roi.within(area.geometry.buffer(1e-6))
+    # by default the area is the footprints' convex hull, and every footprint lies in it
+    hull = training_area([scene], [labels])
+    assert hull.source == "the footprints' convex hull" and hull.buildings == 12
