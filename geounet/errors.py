@@ -14,6 +14,10 @@ class InputError(GeounetError, ValueError):
     """An input file or argument is unusable (not a raster, no CRS, wrong bands, ...)."""
 
 
+class ChipSizeError(InputError):
+    """The training part of a place cannot hold one chip of the size asked for."""
+
+
 class CheckpointError(GeounetError, ValueError):
     """A model checkpoint is missing, corrupted, unsafe or incompatible with the scene."""
 

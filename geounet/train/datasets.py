@@ -33,8 +33,8 @@ from rasterio.transform import from_origin
 from rasterio.vrt import WarpedVRT
 from shapely.geometry.base import BaseGeometry
 
-from geounet.errors import InputError
-from geounet.train.arrays import SceneArrays, TrainingData, count_footprints
+from geounet.errors import ChipSizeError, InputError
+from geounet.train.arrays import SceneArrays, TrainingData, chip_origins, count_footprints
 from geounet.train.targets import SceneLayout, TargetOptions
 
 NATIVE_TOLERANCE = 0.02
@@ -448,17 +448,10 @@ def build_training_data(
         labels=tuple(str(p) for p in labels),
     )
     for place in data.places:
-        room = [
-            s
-            for s in scenes
-            if s.place == place
-            and s.shape[0] >= chip_size
-            and s.trainable.sum(1).max() >= chip_size
-        ]
-        if not room:
-            raise InputError(
-                f"the training part of {place if places else 'the scenes'} is smaller than one "
-                f"{chip_size}-px chip; use a smaller --chip-size or larger scenes"
+        if not any(len(chip_origins(s.trainable, chip_size)) for s in scenes if s.place == place):
+            raise ChipSizeError(
+                f"the training part of {place if places else 'the scenes'} has no room for one "
+                f"{chip_size}-px chip; use a smaller --chip-size or a larger area"
             )
     if targets is not None:
         data.make_targets(targets)

@@ -16,6 +16,7 @@ measured there end the run, with the number of buildings they rest on.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,12 +28,15 @@ import shapely
 from rich.console import Console
 from shapely.geometry.base import BaseGeometry
 
-from geounet.errors import InputError
+from geounet.errors import ChipSizeError, InputError
 from geounet.io.atomic import atomic_path
 from geounet.model.checkpoint import bundled_model_path, read_card
 from geounet.train.config import TrainConfig, TrainResult, options_from_card
 from geounet.train.datasets import read_labels
 from geounet.train.targets import TargetOptions
+
+CHIP_SIZES = (256, 192, 128, 96, 64)
+"""Chip sides fine-tuning tries, largest first, until the area holds one."""
 
 FINETUNE_DEFAULTS = {"lr": 5e-4, "minutes": 12.0, "steps_per_epoch": 20, "epochs": 1000}
 """The schedule of ``geounet finetune`` unless told otherwise: a lower learning rate than
@@ -159,5 +163,18 @@ def finetune(
         markup=False,
         highlight=False,
     )
-    result = train(cfg, console=console, on_epoch=on_epoch, aoi=area.geometry)
-    return result, area
+    sizes = [cfg.chip_size] if "chip_size" in schedule else list(CHIP_SIZES)
+    for size in sizes:
+        try:
+            result = train(
+                dataclasses.replace(cfg, chip_size=size),
+                console=console,
+                on_epoch=on_epoch,
+                aoi=area.geometry,
+            )
+            return result, area
+        except ChipSizeError:
+            if size == sizes[-1]:
+                raise
+            console.print(f"the area is too small for {size}-px chips; trying smaller ones")
+    raise AssertionError("unreachable")

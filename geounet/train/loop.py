@@ -32,7 +32,14 @@ from geounet.errors import CheckpointError, InputError, OutputExistsError
 from geounet.model.checkpoint import ModelCard, Normalization, load_checkpoint, save_checkpoint
 from geounet.model.device import autocast, resolve_precision, select_device
 from geounet.model.network import ModelConfig, build_model
-from geounet.train.arrays import ChipDataset, PlaceSampler, TrainingData, crop, place_statistics
+from geounet.train.arrays import (
+    ChipDataset,
+    PlaceSampler,
+    SceneArrays,
+    TrainingData,
+    crop,
+    place_statistics,
+)
 from geounet.train.augment import COLOUR_JITTER, Augmenter
 from geounet.train.config import (
     BODY_TARGETS,
@@ -115,24 +122,37 @@ def _starts(n: int, size: int) -> list[int]:
     return starts
 
 
+def _strip_box(scene: SceneArrays) -> tuple[int, int, int, int]:
+    """Rows and columns ``(r0, r1, c0, c1)`` of the box around a scene's strip."""
+    rows, cols = scene.shape
+    if scene.held_out is None:
+        return 0, rows, scene.val_start, cols
+    r = np.flatnonzero(scene.held_out.any(axis=1))
+    c = np.flatnonzero(scene.held_out.any(axis=0))
+    if not len(r):
+        return 0, 0, cols, cols
+    return int(r[0]), int(r[-1]) + 1, int(c[0]), int(c[-1]) + 1
+
+
 def _validation_set(data: TrainingData, chip: int, multiple: int) -> _ValidationSet:
     """The held-out strip of every scene, cut into chips, with a canvas per scene."""
     chips: list[dict[str, Any]] = []
     canvases: list[dict[str, Any]] = []
     for scene in data.scenes:
-        rows, cols = scene.shape
-        span = cols - scene.val_start
-        size = min(chip, (min(rows, span) // multiple) * multiple)
+        r0, r1, c0, c1 = _strip_box(scene)
+        height, span = r1 - r0, c1 - c0
+        size = min(chip, (min(height, span) // multiple) * multiple)
         if size < multiple:
             continue
         index = len(canvases)
-        canvases.append({"shape": (rows, span), "scene": scene.name, "place": scene.place})
-        for r in _starts(rows, size):
+        canvases.append({"shape": (height, span), "scene": scene.name, "place": scene.place})
+        for r in _starts(height, size):
             for c in _starts(span, size):
-                cols_ = slice(scene.val_start + c, scene.val_start + c + size)
-                sample = crop(scene, slice(r, r + size), cols_)
+                rows_ = slice(r0 + r, r0 + r + size)
+                cols_ = slice(c0 + c, c0 + c + size)
+                sample = crop(scene, rows_, cols_)
                 if scene.held_out is not None:  # only the strip's pixels count
-                    strip = scene.held_out[r : r + size, cols_]
+                    strip = scene.held_out[rows_, cols_]
                     sample["valid"] = sample["valid"] & torch.from_numpy(strip.copy())
                 sample["canvas"] = index
                 sample["offset"] = (r, c)

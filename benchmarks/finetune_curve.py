@@ -1,0 +1,112 @@
+"""Fine-tuning curve: how many local buildings a town needs (issue 22's measure).
+
+Leave Banepa out: start from the network that never saw it (``lopo_banepa.safetensors``,
+made by ``scripts/train_from_pack.sh``), fine-tune it with ``geounet finetune`` on the 25,
+50, 100 and 200 buildings of Banepa's west scene nearest to the middle of its training
+part, and on all of them, each inside the convex hull of its buildings (a mapper's
+digitised area), and score every model, and the start, on the scene's held-out eastern
+strip (never fine-tuned on) as ``geounet predict`` predicts it. Wall time is measured
+around each fine-tuning (training, then choosing thresholds on the area's own held-out
+part). Writes ``OUT/curve.json``, ``OUT/curve.md`` and ``OUT/curve.png``.
+
+Usage: python benchmarks/finetune_curve.py BASE.safetensors --out-dir docs/finetune [--minutes 12]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import geopandas as gpd
+import shapely
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from evaluate_places import score  # noqa: E402
+
+from geounet.train.datasets import scene_split  # noqa: E402
+from geounet.train.finetune import finetune  # noqa: E402
+
+SCENE = ROOT / "sample_data" / "banepa" / "banepa_west_z19.tif"
+LABELS = ROOT / "sample_data" / "banepa" / "buildings.gpkg"
+COUNTS = (25, 50, 100, 200, None)  # None: every building of the training part
+
+
+def subsets(work: Path) -> list[tuple[str, Path, Path]]:
+    """(name, labels, area) of each run: the nearest buildings and their convex hull."""
+    split = scene_split([SCENE], 0.2)
+    frame = gpd.read_file(LABELS).to_crs(split.crs)
+    train = frame[frame.geometry.within(split.train_roi)]
+    middle = split.train_roi.centroid
+    train = train.assign(d=train.geometry.centroid.distance(middle)).sort_values("d")
+    runs = []
+    for n in COUNTS:
+        part = train if n is None else train.iloc[:n]
+        name = "all" if n is None else str(n)
+        labels = work / f"labels_{name}.gpkg"
+        part[["geometry"]].to_file(labels, layer="buildings")
+        area = split.train_roi if n is None else shapely.convex_hull(part.union_all())
+        aoi = work / f"aoi_{name}.gpkg"
+        gpd.GeoDataFrame(geometry=[area], crs=split.crs).to_file(aoi, layer="aoi")
+        runs.append((name, labels, aoi))
+    return runs
+
+
+def main() -> int:
+    """Run the curve; print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("base", type=Path)
+    parser.add_argument("--out-dir", type=Path, required=True)
+    parser.add_argument("--minutes", type=float, default=12.0)
+    args = parser.parse_args()
+    work = args.out_dir / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    rows = [{"buildings": 0, "name": "zero-shot", "minutes": 0.0,
+             **score(args.base, [SCENE], [LABELS], whole=False)}]  # fmt: skip
+    print(rows[-1], flush=True)
+    for name, labels, aoi in subsets(work):
+        out = work / f"tuned_{name}.safetensors"
+        start = time.monotonic()
+        result, area = finetune([SCENE], [labels], out, model=args.base, aoi=aoi,
+                                minutes=args.minutes, overwrite=True, progress=False)  # fmt: skip
+        wall = (time.monotonic() - start) / 60
+        rows.append({"buildings": area.buildings, "name": name, "minutes": round(wall, 1),
+                     "epochs": result.epochs_run, "strip_buildings": result.strip_buildings,
+                     **score(out, [SCENE], [LABELS], whole=False)})  # fmt: skip
+        print(rows[-1], flush=True)
+    (args.out_dir / "curve.json").write_text(json.dumps(rows, indent=1) + "\n")
+    lines = ["| local buildings | wall time (min) | pixel IoU | object F1 | object P / R |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        lines.append(f"| {r['buildings']} ({r['name']}) | {r['minutes']} | {r['pixel_iou']:.3f} | "
+                     f"{r['object_f1']:.3f} | {r['object_precision']:.3f} / "
+                     f"{r['object_recall']:.3f} |")  # fmt: skip
+    (args.out_dir / "curve.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
+    tuned = rows[1:]
+    xs = [r["buildings"] for r in tuned]
+    ax.plot(xs, [r["object_f1"] for r in tuned], "o-", label="object F1")
+    ax.plot(xs, [r["pixel_iou"] for r in tuned], "s-", label="pixel IoU")
+    ax.axhline(rows[0]["object_f1"], color="C0", ls=":", label="object F1, zero-shot")
+    ax.axhline(rows[0]["pixel_iou"], color="C1", ls=":", label="pixel IoU, zero-shot")
+    ax.set_xscale("log")
+    ax.set_xlabel("local buildings fine-tuned on (Banepa west)")
+    ax.set_ylabel("held-out strip")
+    ax.set_title(f"Fine-tuning a model that never saw Banepa ({args.minutes:g} min each)")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(args.out_dir / "curve.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
