@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -90,7 +90,7 @@ class TilePredictor:
 
 
 def infer_batch(
-    batch: list[tuple[Tile, npt.NDArray[Any], npt.NDArray[np.bool_]]],
+    batch: list[ReadTile],
     predictor: Callable[[npt.NDArray[Any]], npt.NDArray[np.float32]],
 ) -> list[TileResult]:
     """Predict a batch of read tiles in one forward pass (skipping all-no-data tiles)."""
@@ -122,11 +122,11 @@ def local_tile_batches(
     Yields:
         The results of each batch, in plan order.
     """
-    batches = list(_batches(list(plan), batch_size))
+    batches = plan_batches(plan, batch_size)
 
-    def read(tiles: list[Tile]) -> list[tuple[Tile, npt.NDArray[Any], npt.NDArray[np.bool_]]]:
+    def read(tiles: list[Tile]) -> list[ReadTile]:
         with GDAL_LOCK:
-            return [(t, *read_window(src, bands, t.row, t.col, t.height, t.width)) for t in tiles]
+            return read_tiles(src, bands, tiles)
 
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geounet-read") as pool:
         pending = pool.submit(read, batches[0])
@@ -139,9 +139,23 @@ def local_tile_batches(
                 yield results
 
 
-def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), max(size, 1)):
-        yield items[i : i + size]
+def plan_batches(plan: TilePlan, size: int) -> list[list[Tile]]:
+    """The plan's tiles in batches of ``size``, in plan order (the last may be short)."""
+    tiles = list(plan)
+    step = max(size, 1)
+    return [tiles[i : i + step] for i in range(0, len(tiles), step)]
+
+
+ReadTile = tuple[Tile, npt.NDArray[Any], npt.NDArray[np.bool_]]
+"""A tile, its raw pixels (bands, H, W) and their validity (H, W)."""
+
+
+def read_tiles(src: Reader, bands: list[int], tiles: list[Tile]) -> list[ReadTile]:
+    """Read the windows of ``tiles`` from ``src``.
+
+    The caller holds :data:`~geounet.io.raster.GDAL_LOCK` where other threads use GDAL.
+    """
+    return [(t, *read_window(src, bands, t.row, t.col, t.height, t.width)) for t in tiles]
 
 
 class working_grid:  # noqa: N801 - used as a context manager like open()

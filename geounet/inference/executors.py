@@ -27,15 +27,21 @@ import torch
 
 from geounet.core.tiling import Tile, TilePlan
 from geounet.errors import InputError
+from geounet.inference.engine import (
+    TilePredictor,
+    infer_batch,
+    plan_batches,
+    read_tiles,
+    working_grid,
+)
 from geounet.inference.options import PredictOptions
-from geounet.io.raster import GDAL_LOCK, Reader, ground_pixel_size_m, open_scene, read_window
+from geounet.io.raster import GDAL_LOCK, Reader, ground_pixel_size_m, open_scene
 from geounet.model.checkpoint import Checkpoint, ModelCard
 from geounet.model.device import resolve_precision, select_device
 
 if TYPE_CHECKING:
     from distributed import Client
 
-    from geounet.inference.engine import TilePredictor
     from geounet.inference.stitch import TileResult
 
 
@@ -77,7 +83,6 @@ def _worker_predictor(
     tta: str | None = None,
 ) -> TilePredictor:
     """Load the model once per worker process (cached across tasks)."""
-    from geounet.inference.engine import TilePredictor
     from geounet.model.checkpoint import load_checkpoint
 
     dev = select_device(device)
@@ -96,12 +101,10 @@ def run_batch(job: TileJob, tiles: list[Tile]) -> list[TileResult]:
     Returns:
         One result per tile, in order.
     """
-    from geounet.inference.engine import infer_batch, working_grid
-
     predictor = _worker_predictor(job.model, job.device, job.precision, job.value_range, job.tta)
     bands = list(job.bands)
     with GDAL_LOCK, open_scene(job.scene) as src, working_grid(src, job.factor) as grid:
-        batch = [(t, *read_window(grid, bands, t.row, t.col, t.height, t.width)) for t in tiles]
+        batch = read_tiles(grid, bands, tiles)
     return infer_batch(batch, predictor)
 
 
@@ -125,9 +128,7 @@ def dask_tile_batches(
     Yields:
         The results of each batch, in plan order.
     """
-    tiles = list(plan)
-    size = max(batch_size, 1)
-    batches = [tiles[i : i + size] for i in range(0, len(tiles), size)]
+    batches = plan_batches(plan, batch_size)
     queue: deque[Any] = deque()
     next_batch = 0
     while next_batch < len(batches) or queue:

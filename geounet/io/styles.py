@@ -273,19 +273,9 @@ def probability_pipe(dtype: str) -> ET.Element:
         dtype: ``uint8`` (value = probability * 255) or ``float32`` (value = probability).
     """
     top = 255.0 if dtype == "uint8" else 1.0
-    pipe = ET.Element("pipe")
-    provider = ET.SubElement(pipe, "provider")
-    ET.SubElement(
-        provider,
-        "resampling",
-        enabled="false",
-        maxOversampling="2",
-        zoomedInResamplingMethod="nearestNeighbour",
-        zoomedOutResamplingMethod="nearestNeighbour",
-    )
-    rr = ET.SubElement(
+    pipe = raster_pipe()
+    rr = raster_renderer(
         pipe,
-        "rasterrenderer",
         type="singlebandpseudocolor",
         band="1",
         opacity=f"{PROBABILITY_OPACITY:g}",
@@ -294,8 +284,6 @@ def probability_pipe(dtype: str) -> ET.Element:
         classificationMax=f"{top:g}",
         nodataColor="",
     )
-    ET.SubElement(rr, "rasterTransparency")
-    min_max_origin(rr)
     shader = ET.SubElement(ET.SubElement(rr, "rastershader"), "colorrampshader")
     shader.attrib.update(
         colorRampType="INTERPOLATED",
@@ -309,22 +297,51 @@ def probability_pipe(dtype: str) -> ET.Element:
         ET.SubElement(
             shader, "item", value=f"{p * top:g}", color=colour, alpha=str(alpha), label=f"{p:.2f}"
         )
-    ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
+    finish_pipe(pipe, hue_saturation=True)
+    return pipe
+
+
+def raster_pipe() -> ET.Element:
+    """A QGIS raster ``pipe`` with its provider (nearest-neighbour resampling), empty."""
+    pipe = ET.Element("pipe")
+    provider = ET.SubElement(pipe, "provider")
     ET.SubElement(
-        pipe,
-        "huesaturation",
-        saturation="0",
-        grayscaleMode="0",
-        invertColors="0",
-        colorizeOn="0",
-        colorizeRed="255",
-        colorizeGreen="128",
-        colorizeBlue="128",
-        colorizeStrength="100",
+        provider,
+        "resampling",
+        enabled="false",
+        maxOversampling="2",
+        zoomedInResamplingMethod="nearestNeighbour",
+        zoomedOutResamplingMethod="nearestNeighbour",
     )
+    return pipe
+
+
+def raster_renderer(pipe: ET.Element, **attributes: str) -> ET.Element:
+    """The pipe's ``rasterrenderer`` with these attributes, transparency and min/max origin."""
+    renderer = ET.SubElement(pipe, "rasterrenderer", dict(attributes))
+    ET.SubElement(renderer, "rasterTransparency")
+    min_max_origin(renderer)
+    return renderer
+
+
+def finish_pipe(pipe: ET.Element, hue_saturation: bool = False) -> None:
+    """The stages after the renderer: brightness/contrast, (hue/saturation), resampling."""
+    ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
+    if hue_saturation:
+        ET.SubElement(
+            pipe,
+            "huesaturation",
+            saturation="0",
+            grayscaleMode="0",
+            invertColors="0",
+            colorizeOn="0",
+            colorizeRed="255",
+            colorizeGreen="128",
+            colorizeBlue="128",
+            colorizeStrength="100",
+        )
     ET.SubElement(pipe, "rasterresampler", maxOversample="2")
     ET.SubElement(pipe, "resamplingStage").text = "resamplingFilter"
-    return pipe
 
 
 def layer_metadata(identifier: str, title: str, abstract: str) -> list[ET.Element]:

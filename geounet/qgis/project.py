@@ -41,12 +41,14 @@ from geounet.io.styles import (
     QGIS_VERSION,
     TILES_ABSTRACT,
     TILES_LAYER,
+    finish_pipe,
     footprints_renderer,
     layer_metadata,
-    min_max_origin,
     objects_renderer,
     probability_abstract,
     probability_pipe,
+    raster_pipe,
+    raster_renderer,
     tiles_renderer,
     to_xml,
 )
@@ -417,21 +419,11 @@ def scene_pipe(scene: Path) -> ET.Element:
                 vals = vals[np.isfinite(vals)]
                 lo, hi = np.percentile(vals, [2, 98]) if vals.size else (0.0, 1.0)
                 ranges[b] = (float(lo), float(hi) if hi > lo else float(lo) + 1.0)
-    pipe = ET.Element("pipe")
-    provider = ET.SubElement(pipe, "provider")
-    ET.SubElement(
-        provider,
-        "resampling",
-        enabled="false",
-        maxOversampling="2",
-        zoomedInResamplingMethod="nearestNeighbour",
-        zoomedOutResamplingMethod="nearestNeighbour",
-    )
+    pipe = raster_pipe()
     algorithm = "NoEnhancement" if dtype == "uint8" else "StretchToMinimumMaximum"
     if len(rgb) == 3:
-        rr = ET.SubElement(
+        rr = raster_renderer(
             pipe,
-            "rasterrenderer",
             type="multibandcolor",
             opacity="1",
             alphaBand=str(alpha),
@@ -440,14 +432,11 @@ def scene_pipe(scene: Path) -> ET.Element:
             blueBand=str(rgb[2]),
             nodataColor="",
         )
-        ET.SubElement(rr, "rasterTransparency")
-        min_max_origin(rr)
         for colour, b in zip(("red", "green", "blue"), rgb, strict=True):
             _contrast(rr, f"{colour}ContrastEnhancement", *ranges[b], algorithm)
     else:
-        rr = ET.SubElement(
+        rr = raster_renderer(
             pipe,
-            "rasterrenderer",
             type="singlebandgray",
             opacity="1",
             alphaBand=str(alpha),
@@ -455,12 +444,8 @@ def scene_pipe(scene: Path) -> ET.Element:
             gradient="BlackToWhite",
             nodataColor="",
         )
-        ET.SubElement(rr, "rasterTransparency")
-        min_max_origin(rr)
         _contrast(rr, "contrastEnhancement", *ranges[rgb[0]], algorithm)
-    ET.SubElement(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
-    ET.SubElement(pipe, "rasterresampler", maxOversample="2")
-    ET.SubElement(pipe, "resamplingStage").text = "resamplingFilter"
+    finish_pipe(pipe)
     return pipe
 
 
