@@ -20,7 +20,8 @@ from shapely.geometry import Polygon
 
 from geounet.core.metrics import confusion
 from geounet.errors import InputError, OutputExistsError
-from geounet.evaluation.evaluate import SWEEP_THRESHOLDS, areas, evaluate_scene, read_grid
+from geounet.evaluation.evaluate import SWEEP_THRESHOLDS, evaluate_scene
+from geounet.evaluation.inputs import areas, read_grid
 from geounet.evaluation.report import FIGURES, write_report
 from tests.evaluate_data import X0, Y0, px_box, write_polygons, write_prob, write_scene
 

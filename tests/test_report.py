@@ -13,7 +13,8 @@ import rasterio
 from matplotlib.image import imread
 from rich.console import Console
 
-from geounet.evaluation.evaluate import evaluate_scene, polygonise
+from geounet.evaluation.evaluate import evaluate_scene
+from geounet.evaluation.inputs import polygonise
 from geounet.evaluation.report import headline_table, write_report
 from tests.evaluate_data import SAMPLE, fake_kampala_prob
 
