@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import geopandas as gpd
@@ -120,3 +121,25 @@ def test_chips_and_the_strip_stay_inside_the_area_of_interest(make_scene, tmp_pa
     # by default the area is the footprints' convex hull, and every footprint lies in it
     hull = training_area([scene], [labels])
     assert hull.source == "the footprints' convex hull" and hull.buildings == 12
+
+
+def test_the_progress_bar_says_how_long_is_left() -> None:
+    from geounet.train.loop import _time_left
+
+    assert _time_left(0.0, 0, 100, None) == ""
+    assert _time_left(60.0, 10, 100, None) == "about 9 min left"  # 90 steps at 6 s
+    assert _time_left(60.0, 10, 100, 120.0) == "about 1 min left"  # the budget ends first
+    assert _time_left(200.0, 10, 100, 120.0) == "about 0 min left"
+
+
+def test_a_spent_time_budget_ends_the_run_within_the_epoch(
+    crop: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    from geounet.train.state import load_state, state_path
+
+    scene, gpkg, _ = crop
+    out = tmp_path / "m.safetensors"
+    cfg = TrainConfig(images=[scene], labels=[gpkg], out=out, **(TINY | {"steps_per_epoch": 50}))  # type: ignore[arg-type]
+    result = train(dataclasses.replace(cfg, epochs=5, minutes=1e-4))
+    assert result.stopped == "time-budget" and result.epochs_run == 1
+    assert 1 <= load_state(state_path(out)).record["step"] < 50  # not the whole epoch

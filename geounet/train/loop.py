@@ -258,6 +258,14 @@ def _evaluate(
     return (total / weight if weight else float("nan")), scores
 
 
+def _time_left(elapsed: float, step: int, total_steps: int, budget: float | None) -> str:
+    """About how long the run has left: by its time budget, or by its pace so far."""
+    left = (total_steps - step) * elapsed / max(step, 1)
+    if budget is not None:
+        left = min(left, budget - elapsed)
+    return f"about {max(left, 0.0) / 60:.0f} min left" if step else ""
+
+
 def _infinite(loader: DataLoader[Any]) -> Iterator[dict[str, Any]]:
     while True:
         yield from loader
@@ -483,6 +491,7 @@ def run(
         BarColumn(),
         TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f}"),
         TimeElapsedColumn(),
+        TextColumn("{task.fields[left]}"),
         console=console,
         disable=not cfg.progress,
         transient=True,
@@ -491,10 +500,14 @@ def run(
     with progress:
         while record["epoch"] < cfg.epochs:
             epoch = int(record["epoch"]) + 1
-            task = progress.add_task("train", total=cfg.steps_per_epoch, epoch=epoch, loss=0.0)
-            losses = []
+            task = progress.add_task(
+                "train", total=cfg.steps_per_epoch, epoch=epoch, loss=0.0, left=""
+            )
+            losses: list[float] = []
             for _ in range(cfg.steps_per_epoch):
                 elapsed = time.monotonic() - start
+                if budget is not None and elapsed >= budget and losses:
+                    break  # the budget is spent: validate this (short) epoch and stop
                 frac = record["step"] / total_steps
                 if budget is not None:
                     frac = max(frac, elapsed / budget)
@@ -534,7 +547,12 @@ def run(
                     ema.update_parameters(model)
                 record["step"] += 1
                 losses.append(float(loss.detach()))
-                progress.update(task, advance=1, loss=float(np.mean(losses)))
+                progress.update(
+                    task,
+                    advance=1,
+                    loss=float(np.mean(losses)),
+                    left=_time_left(time.monotonic() - start, record["step"], total_steps, budget),
+                )
             progress.remove_task(task)
             val_loss, scores = _evaluate(
                 kept,
