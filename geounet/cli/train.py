@@ -184,51 +184,7 @@ def train_command(
     """Train the U-Net on scenes and building footprints; keep the best checkpoint."""
     if loss not in ("bce-dice", "bce", "dice"):
         fail(f"unknown --loss {loss!r}; use bce-dice, bce or dice")
-    cfg = TrainConfig(
-        images=images,
-        labels=labels,
-        out=out,
-        places=list(place or []),
-        class_column=class_column,
-        arch=arch,
-        encoder=encoder,
-        depth=depth,
-        width=width,
-        upsampling=upsampling,
-        dropout=dropout,
-        init=init,
-        resume=resume,
-        pixel_size_m=pixel_size,
-        chip_size=chip_size,
-        batch_size=batch_size,
-        epochs=epochs,
-        steps_per_epoch=steps_per_epoch,
-        minutes=minutes,
-        lr=lr,
-        val_fraction=val_fraction,
-        patience=patience,
-        seed=seed,
-        loss=loss,  # type: ignore[arg-type]
-        w0=w0,
-        sigma=sigma,
-        wall_w0=wall_w0,
-        contact_radius=contact_radius,
-        body_erosion=body_erosion,
-        body_target=body_target,
-        ema_decay=ema_decay,
-        balance=balance,
-        augment=augment,
-        colour=colour,
-        copy_paste=copy_paste,
-        recolour=recolour,
-        threshold=threshold,
-        device=device,
-        precision=precision,
-        workers=workers,
-        overwrite=overwrite,
-        command=shlex.join(["geounet", *sys.argv[1:]]),
-        progress=progress,
-    )
+    cfg = config_from_options(ctx.params, command=shlex.join(["geounet", *sys.argv[1:]]))
     if pack is not None:
         with user_errors():
             data = write_pack(cfg, pack)
@@ -255,8 +211,18 @@ def train_command(
     typer.echo(f"validation at threshold {result.threshold:.2f}: {figures}")
 
 
-_FIELDS = {"pixel_size": "pixel_size_m"}
+_FIELDS = {"pixel_size": "pixel_size_m", "place": "places"}
 """CLI parameter names that differ from their :class:`TrainConfig` field."""
+
+_NOT_CONFIG = {"pack", "aoi"}
+"""CLI parameters that are not :class:`TrainConfig` fields."""
+
+
+def config_from_options(params: dict[str, object], command: str) -> TrainConfig:
+    """The :class:`TrainConfig` of the command's options (each field from its option)."""
+    fields = {_FIELDS.get(k, k): v for k, v in params.items() if k not in _NOT_CONFIG}
+    fields["places"] = list(fields.get("places") or [])  # type: ignore[call-overload]
+    return TrainConfig(**fields, command=command)  # type: ignore[arg-type]
 
 
 def typed_options(ctx: typer.Context) -> set[str]:
