@@ -32,13 +32,15 @@ from geounet.evaluation.evaluate import Evaluation
 from geounet.evaluation.report import write_objects
 from geounet.footprints.vectorize import write_footprints
 from geounet.inference.tileplan import write_plan
-from geounet.io.raster import describe_probability, probability_profile, write_cog
-from geounet.io.styles import (
+from geounet.io.qml import (
     CONFIDENCE_CLASSES,
     PROBABILITY_RAMP,
     STATUS_CLASSES,
     footprints_qml,
     probability_qml,
+)
+from geounet.io.raster import describe_probability, probability_profile, write_cog
+from geounet.io.styles import (
     sidecar_path,
     write_layer_style,
     write_probability_style,

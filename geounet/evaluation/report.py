@@ -38,7 +38,8 @@ from geounet.evaluation import figures
 from geounet.evaluation.evaluate import Evaluation
 from geounet.footprints.vectorize import area_m2
 from geounet.io.atomic import atomic_path, write_bytes
-from geounet.io.styles import OBJECTS_LAYER, style_objects
+from geounet.io.qml import OBJECTS_LAYER
+from geounet.io.styles import style_objects
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"

@@ -31,8 +31,9 @@ from geounet.core.tiling import TilePlan
 from geounet.errors import InputError
 from geounet.io import layers
 from geounet.io.atomic import atomic_path
+from geounet.io.qml import tiles_qml
 from geounet.io.raster import check_outputs
-from geounet.io.styles import tiles_qml, write_layer_style
+from geounet.io.styles import write_layer_style
 
 TILES_LAYER = layers.TILES
 PLAN_LAYER = layers.PLAN

@@ -33,7 +33,7 @@ from rasterio.errors import RasterioError
 
 from geounet.errors import InputError
 from geounet.io.atomic import atomic_path
-from geounet.io.styles import (
+from geounet.io.qml import (
     FOOTPRINTS_ABSTRACT,
     FOOTPRINTS_LAYER,
     OBJECTS_ABSTRACT,
