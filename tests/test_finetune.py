@@ -143,3 +143,23 @@ def test_a_spent_time_budget_ends_the_run_within_the_epoch(
     result = train(dataclasses.replace(cfg, epochs=5, minutes=1e-4))
     assert result.stopped == "time-budget" and result.epochs_run == 1
     assert 1 <= load_state(state_path(out)).record["step"] < 50  # not the whole epoch
+
+
+def test_cards_without_targets_are_read_back_from_their_recorded_commands() -> None:
+    from geounet.model.checkpoint import ModelCard
+    from geounet.model.network import ModelConfig
+    from geounet.train.config import card_targets
+
+    run = "geounet train --images a.tif --w0 10 --body-target depth --contact-radius 3"
+    card = ModelCard(
+        model=ModelConfig(), provenance={"member1.command": run, "member2.command": run}
+    )
+    assert card_targets(card) == {
+        "w0": 10.0, "sigma": 5.0, "contact_radius": 3.0, "body_erosion": 0.0,
+        "body_target": "depth", "wall_w0": 0.0,
+    }  # fmt: skip
+    other = {"member1.command": run, "member2.command": run.replace("depth", "eroded")}
+    assert card_targets(ModelCard(model=ModelConfig(), provenance=other)) == {}  # they disagree
+    assert card_targets(ModelCard(model=ModelConfig())) == {}
+    written = ModelCard(model=ModelConfig(), targets={"body_target": "depth"}, provenance=other)
+    assert card_targets(written) == {"body_target": "depth"}  # the field wins

@@ -216,13 +216,11 @@ class PlaceSampler:
         Raises:
             InputError: If a place has no position for a whole chip in its training part.
         """
-        self.chip = chip
         self.length = length
         self.generator = generator
         self.origins = [chip_origins(s.trainable, chip) for s in scenes]
         self.cols = [s.shape[1] - chip + 1 for s in scenes]
         places = list(dict.fromkeys(s.place for s in scenes))
-        self.places = places
         self.members: list[list[int]] = []
         self.member_weights: list[torch.Tensor] = []
         for place in places:
@@ -282,7 +280,6 @@ class ChipDataset(torch.utils.data.Dataset[dict[str, Any]]):
         s = self.scenes[spec.scene]
         rows = slice(spec.row, spec.row + self.chip)
         cols = slice(spec.col, spec.col + self.chip)
-        assert s.target is not None and s.weight is not None
         return crop(s, rows, cols)
 
     def __len__(self) -> int:

@@ -34,12 +34,16 @@ from rasterio.vrt import WarpedVRT
 from shapely.geometry.base import BaseGeometry
 
 from geounet.errors import ChipSizeError, InputError
+from geounet.io.raster import ground_pixel_size_m
 from geounet.train.arrays import SceneArrays, TrainingData, chip_origins, count_footprints
 from geounet.train.targets import SceneLayout, TargetOptions
 
 NATIVE_TOLERANCE = 0.02
 """A scene whose ground pixel is within this fraction of the model's is read as it is, not
 resampled (resampling by a few per cent only blurs it)."""
+
+RAW_SCALE = {"uint8": 1 / 255, "uint16": 1 / 65535, "int16": 1 / 32767}
+"""Factor from raw values of each data type to [0, 1] (other types are taken as they are)."""
 
 INSTANCE_COLUMN = "geounet_instance"
 """Column holding the instance id (1, 2, ...; 0 is background) in the prepared labels."""
@@ -301,25 +305,23 @@ def _read_scene(
     resampling: Resampling = Resampling.bilinear,
 ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.bool_], rasterio.Affine, float]:
     """A scene's image bands and validity on the model's grid, with its transform and scale."""
-    from geounet.io.raster import ground_pixel_size_m
-
     with rasterio.open(path) as src:
         factor = pixel_size_m / ground_pixel_size_m(src)
-        left, bottom, right, top = rasterio.warp.transform_bounds(src.crs, crs, *src.bounds)
-        if src.crs == crs:
-            res_x, res_y = src.res[0] * factor, src.res[1] * factor
-        else:
-            res_x = res_y = (right - left) / src.width * factor
-        width = max(1, round((right - left) / res_x))
-        height = max(1, round((top - bottom) / res_y))
-        transform = from_origin(left, top, res_x, res_y)
         bands = [layout.band_names.index(b) + 1 for b in layout.image_bands]
-        scale = {"uint8": 1 / 255, "uint16": 1 / 65535, "int16": 1 / 32767}.get(src.dtypes[0], 1.0)
+        scale = RAW_SCALE.get(src.dtypes[0], 1.0)
         if src.crs == crs and abs(factor - 1) <= NATIVE_TOLERANCE:
             image = src.read(bands)
             valid = src.dataset_mask() > 0
             transform = src.transform
         else:
+            left, bottom, right, top = rasterio.warp.transform_bounds(src.crs, crs, *src.bounds)
+            if src.crs == crs:
+                res_x, res_y = src.res[0] * factor, src.res[1] * factor
+            else:
+                res_x = res_y = (right - left) / src.width * factor
+            width = max(1, round((right - left) / res_x))
+            height = max(1, round((top - bottom) / res_y))
+            transform = from_origin(left, top, res_x, res_y)
             with WarpedVRT(
                 src, crs=crs, transform=transform, width=width, height=height, resampling=resampling
             ) as vrt:
@@ -364,8 +366,6 @@ def build_training_data(
     Raises:
         InputError: If the inputs are unusable or do not overlap.
     """
-    from geounet.io.raster import ground_pixel_size_m
-
     images = [Path(p) for p in images]
     split = scene_split(images, val_fraction, aoi)  # checks val_fraction first
     layouts = inspect_scenes(images)

@@ -3,8 +3,8 @@
 Mappers digitise buildings in a small part of their town (in QGIS or JOSM), and the model
 should then map the rest. Fine-tuning starts from a trained model (the bundled one by
 default) and keeps everything its card fixes: architecture, bands, normalisation, pixel
-size and what its output channels learn (:func:`options_from_card`); only the schedule is
-left to choose, with defaults for a laptop CPU.
+size and what its output channels learn (:func:`~geounet.train.config.options_from_card`);
+only the schedule is left to choose, with defaults for a laptop CPU.
 
 Labels rarely cover a whole scene, and an unlabelled roof taught as background harms the
 model. So chips are drawn only inside the *area of interest*: the ``--aoi`` polygons, or by
@@ -30,8 +30,8 @@ from shapely.geometry.base import BaseGeometry
 
 from geounet.errors import ChipSizeError, InputError
 from geounet.io.atomic import atomic_path
-from geounet.model.checkpoint import bundled_model_path, read_card
-from geounet.train.config import TrainConfig, TrainResult, options_from_card
+from geounet.model.checkpoint import bundled_model_path
+from geounet.train.config import TrainConfig, TrainResult
 from geounet.train.datasets import read_labels
 from geounet.train.targets import TargetOptions
 
@@ -137,7 +137,6 @@ def finetune(
 
     console = console or Console(stderr=True)
     base = Path(model) if model is not None else bundled_model_path()
-    card = read_card(base)
     fixed = set(TargetOptions.__dataclass_fields__) | {"pixel_size_m", "init", "arch", "depth"}
     fixed |= {"width", "encoder", "upsampling", "class_column"}
     refused = sorted(set(schedule) & fixed)
@@ -151,7 +150,6 @@ def finetune(
         init=base,
         **options,  # type: ignore[arg-type]
     )
-    cfg = options_from_card(cfg, card)
     area = training_area(cfg.images, cfg.labels, aoi)
     with rasterio.open(cfg.images[0]) as src:
         crs = src.crs
