@@ -127,3 +127,16 @@ def crop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
     geojson = folder / "labels_4326.geojson"
     labels.to_crs(4326).to_file(geojson, driver="GeoJSON")
     return scene, gpkg, geojson
+
+
+def write_big_scene(folder: Path) -> Path:
+    """A 2048 px square random RGB scene: long enough to interrupt a prediction of it."""
+    scene = folder / "big.tif"
+    profile = {
+        "driver": "GTiff", "height": 2048, "width": 2048, "count": 3, "dtype": "uint8",
+        "crs": "EPSG:32636", "transform": from_origin(500000, 40000, 0.15, 0.15),
+        "tiled": True,
+    }  # fmt: skip
+    with rasterio.open(scene, "w", **profile) as dst:
+        dst.write(np.random.default_rng(0).integers(0, 255, (3, 2048, 2048), dtype=np.uint8))
+    return scene

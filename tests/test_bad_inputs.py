@@ -32,7 +32,7 @@ from geounet.inference.scene import predict_scene
 from geounet.io.atomic import atomic_path
 from geounet.model.checkpoint import ModelCard, Normalization, save_checkpoint
 from geounet.model.network import ModelConfig, build_model
-from tests.conftest import MakeScene
+from tests.conftest import MakeScene, write_big_scene
 from tests.evaluate_data import px_box, write_polygons, write_prob, write_scene
 
 runner = CliRunner()
@@ -343,14 +343,20 @@ def test_footprints_land_only_with_their_raster(
     assert sorted(before) == [
         "scene0.buildings.gpkg", "scene0.prob.qmd", "scene0.prob.qml", "scene0.prob.tif"
     ]  # fmt: skip
-    real_replace = os.replace
+    real_replace, real_link = os.replace, os.link
 
     def replace(src: object, dst: object, *args: object, **kwargs: object) -> None:
         if str(dst).endswith(".prob.tif"):
             raise fault
         real_replace(src, dst, *args, **kwargs)  # type: ignore[arg-type]
 
+    def link(src: object, dst: object, *args: object, **kwargs: object) -> None:
+        if str(dst).endswith(".prob.tif"):  # how a file lands without --overwrite
+            raise fault
+        real_link(src, dst, *args, **kwargs)  # type: ignore[arg-type]
+
     monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "link", link)
     expected = KeyboardInterrupt if isinstance(fault, KeyboardInterrupt) else OutputError
     fresh = tmp_path / "fresh"
     with pytest.raises(expected):
@@ -407,14 +413,7 @@ def test_truth_wholly_outside_the_scene_is_a_warning(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sigint_leaves_nothing_and_next_run_is_clean(tiny_model: Path, tmp_path: Path) -> None:
-    scene = tmp_path / "big.tif"
-    profile = {
-        "driver": "GTiff", "height": 2048, "width": 2048, "count": 3, "dtype": "uint8",
-        "crs": "EPSG:32636", "transform": from_origin(500000, 40000, 0.15, 0.15),
-        "tiled": True,
-    }  # fmt: skip
-    with rasterio.open(scene, "w", **profile) as dst:
-        dst.write(np.random.default_rng(0).integers(0, 255, (3, 2048, 2048), dtype=np.uint8))
+    scene = write_big_scene(tmp_path)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "geounet", "predict", str(scene), "-m", str(tiny_model)]
     cmd += ["-o", str(out), "--tile", "64", "-q"]

@@ -40,7 +40,7 @@ def test_alpha_band_is_not_data_and_bands_are_checked(make_scene: MakeScene) -> 
         assert data_bands(src) == [1, 2, 3]
         assert select_bands(src, 3) == [1, 2, 3]
         assert select_bands(src, 3, [3, 2, 1]) == [3, 2, 1]
-        with pytest.raises(InputError, match="takes 4 bands but the scene offers 3"):
+        with pytest.raises(InputError, match="takes 4 bands but the scene has only 3 image bands"):
             select_bands(src, 4)
         with pytest.raises(InputError, match="out of range"):
             select_bands(src, 3, [1, 2, 9])
@@ -74,7 +74,7 @@ def test_ground_pixel_size() -> None:
 
 
 def test_check_outputs_and_atomic_path(tmp_path: Path) -> None:
-    out = tmp_path / "x.tif"
+    out = tmp_path / "x.txt"
     out.write_text("old")
     with pytest.raises(OutputExistsError, match="--overwrite"):
         check_outputs([out], overwrite=False)
@@ -83,7 +83,7 @@ def test_check_outputs_and_atomic_path(tmp_path: Path) -> None:
         tmp.write_text("half")
         raise RuntimeError("boom")
     assert out.read_text() == "old"
-    assert [p.name for p in tmp_path.iterdir()] == ["x.tif"], "temporary file removed"
+    assert [p.name for p in tmp_path.iterdir()] == ["x.txt"], "temporary file removed"
     with atomic_path(out) as tmp:
         tmp.write_text("new")
     assert out.read_text() == "new"

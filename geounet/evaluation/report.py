@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -37,7 +36,7 @@ from geounet.errors import OutputError, OutputExistsError
 from geounet.evaluation import figures
 from geounet.evaluation.evaluate import Evaluation
 from geounet.footprints.vectorize import area_m2
-from geounet.io.atomic import atomic_path, write_bytes
+from geounet.io.atomic import atomic_path, write_bytes, write_json
 from geounet.io.qml import OBJECTS_LAYER
 from geounet.io.styles import style_objects
 
@@ -135,7 +134,7 @@ def write_report(
     paths["html"] = out / REPORT_HTML
     write_bytes(paths["html"], to_html(report, pngs).encode("utf-8"))
     paths["json"] = out / REPORT_JSON
-    write_bytes(paths["json"], (json.dumps(report, indent=2) + "\n").encode("utf-8"))
+    write_json(paths["json"], report)
     return paths
 
 

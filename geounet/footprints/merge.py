@@ -89,5 +89,5 @@ def merge_footprints(
         gdf.insert(0, "scene_id", scene)
         parts.append(gdf)
     merged = gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), crs=target)
-    write_footprints(merged, out)  # layer `buildings` with geounet's QGIS style, atomically
+    write_footprints(merged, out, overwrite)  # layer `buildings`, styled, atomically
     return merged

@@ -511,8 +511,14 @@ def area_m2(gdf: gpd.GeoDataFrame) -> pd.Series:
     return gdf.geometry.to_crs(utm).area.astype(np.float64)
 
 
-def write_footprints(gdf: gpd.GeoDataFrame, path: Path) -> None:
-    """Write footprints as the GeoPackage layer ``buildings`` with its QGIS style, atomically."""
-    with atomic_path(path) as tmp:
+def write_footprints(gdf: gpd.GeoDataFrame, path: Path, overwrite: bool = True) -> None:
+    """Write footprints as the GeoPackage layer ``buildings`` with its QGIS style, atomically.
+
+    Args:
+        gdf: The footprints.
+        path: The GeoPackage.
+        overwrite: Replace ``path`` if it exists (see :func:`~geounet.io.atomic.atomic_path`).
+    """
+    with atomic_path(path, overwrite=overwrite) as tmp:
         gdf.to_file(tmp, layer=LAYER, driver="GPKG", engine="pyogrio")
         style_footprints(tmp, LAYER)

@@ -12,33 +12,50 @@ The module needs only the standard library, so training from a pack runs without
 from __future__ import annotations
 
 import errno
+import json
+import math
 import os
+import re
 import shutil
+import socket
 import sqlite3
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from geounet.errors import GeounetError, OutputError
+from geounet.errors import GeounetError, OutputError, OutputExistsError
 
 
 @contextmanager
-def atomic_path(final: Path) -> Iterator[Path]:
+def atomic_path(final: Path, overwrite: bool = True) -> Iterator[Path]:
     """Yield a temporary path beside ``final``; rename it to ``final`` only on success.
 
-    Whatever happens inside (an error, Ctrl-C, a full disk), nothing is left under the
-    final name and the temporary file is removed. Ctrl-C and geounet's own errors pass
-    through unchanged.
+    Whatever happens inside (an error, Ctrl-C, SIGTERM, a full disk), nothing is left
+    under the final name and the temporary file is removed. Before the rename the file is
+    checked to be complete (see :func:`register_verifier`): GDAL does not always raise
+    when a write fails. Temporary names carry the writer's process id and host, so that
+    a later write into the same folder removes what a killed process left (kill -9, a
+    lost node). Ctrl-C and geounet's own errors pass through unchanged.
+
+    Args:
+        final: The output.
+        overwrite: Replace ``final`` if it exists. If false, the file lands only if no
+            other process has written ``final`` meanwhile (the check and the rename are
+            one atomic step, a hard link).
 
     Raises:
+        OutputExistsError: If ``overwrite`` is false and ``final`` exists when the file
+            is ready.
         OutputError: If writing fails: the disk is full (or a file size limit is reached),
-            permission is denied, or GDAL, OGR or SQLite report another write error.
+            permission is denied, the file is incomplete, or GDAL, OGR or SQLite report
+            another write error.
     """
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(final.parent)
         fd, name = tempfile.mkstemp(
-            prefix=f".{final.stem}.", suffix=f".tmp{final.suffix}", dir=final.parent
+            prefix=f".{final.stem}.", suffix=f"{_owner_tag()}{final.suffix}", dir=final.parent
         )
     except OSError as exc:
         raise write_error(final, exc) from exc
@@ -48,7 +65,15 @@ def atomic_path(final: Path) -> Iterator[Path]:
     _PENDING[tmp] = final
     try:
         yield tmp
-        os.replace(tmp, final)
+        verify = _VERIFIERS.get(final.suffix.lower())
+        if verify is not None and tmp.exists():
+            problem = verify(tmp)
+            if problem is not None:
+                raise OutputError(
+                    f"could not write {_user_path(final)}: the file is incomplete ({problem}); "
+                    "check that its disk has free space"
+                )
+        _land(tmp, final, overwrite)
     except GeounetError:
         _remove(tmp)
         raise
@@ -61,6 +86,111 @@ def atomic_path(final: Path) -> Iterator[Path]:
         raise
     finally:
         del _PENDING[tmp]
+
+
+def _land(tmp: Path, final: Path, overwrite: bool) -> None:
+    if overwrite:
+        os.replace(tmp, final)
+        return
+    try:
+        os.link(tmp, final)  # fails if final exists: the check and the rename in one step
+    except FileExistsError:
+        raise OutputExistsError(
+            f"{_user_path(final)} exists (another run may have written it meanwhile); "
+            "pass --overwrite to replace it"
+        ) from None
+    except OSError:  # a filesystem without hard links: check, then rename
+        if final.exists():
+            raise OutputExistsError(
+                f"{_user_path(final)} exists; pass --overwrite to replace it"
+            ) from None
+        os.replace(tmp, final)
+        return
+    tmp.unlink()
+
+
+def _user_path(final: Path) -> Path:
+    while final in _PENDING:  # name the user's output, not a temporary path
+        final = _PENDING[final]
+    return final
+
+
+_TMP_MARK = ".tmp"
+_OWNER = re.compile(r"\.tmp\.(\d+)@([A-Za-z0-9_-]+)(?:\.|$)")
+"""The owner tag of a temporary name: ``.tmp.<pid>@<host>``."""
+
+
+def _owner_tag() -> str:
+    host = re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname().split(".")[0]) or "host"
+    return f"{_TMP_MARK}.{os.getpid()}@{host}"
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files that dead geounet processes of this host left in ``folder``.
+
+    A process killed with SIGKILL (or by the out-of-memory killer) cannot clean up; its
+    temporary files keep its process id and host in their names, so the next write into
+    the folder removes them if that process no longer runs. Files of other hosts (a
+    shared folder of a cluster) and of live processes are left alone.
+
+    Returns:
+        The files removed.
+    """
+    here = _owner_tag().split("@", 1)[1]
+    removed: list[Path] = []
+    try:
+        names = [p for p in folder.iterdir() if p.name.startswith(".") and _TMP_MARK in p.name]
+    except OSError:
+        return removed
+    for path in names:
+        match = _OWNER.search(path.name)
+        if match is None or match.group(2) != here or _alive(int(match.group(1))):
+            continue
+        try:
+            path.unlink()
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
+Verifier = Callable[[Path], "str | None"]
+"""Checks a written file before it lands: ``None`` if complete, else what is wrong."""
+
+_VERIFIERS: dict[str, Verifier] = {}
+
+
+def register_verifier(suffix: str, verify: Verifier) -> None:
+    """Check files ending in ``suffix`` (e.g. ``.tif``) with ``verify`` before they land."""
+    _VERIFIERS[suffix.lower()] = verify
+
+
+def _verify_sqlite(path: Path) -> str | None:
+    """``PRAGMA quick_check`` of a GeoPackage (an SQLite database)."""
+    try:
+        db = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        return str(exc)
+    try:
+        rows = db.execute("PRAGMA quick_check").fetchall()
+    except sqlite3.Error as exc:
+        return str(exc)
+    finally:
+        db.close()
+    return None if rows == [("ok",)] else str(rows[0][0] if rows else "no answer")
+
+
+register_verifier(".gpkg", _verify_sqlite)
 
 
 _PENDING: dict[Path, Path] = {}
@@ -117,8 +247,7 @@ def write_error(final: Path, exc: BaseException) -> OutputError:
     Returns:
         The error to raise instead (chain it with ``from exc``).
     """
-    while final in _PENDING:  # name the user's output, not a temporary path
-        final = _PENDING[final]
+    final = _user_path(final)
     chain = _exception_chain(exc)
     errnos = {e.errno for e in chain if isinstance(e, OSError)}
     texts = " ".join(str(e) for e in chain).lower()
@@ -190,3 +319,26 @@ def write_text(path: Path, text: str) -> None:
         OutputError: If the file cannot be written.
     """
     write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, data: object) -> None:
+    """Write ``data`` as strict JSON (RFC 8259), atomically: NaN and infinities become null.
+
+    Python's :mod:`json` writes bare ``NaN`` and ``Infinity`` by default, which no other
+    JSON reader accepts.
+
+    Raises:
+        OutputError: If the file cannot be written.
+    """
+    text = json.dumps(_finite(data), indent=2, allow_nan=False)
+    write_text(path, text + "\n")
+
+
+def _finite(data: object) -> object:
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: _finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [_finite(v) for v in data]
+    return data

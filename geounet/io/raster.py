@@ -27,9 +27,35 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geounet.errors import InputError, OutputError, OutputExistsError
-from geounet.io.atomic import error_detail, register_write_errors
+from geounet.io.atomic import error_detail, register_verifier, register_write_errors
 
 register_write_errors(RasterioError, CPLE_BaseError, DataSourceError, DataLayerError)
+
+
+def verify_raster(path: Path) -> str | None:
+    """Check that a written GeoTIFF is complete: ``None`` if so, else what is wrong.
+
+    Opens it and decodes its first and last blocks of every band at full resolution and
+    of its smallest overview (a COG stores the full-resolution blocks last, so a write
+    cut short by a full disk fails here), with their masks. GDAL does not always raise
+    when libtiff fails to write; this is what :func:`~geounet.io.atomic.atomic_path`
+    runs before a ``.tif`` lands.
+    """
+    try:
+        with rasterio.open(path) as src:
+            levels = [1, *src.overviews(1)[-1:]]
+            for level in levels:
+                h, w = max(src.height // level, 1), max(src.width // level, 1)
+                for row, col in ((0, 0), (h - 1, w - 1)):
+                    window = Window(col * level, row * level, level, level)
+                    src.read(window=window, out_shape=(src.count, 1, 1))
+                    src.read_masks(1, window=window, out_shape=(1, 1))
+    except (RasterioError, CPLE_BaseError) as exc:
+        return error_detail(exc)
+    return None
+
+
+register_verifier(".tif", verify_raster)
 
 Reader: TypeAlias = DatasetReader | WarpedVRT
 
@@ -89,6 +115,15 @@ def open_scene(path: str | os.PathLike[str]) -> DatasetReader:
         raise InputError(
             f"{p} is not a readable raster; pass a GeoTIFF or another GDAL raster"
         ) from exc
+    gcps, gcp_crs = src.gcps
+    if src.transform.is_identity and (gcps or src.rpcs):
+        src.close()
+        kind = "ground control points" if gcps else "RPC coefficients"
+        epsg = f"EPSG:{gcp_crs.to_epsg()}" if gcp_crs and gcp_crs.to_epsg() else "EPSG:32636"
+        raise InputError(
+            f"{p} is georeferenced by {kind}, not by a geotransform; warp it onto a map grid "
+            f"first, e.g. gdalwarp -t_srs {epsg} {p.name} {p.stem}_warped.tif"
+        )
     if src.crs is None:
         src.close()
         raise InputError(
@@ -126,6 +161,19 @@ def select_bands(src: Reader, expected: int, bands: list[int] | None = None) -> 
         if bad:
             raise InputError(f"--bands {bad} out of range: the scene has bands 1..{src.count}")
     chosen = list(bands) if bands else data_bands(src)
+    if not bands and len(chosen) == 1 and expected > 1 and _has_palette(src):
+        name = Path(src.name).name
+        raise InputError(
+            f"{name} is a palette (colour-mapped) image; expand it to {expected} bands "
+            f"first, e.g. gdal_translate -expand rgb {name} {Path(name).stem}_rgb.tif"
+        )
+    if not bands and len(chosen) < expected:
+        raise InputError(
+            f"the model takes {expected} bands but the scene has only {len(chosen)} image "
+            f"band{'s' if len(chosen) != 1 else ''}; it needs {expected}-band"
+            + (" (RGB)" if expected == 3 else "")
+            + " imagery"
+        )
     if len(chosen) != expected:
         raise InputError(
             f"the model takes {expected} bands but the scene offers {len(chosen)} "
@@ -133,6 +181,13 @@ def select_bands(src: Reader, expected: int, bands: list[int] | None = None) -> 
             + ",".join(str(i) for i in range(1, expected + 1))
         )
     return chosen
+
+
+def _has_palette(src: Reader) -> bool:
+    try:
+        return src.colorinterp[0] == ColorInterp.palette and bool(src.colormap(1))
+    except ValueError:  # no colour table
+        return False
 
 
 def read_window(
