@@ -9,6 +9,7 @@ the tile size, the default threshold, the class names and the provenance.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field, fields
 from importlib import resources
@@ -180,7 +181,10 @@ def read_card(path: str | os.PathLike[str]) -> ModelCard:
         raise _not_safetensors(path) from exc
     if METADATA_KEY not in meta:
         raise CheckpointError(f"{path} is a safetensors file but not a geounet checkpoint")
-    card = ModelCard.from_json(meta[METADATA_KEY])
+    try:
+        card = ModelCard.from_json(meta[METADATA_KEY])
+    except CheckpointError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
     check_card(card, path)
     return card
 
@@ -202,6 +206,7 @@ def check_card(card: ModelCard, path: str | os.PathLike[str] | None = None) -> N
     cfg, norm = card.model, card.normalization
     where = f"{path}: " if path is not None else ""
     fix = "re-train or re-export the model"
+    _check_ranges(card, where)
     channels = f"the model takes {cfg.in_channels} bands"
     if len(norm.mean) != cfg.in_channels:
         raise CheckpointError(
@@ -234,6 +239,68 @@ def check_card(card: ModelCard, path: str | os.PathLike[str] | None = None) -> N
         )
 
 
+CARD_LIMITS: dict[str, tuple[float, float]] = {
+    "model.in_channels": (1, 64),
+    "model.classes": (1, 16),
+    "model.depth": (1, 7),
+    "model.base_width": (1, 512),
+    "model.members": (1, 32),
+    "model.dropout": (0.0, 0.99),
+    "pixel_size_m": (0.01, 10.0),
+    "tile_size": (16, 16384),
+    "threshold": (0.001, 0.999),
+    "body_threshold": (0.001, 0.999),
+    "normalization.scale": (1e-12, 1e6),
+}
+"""Plausible range of each numeric card field, checked before anything is allocated.
+
+A card is data from a file: ``pixel_size_m: 0`` would divide by zero, a negative one
+would write an empty map, ``1e-5`` or ``depth: 9`` would grow memory without bound."""
+
+
+def _check_ranges(card: ModelCard, where: str) -> None:
+    cfg = card.model
+    values: dict[str, object] = {
+        "model.in_channels": cfg.in_channels,
+        "model.classes": cfg.classes,
+        "model.depth": cfg.depth,
+        "model.base_width": cfg.base_width,
+        "model.members": cfg.members,
+        "model.dropout": cfg.dropout,
+        "pixel_size_m": card.pixel_size_m,
+        "tile_size": card.tile_size,
+        "threshold": card.threshold,
+        "body_threshold": card.body_threshold,
+        "normalization.scale": card.normalization.scale,
+    }
+    integers = {"model.in_channels", "model.classes", "model.depth", "model.base_width"}
+    integers |= {"model.members", "tile_size"}
+    for name, value in values.items():
+        low, high = CARD_LIMITS[name]
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        if name in integers:
+            number = number and float(value).is_integer()  # type: ignore[arg-type]
+        if not number or not low <= value <= high:  # type: ignore[operator]
+            kind = "an integer" if name in integers else "a number"
+            raise CheckpointError(
+                f"{where}its card's {name} is {value!r}, not {kind} in [{low:g}, {high:g}]; "
+                "the file is damaged or was not written by geounet"
+            )
+    if cfg.arch not in ("unet", "smp-unet") or cfg.upsampling not in ("transpose", "bilinear"):
+        raise CheckpointError(
+            f"{where}its card names an unknown architecture ({cfg.arch!r}, upsampling "
+            f"{cfg.upsampling!r}); upgrade geounet or fix the card"
+        )
+    numbers = [*card.normalization.mean, *card.normalization.std]
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in numbers):
+        raise CheckpointError(f"{where}its normalisation holds a value that is not a number")
+    if card.tile_size % cfg.size_multiple:
+        raise CheckpointError(
+            f"{where}its card's tile_size {card.tile_size} is not a multiple of "
+            f"{cfg.size_multiple}, which a network of depth {cfg.depth} needs"
+        )
+
+
 def load_checkpoint(path: str | os.PathLike[str] | None = None) -> Checkpoint:
     """Load a checkpoint without executing any code from the file.
 
@@ -254,6 +321,7 @@ def load_checkpoint(path: str | os.PathLike[str] | None = None) -> Checkpoint:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path} is corrupted ({exc}); re-download or retrain it") from exc
+    _check_shapes(card, state, path)
     model = build_model(card.model)
     try:
         model.load_state_dict(state, strict=True)
@@ -262,6 +330,26 @@ def load_checkpoint(path: str | os.PathLike[str] | None = None) -> Checkpoint:
         raise CheckpointError(f"{path}: weights do not match its architecture ({first})") from exc
     model.eval()
     return Checkpoint(card=card, model=model, source=path)
+
+
+def _check_shapes(card: ModelCard, state: dict[str, torch.Tensor], path: Path) -> None:
+    """Compare the stored tensors with the card's architecture before building it.
+
+    The network is first built on PyTorch's ``meta`` device, which allocates no memory,
+    so a card that declares a far larger network than its weights fails here, not after
+    building it.
+    """
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in build_model(card.model).state_dict().items()}
+    stored = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != stored:
+        missing = sorted(set(expected) - set(stored))
+        wrong = sorted(k for k in set(expected) & set(stored) if expected[k] != stored[k])
+        detail = f"{len(missing)} tensors missing" if missing else f"{len(wrong)} tensors differ"
+        raise CheckpointError(
+            f"{path}: its weights do not match the architecture its card declares ({detail}); "
+            "the file is damaged or its card was edited"
+        )
 
 
 def bundled_model_path() -> Path:
