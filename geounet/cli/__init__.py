@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from geounet import __version__
-from geounet.cli._app import app, fail
+from geounet.cli._app import Terminated, app, fail, raise_on_sigterm
 
 # Subcommands register themselves on `app` when imported.
 from geounet.cli import predict as _predict  # noqa: E402,F401  isort: skip
@@ -50,8 +50,12 @@ def _root(
 
 def main() -> None:
     """Entry point of the ``geounet`` console script."""
+    raise_on_sigterm()
     try:
         app()
+    except Terminated:  # pragma: no cover - exercised through a subprocess test
+        typer.echo("geounet: terminated (SIGTERM); no partial outputs were kept", err=True)
+        sys.exit(143)
     except KeyboardInterrupt:  # pragma: no cover - exercised through a subprocess test
         typer.echo("geounet: interrupted; no partial outputs were kept", err=True)
         sys.exit(130)

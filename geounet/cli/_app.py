@@ -7,8 +7,9 @@ from contextlib import contextmanager
 from typing import Any, NoReturn, TypeVar
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
+from geounet.cli._ranges import check_value
 from geounet.errors import GeounetError
 
 try:  # recent Typer vendors its own copy of Click
@@ -64,7 +65,37 @@ class OneLineErrorGroup(TyperGroup):
             return super().resolve_command(ctx, args)
 
 
-app = typer.Typer(
+class CheckedCommand(TyperCommand):
+    """A subcommand that checks its numeric options against :data:`~geounet.cli._ranges.RANGES`.
+
+    Runs after Click has parsed the values and before the command's function: ``nan``,
+    ``inf`` or a value out of its range is a one-line usage error (exit code 2).
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        """Check the parsed numeric options, then run the command."""
+        for param in self.params:
+            values = ctx.params.get(param.name or "")
+            for value in values if isinstance(values, list | tuple) else [values]:
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    option = max(param.opts, key=len)
+                    problem = check_value(option, float(value))
+                    if problem is not None:
+                        raise UsageError(problem, ctx)
+        return super().invoke(ctx)
+
+
+class GeounetTyper(typer.Typer):
+    """The Typer application whose commands are :class:`CheckedCommand` by default."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
+        """Register a subcommand (see :meth:`typer.Typer.command`)."""
+        kwargs.setdefault("cls", CheckedCommand)
+        decorator: Callable[[F], F] = super().command(*args, **kwargs)
+        return decorator
+
+
+app = GeounetTyper(
     name="geounet",
     cls=OneLineErrorGroup,
     help="Map building footprints from aerial and satellite GeoTIFFs with a U-Net.",
@@ -72,6 +103,25 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     add_completion=False,
 )
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what Snakemake, SLURM and ``kill`` send to cancel a job) as an exception.
+
+    A subclass of :class:`KeyboardInterrupt`, so that everything that cleans up after
+    Ctrl-C (the temporary files of :func:`~geounet.io.atomic.atomic_path`, dask clusters,
+    read-ahead threads) also cleans up after SIGTERM.
+    """
+
+
+def raise_on_sigterm() -> None:
+    """Turn SIGTERM into :class:`Terminated` in the main thread (Python's default: die)."""
+    import signal
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminate)
 
 
 @contextmanager
@@ -85,5 +135,7 @@ def user_errors() -> Iterator[None]:
         yield
     except GeounetError as exc:
         fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    except Terminated:
+        fail("terminated (SIGTERM); no partial outputs were kept", code=143)
     except KeyboardInterrupt:
         fail("interrupted; no partial outputs were kept", code=130)

@@ -85,5 +85,5 @@ def vectorize(
             split=(split, split_bands(split)) if split else None,
             body_threshold=body_threshold,
         )
-        write_footprints(gdf, out)
+        write_footprints(gdf, out, overwrite)
     typer.echo(f"{prob.name}: {len(gdf)} buildings at p >= {threshold:g} -> {out}")

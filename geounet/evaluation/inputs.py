@@ -185,6 +185,13 @@ def load_polygons(
         frame = frame.to_crs(grid.crs.to_wkt())
     geoms = np.asarray(frame.geometry.to_numpy(), dtype=object)
     geoms = geoms[~shapely.is_missing(geoms)]
+    kinds = set(shapely.get_type_id(geoms[~shapely.is_empty(geoms)]).tolist())
+    if kinds and not kinds & _POLYGONAL_TYPE_IDS:
+        names = sorted({str(g.geom_type) for g in geoms if g is not None and not g.is_empty})
+        raise InputError(
+            f"{what} {p} holds {', '.join(names)} geometries, not footprint polygons; "
+            "pass building outlines (polygons)"
+        )
     read = len(frame)
     invalid = ~shapely.is_valid(geoms)
     repaired = int(invalid.sum())
@@ -237,6 +244,10 @@ def clip(geoms: npt.NDArray[np.object_], area: BaseGeometry) -> npt.NDArray[np.o
     if todo.any():
         out[todo] = shapely.intersection(out[todo], area)
     return out
+
+
+_POLYGONAL_TYPE_IDS = {3, 6, 7}
+"""shapely type ids of Polygon, MultiPolygon and GeometryCollection (which may hold one)."""
 
 
 def keep_polygonal(geoms: npt.NDArray[np.object_]) -> npt.NDArray[np.object_]:

@@ -48,6 +48,52 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT = "20s"
 """How long to wait for an existing dask scheduler to answer."""
 
+PROBE_SECONDS = 20.0
+"""How long :func:`check_scheduler` waits for a dask scheduler's answer to ``identity``."""
+
+
+def check_scheduler(address: str, seconds: float | None = None) -> None:
+    """Check that a dask scheduler answers at ``address`` before a client connects.
+
+    dask's ``Client(address, timeout=...)`` waits for ever when something else listens
+    there (a web server, the dashboard's port): the connection opens, and the handshake
+    waits for an answer that never comes. This asks the address for its ``identity``
+    within a hard time limit first.
+
+    Raises:
+        InputError: If the address is malformed, nothing answers, or what answers is not
+            a dask scheduler.
+    """
+    import asyncio
+
+    from distributed.comm import connect
+
+    if address.startswith("inproc://"):
+        return  # a cluster in this very process, running on its own event loop
+    limit = PROBE_SECONDS if seconds is None else seconds
+
+    async def identity() -> object:
+        comm = await connect(address, timeout=limit)
+        try:
+            await comm.write({"op": "identity"})
+            return await comm.read()
+        finally:
+            comm.abort()
+
+    hint = "check the address (tcp://host:8786) and that the scheduler is running"
+    try:
+        answer = asyncio.run(asyncio.wait_for(identity(), limit))
+    except ValueError as exc:  # an unknown scheme or a malformed address
+        raise InputError(f"--scheduler {address!r} is not a dask address: {exc}") from exc
+    except TimeoutError as exc:
+        raise InputError(
+            f"no dask scheduler answered at {address} within {limit:.0f} s; {hint}"
+        ) from exc
+    except Exception as exc:  # noqa: BLE001 (any failed connection is the same to the user)
+        raise InputError(f"cannot reach the dask scheduler at {address} ({exc}); {hint}") from exc
+    if not isinstance(answer, dict) or answer.get("type") != "Scheduler":
+        raise InputError(f"what answers at {address} is not a dask scheduler; {hint}")
+
 
 @dataclass(frozen=True)
 class TileJob:
@@ -159,6 +205,7 @@ def dask_client(workers: int = 1, scheduler: str | None = None) -> Iterator[Clie
     from distributed import Client, LocalCluster
 
     if scheduler:
+        check_scheduler(scheduler)
         try:
             client = Client(scheduler, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError) as exc:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from geounet.core.resampling import check_resampling
 from geounet.core.tiling import TilePlan, plan_tiles
 from geounet.errors import InputError
 from geounet.model.checkpoint import ModelCard
@@ -105,8 +106,16 @@ def default_batch_size(device: torch.device) -> int:
 
 
 def needs_resampling(scene_px_m: float, model_px_m: float, allowed: bool = True) -> bool:
-    """Whether a scene is resampled to the model's pixel size before prediction."""
-    return allowed and abs(model_px_m / scene_px_m - 1.0) > RESAMPLE_TOLERANCE
+    """Whether a scene is resampled to the model's pixel size before prediction.
+
+    Raises:
+        InputError: If resampling is allowed but the factor is absurd (see
+            :func:`~geounet.core.resampling.check_resampling`).
+    """
+    if not allowed:
+        return False
+    check_resampling(scene_px_m, model_px_m)
+    return abs(model_px_m / scene_px_m - 1.0) > RESAMPLE_TOLERANCE
 
 
 def plan_for_grid(height: int, width: int, card: ModelCard, opts: PredictOptions) -> TilePlan:
@@ -116,13 +125,16 @@ def plan_for_grid(height: int, width: int, card: ModelCard, opts: PredictOptions
         InputError: If the tile is not a multiple the network accepts or the overlap is
             out of range.
     """
-    tile = opts.tile or card.tile_size
+    tile = card.tile_size if opts.tile is None else opts.tile
     multiple = card.model.size_multiple
     if tile <= 0 or tile % multiple:
         raise InputError(f"--tile {tile} must be a positive multiple of {multiple} for this model")
     overlap = min(128, tile // 4) if opts.overlap is None else opts.overlap
     if not 0 <= overlap < tile:
         raise InputError(f"--overlap {overlap} must be in [0, tile size {tile})")
-    if opts.border < 0:
-        raise InputError(f"--border {opts.border} must be >= 0")
+    if not 0 <= opts.border <= tile // 2:
+        raise InputError(
+            f"--border {opts.border} must be between 0 and half the tile ({tile // 2} px); "
+            "a tile must not lie wholly in the mirrored border"
+        )
     return plan_tiles(height, width, tile, overlap, opts.border, multiple)

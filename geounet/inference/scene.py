@@ -21,7 +21,7 @@ from geounet.inference.engine import (
     warp_to_scene,
     working_grid,
 )
-from geounet.inference.executors import _dask_batches
+from geounet.inference.executors import _dask_batches, check_scheduler
 from geounet.inference.options import (
     PredictOptions,
     PredictResult,
@@ -97,6 +97,8 @@ def predict_scene(
     if not 0.0 < threshold < 1.0:
         raise InputError(f"threshold {threshold} must lie strictly between 0 and 1")
     tta = check_mode(card.tta if opts.tta is None else opts.tta)
+    if opts.scheduler:
+        check_scheduler(opts.scheduler)  # before any work: a bad address fails at once
     device = select_device(opts.device)
     dtype = resolve_precision(device, opts.precision)
 
@@ -116,9 +118,11 @@ def predict_scene(
         timings: dict[str, float] = {}
         # the raster's companion (footprints, or the split raster) is written under a
         # temporary name and renamed right after the raster: the outputs land together
-        fp_tmp = landing.enter_context(atomic_path(fp_path)) if opts.footprints else None
-        split_tmp = landing.enter_context(atomic_path(split_path)) if keep_split else None
-        with atomic_path(prob_path) as final_tmp:
+        # without --overwrite an output lands only if no other run wrote it meanwhile
+        land = {"overwrite": opts.overwrite}
+        fp_tmp = landing.enter_context(atomic_path(fp_path, **land)) if opts.footprints else None
+        split_tmp = landing.enter_context(atomic_path(split_path, **land)) if keep_split else None
+        with atomic_path(prob_path, **land) as final_tmp:
             work_tmp = final_tmp.with_name(final_tmp.name + ".work.tif")
             try:
                 with working_grid(src, card.pixel_size_m / px_m if resampled else 1.0) as grid:

@@ -33,6 +33,7 @@ from rasterio.transform import from_origin
 from rasterio.vrt import WarpedVRT
 from shapely.geometry.base import BaseGeometry
 
+from geounet.core.resampling import check_resampling
 from geounet.errors import ChipSizeError, InputError
 from geounet.io.raster import ground_pixel_size_m
 from geounet.train.arrays import SceneArrays, TrainingData, chip_origins, count_footprints
@@ -306,7 +307,12 @@ def _read_scene(
 ) -> tuple[npt.NDArray[np.generic], npt.NDArray[np.bool_], rasterio.Affine, float]:
     """A scene's image bands and validity on the model's grid, with its transform and scale."""
     with rasterio.open(path) as src:
-        factor = pixel_size_m / ground_pixel_size_m(src)
+        scene_px_m = ground_pixel_size_m(src)
+        try:
+            check_resampling(scene_px_m, pixel_size_m, reference="--pixel-size", bypass="")
+        except InputError as exc:
+            raise InputError(f"{path.name}: {exc}") from exc
+        factor = pixel_size_m / scene_px_m
         bands = [layout.band_names.index(b) + 1 for b in layout.image_bands]
         scale = RAW_SCALE.get(src.dtypes[0], 1.0)
         if src.crs == crs and abs(factor - 1) <= NATIVE_TOLERANCE:
