@@ -457,3 +457,22 @@ def test_a_disk_that_fills_up_at_any_point_leaves_no_output(
         assert left == [], (kib, left)  # nothing under a final name, no temporaries
     assert outcomes[0] == 2 and outcomes[-1] == 0, outcomes
     assert outcomes.count(2) >= 3, outcomes  # failing at several points of the writing
+
+
+def test_point_truth_and_labels_elsewhere_are_named_as_such(
+    make_scene: MakeScene, tmp_path: Path
+) -> None:
+    from shapely.geometry import Point
+
+    from tests.evaluate_data import px_box, write_polygons, write_scene
+
+    scene = write_scene(tmp_path / "s.tif", 33, 41)
+    points = write_polygons(tmp_path / "p.gpkg", [px_box(1, 1, 5, 5).centroid], extra=False)
+    line = one_line_error(["evaluate", str(scene), "--truth", str(points), "--prob",
+                           str(scene), "-o", str(tmp_path / "ev")])  # fmt: skip
+    assert "holds Point geometries, not footprint polygons" in line
+    elsewhere = write_polygons(tmp_path / "far.gpkg", [Point(0, 0).buffer(5)], extra=False)
+    line = one_line_error(["train", "-i", str(make_scene(height=64, width=64)), "-l",
+                           str(elsewhere), "-o", str(tmp_path / "m.safetensors")])  # fmt: skip
+    assert "the labels do not overlap the images" in line
+    assert list((tmp_path / "ev").glob("*")) == [] and not (tmp_path / "m.safetensors").exists()
