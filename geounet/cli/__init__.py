@@ -7,6 +7,7 @@ message on stderr and exit code 2; an interrupt exits with 130. No tracebacks fo
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -51,6 +52,12 @@ def _root(
 def main() -> None:
     """Entry point of the ``geounet`` console script."""
     raise_on_sigterm()
+    if not {"CPL_LOG", "CPL_DEBUG"} & set(os.environ):
+        # GDAL's (and libtiff's) own stderr lines repeat what the one-line error says
+        os.environ["CPL_LOG"] = os.devnull
+        from geounet.io.raster import quiet_libtiff
+
+        quiet_libtiff()
     try:
         app()
     except Terminated:  # pragma: no cover - exercised through a subprocess test

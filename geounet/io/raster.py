@@ -57,6 +57,45 @@ def verify_raster(path: Path) -> str | None:
 
 register_verifier(".tif", verify_raster)
 
+
+def quiet_libtiff() -> bool:
+    """Stop libtiff printing its own error lines when GDAL's printing is off too.
+
+    When a disk fills up, libtiff prints ``_tiffWriteProc: No space left on device.``
+    straight to stderr, past GDAL's error handlers, before geounet's one-line error says
+    the same. With ``CPL_LOG`` set to the null device (what the ``geounet`` command sets,
+    unless ``CPL_LOG`` or ``CPL_DEBUG`` is set already), libtiff's process-wide error
+    handler is removed as well; GDAL still reports every failure, and files are checked
+    before they land. A no-op where libtiff cannot be found (not Linux).
+
+    Returns:
+        Whether libtiff was quietened.
+    """
+    if os.environ.get("CPL_LOG") != os.devnull:
+        return False
+    import ctypes
+
+    try:
+        with open("/proc/self/maps", encoding="utf-8") as maps:
+            paths = {line.split()[-1] for line in maps if len(line.split()) >= 6}
+    except OSError:
+        return False
+    quiet = False
+    # every copy loaded (GDAL's, and those that pyproj or Pillow wheels bundle)
+    for lib in sorted(p for p in paths if Path(p).name.startswith("libtiff")):
+        try:
+            set_handler = ctypes.CDLL(lib).TIFFSetErrorHandler
+        except (OSError, AttributeError):
+            continue
+        set_handler.restype = ctypes.c_void_p
+        set_handler.argtypes = [ctypes.c_void_p]
+        set_handler(None)
+        quiet = True
+    return quiet
+
+
+quiet_libtiff()
+
 Reader: TypeAlias = DatasetReader | WarpedVRT
 
 GDAL_LOCK = threading.Lock()
