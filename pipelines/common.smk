@@ -11,6 +11,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 from geounet.io.catalogue import read_catalogue
+from geounet.io.remote import is_local
 from geounet.errors import GeounetError
 
 
@@ -28,7 +29,7 @@ except GeounetError as exc:
 
 for _sid, _scene in SCENES.items():
     for _kind, _file in (("image", _scene.image), ("truth", _scene.truth)):
-        if _file is not None and not Path(_file).is_file():
+        if _file is not None and is_local(_file) and not Path(_file).is_file():
             print(
                 f"geounet workflow: scene {_sid}: {_kind} {_file} not found; its jobs will "
                 "fail (run with --keep-going to map the other scenes)",

@@ -153,7 +153,7 @@ def test_stac_catalog_with_relative_hrefs(files: Path) -> None:
 def test_stac_problems(files: Path) -> None:
     items = [
         stac_item("no-image", {"thumb": pystac.Asset("t.png", media_type=pystac.MediaType.PNG)}),
-        stac_item("remote", {"image": pystac.Asset("https://example.com/a.tif")}),
+        stac_item("ftp", {"image": pystac.Asset("ftp://example.com/a.tif")}),
     ]
     path = files / "items.json"
     path.write_text(json.dumps(pystac.ItemCollection(items).to_dict()))
@@ -163,7 +163,7 @@ def test_stac_problems(files: Path) -> None:
     assert "item 1 ('no-image'): has no image asset" in message
     assert "1 more problem" in message
     path.write_text(json.dumps(pystac.ItemCollection(items[1:]).to_dict()))
-    with pytest.raises(InputError, match="not a local file"):
+    with pytest.raises(InputError, match="neither a local file nor an http"):
         read_catalogue(path)
     bad = write(files / "bad.json", "{not json")
     with pytest.raises(InputError, match="as JSON"):
@@ -171,3 +171,15 @@ def test_stac_problems(files: Path) -> None:
     other = write(files / "other.json", json.dumps({"type": "Feature", "foo": 1}))
     with pytest.raises(InputError, match="STAC"):
         read_catalogue(other)
+
+
+def test_remote_images_stay_urls(files: Path) -> None:
+    """STAC assets and table cells that are URLs are read where they are, not resolved."""
+    url = "https://example.com/oam/scene.tif"
+    items = [stac_item("web", {"image": pystac.Asset(url)})]
+    path = files / "items.json"
+    path.write_text(json.dumps(pystac.ItemCollection(items).to_dict()))
+    (scene,) = read_catalogue(path)  # no existence check for URLs
+    assert scene.image == url and isinstance(scene.image, str)
+    table = write(files / "cat.csv", f"scene_id,image\nweb,{url}\nvsi,/vsis3/bucket/a.tif\n")
+    assert [s.image for s in read_catalogue(table)] == [url, "/vsis3/bucket/a.tif"]

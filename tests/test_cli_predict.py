@@ -88,7 +88,7 @@ def test_bad_input_gives_one_line_error(
         (["predict", "x.tif", "--batch-size", "0"], "--batch-size"),
         (["predict", "x.tif", "--simplify", "-1"], "--simplify"),
         (["predict", "x.tif", "--no-such-option"], "--no-such-option"),
-        (["predict"], "scene"),
+        (["predict"], "SCENE"),
         (["vectorize", "p.tif", "--out", "f.gpkg", "--min-area", "big"], "--min-area"),
         (["no-such-command"], "no-such-command"),
     ],

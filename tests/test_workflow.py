@@ -10,6 +10,7 @@ import zipfile
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
 import pytest
 import rasterio
 import yaml
@@ -243,3 +244,27 @@ def test_missing_image_fails_alone_with_keep_going(project: Path) -> None:
     assert not (project / "results" / "ghost" / "ghost.tiles.gpkg").exists()
     log = (project / "results" / "ghost" / "logs" / "plan.log").read_text()
     assert "does not exist" in log and "Traceback" not in log
+
+
+def test_a_catalogue_of_urls_is_mapped_where_the_images_are(project: Path) -> None:
+    """A scene whose image is an http(s) URL (as a STAC asset's link may be) runs like a
+    file: geounet reads its windows over HTTP, nothing is downloaded by the workflow."""
+    from tests.http_server import serve
+
+    with serve(project / "scenes") as server:
+        url = f"{server.url}/b.tif"
+        (project / "scenes" / "web.csv").write_text(f"scene_id,image\nweb,{url}\n")
+        config = ["--config", "catalogue=scenes/web.csv", "model=tiny.safetensors"]
+        result = snakemake("--cores", "2", *config, cwd=project)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert server.ranges, "read by range requests"
+    with zipfile.ZipFile(project / "results" / "summary.qgz") as qgz:
+        qgs = next(qgz.read(n).decode() for n in qgz.namelist() if n.endswith(".qgs"))
+    assert f"/vsicurl/{url}" in qgs  # QGIS reads the scene where it is
+    local = snakemake("--cores", "2", *CONFIG, "--until", "vectorise", cwd=project)
+    assert local.returncode == 0, local.stderr[-3000:]
+    with (
+        rasterio.open(project / "results" / "web" / "web.prob.tif") as web,
+        rasterio.open(project / "results" / "crop_b" / "crop_b.prob.tif") as here,
+    ):
+        np.testing.assert_array_equal(web.read(), here.read())

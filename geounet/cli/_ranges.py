@@ -76,6 +76,7 @@ RANGES: dict[str, Range] = {
     "--border": Range(0, 8192, unit="px"),
     "--batch-size": Range(1, 4096),
     "--workers": Range(0, 1024),
+    "--zoom": Range(0, 24),
     # footprints (predict, vectorize)
     "--threshold": PROBABILITY,
     "--body-threshold": PROBABILITY,

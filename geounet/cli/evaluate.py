@@ -15,7 +15,13 @@ from geounet.errors import InputError
 
 @app.command()
 def evaluate(
-    scene: Annotated[Path, typer.Argument(help="The scene GeoTIFF that was predicted.")],
+    scene: Annotated[
+        str,
+        typer.Argument(
+            help="The scene that was predicted: a file, an http(s) COG URL or a GDAL path.",
+            metavar="SCENE",
+        ),
+    ],
     truth: Annotated[
         Path, typer.Option("--truth", "-t", help="True footprints (GeoPackage, GeoJSON...).")
     ],
@@ -70,6 +76,7 @@ def evaluate(
     )
     from geounet.evaluation.report import check_out_dir, headline_table, write_report
     from geounet.io.raster import check_outputs
+    from geounet.io.remote import is_local
     from geounet.qgis.project import SceneLayers, project_path, write_project
 
     console = Console()
@@ -94,7 +101,8 @@ def evaluate(
         )
         paths = write_report(ev, out_dir, overwrite=overwrite)
         if project is not None:
-            layers = SceneLayers(scene, prob, footprints, objects=paths.get("objects"))
+            image = Path(scene) if is_local(scene) else scene  # a URL keeps its //
+            layers = SceneLayers(image, prob, footprints, objects=paths.get("objects"))
             write_project(project, layers)
     for warning in ev.report["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {warning}")

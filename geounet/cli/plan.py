@@ -12,7 +12,13 @@ from geounet.cli._app import app, user_errors
 
 @app.command()
 def plan(
-    scene: Annotated[Path, typer.Argument(help="Georeferenced raster to plan (GeoTIFF, VRT...).")],
+    scene: Annotated[
+        str,
+        typer.Argument(
+            help="Georeferenced raster to plan: a file, an http(s) COG URL or a GDAL path.",
+            metavar="SCENE",
+        ),
+    ],
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Tile plan to write (GeoPackage, .gpkg).")
     ],
@@ -39,9 +45,11 @@ def plan(
 ) -> None:
     """Plan the tiles of SCENE as `geounet predict` would; the plan opens in QGIS."""
     from geounet.inference.tileplan import plan_scene  # imported here: `geounet --help` stays fast
+    from geounet.io.remote import resolve_scene
 
     with user_errors():
-        result = plan_scene(scene, out, model, tile, overlap, border, resample, overwrite)
+        source = resolve_scene(scene)
+        result = plan_scene(source.path, out, model, tile, overlap, border, resample, overwrite)
     p = result.plan
     note = (
         f", resampled {result.pixel_size_m:.3f} m -> {result.model_pixel_size_m:.3f} m"
@@ -49,6 +57,6 @@ def plan(
         else ""
     )
     typer.echo(
-        f"{scene.name}: {len(p)} tiles of {p.tile_width} x {p.tile_height} px over "
+        f"{source.label}: {len(p)} tiles of {p.tile_width} x {p.tile_height} px over "
         f"{p.width} x {p.height} px{note} -> {result.path}"
     )

@@ -30,6 +30,16 @@ def _parse_range(text: str | None) -> tuple[float, float] | None:
     return lo, hi
 
 
+def _parse_bbox(text: str | None) -> tuple[float, float, float, float] | None:
+    if not text:
+        return None
+    try:
+        west, south, east, north = (float(v) for v in text.split(","))
+    except ValueError:
+        fail(f"--bbox {text!r} must be four numbers W,S,E,N in degrees, e.g. 32.58,0.31,32.59,0.32")
+    return west, south, east, north
+
+
 def _parse_bands(text: str | None) -> list[int] | None:
     if not text:
         return None
@@ -42,7 +52,13 @@ def _parse_bands(text: str | None) -> list[int] | None:
 @app.command()
 def predict(
     scene: Annotated[
-        Path, typer.Argument(help="Georeferenced raster to map (GeoTIFF, COG, VRT...).")
+        str,
+        typer.Argument(
+            help="Georeferenced raster to map: a file (GeoTIFF, COG, VRT...), an http(s) "
+            "COG URL, a GDAL path (/vsis3/...), or an XYZ tile URL with {z}/{x}/{y} "
+            "(then --bbox and --zoom).",
+            metavar="SCENE",
+        ),
     ],
     model: Annotated[
         Path | None,
@@ -143,6 +159,21 @@ def predict(
         str | None,
         typer.Option(help="Stem of the output files; default: the scene's file name stem."),
     ] = None,
+    bbox: Annotated[
+        str | None,
+        typer.Option(help="Area of a tile service to map: W,S,E,N in degrees.", metavar="W,S,E,N"),
+    ] = None,
+    aoi: Annotated[
+        Path | None,
+        typer.Option(help="Area of a tile service to map, as polygons (its bounds); or --bbox."),
+    ] = None,
+    zoom: Annotated[
+        int | None, typer.Option(help="Zoom level of the tile service's tiles to read.")
+    ] = None,
+    tile_cache: Annotated[
+        Path | None,
+        typer.Option(help="Folder of cached service tiles; default ~/.cache/geounet/tiles."),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -152,6 +183,7 @@ def predict(
     from geounet.inference.scene import predict_scene
     from geounet.inference.tileplan import read_plan
     from geounet.io.raster import check_outputs
+    from geounet.io.remote import aoi_bbox, is_local, is_tile_template, resolve_scene
     from geounet.qgis.project import SceneLayers, project_path, write_project
 
     options = PredictOptions(
@@ -198,16 +230,24 @@ def predict(
 
     with user_errors():
         try:
+            box = _parse_bbox(bbox)
+            if aoi is not None:
+                if box is not None:
+                    fail("pass --bbox or --aoi, not both")
+                box = aoi_bbox(aoi)
+            source = resolve_scene(scene, box, zoom, tile_cache)
+            options = replace(options, name=name or source.stem)
             if plan is not None:
                 options = replace(options, plan=read_plan(plan))
-            project = (
-                project_path(out_dir, f"{name}.tif" if name else scene) if qgis_project else None
-            )
+            if qgis_project and is_tile_template(scene):
+                fail("--qgis-project needs a scene file or URL; add the tile service to QGIS")
+            project = project_path(out_dir, f"{options.name}.tif") if qgis_project else None
             if project is not None:
                 check_outputs([project], overwrite)
-            result = predict_scene(scene, out_dir, model, options, progress)
+            result = predict_scene(source.path, out_dir, model, options, progress)
             if project is not None:
-                layers = SceneLayers(scene, result.probability, result.footprints, tile_plan=plan)
+                image = Path(scene) if is_local(scene) else scene  # a URL keeps its //
+                layers = SceneLayers(image, result.probability, result.footprints, tile_plan=plan)
                 write_project(project, layers)
         finally:
             if tasks:
@@ -221,6 +261,6 @@ def predict(
     tta_note = "" if result.tta == "none" else f", {result.tta} test-time augmentation"
     outputs = ", ".join(str(p) for p in (result.probability, result.footprints, project) if p)
     typer.echo(
-        f"{scene.name}: {result.tiles} tiles{found} in {result.seconds:.1f} s on "
+        f"{source.label}: {result.tiles} tiles{found} in {result.seconds:.1f} s on "
         f"{result.device} ({result.precision}{tta_note}{resample_note}) -> {outputs}"
     )

@@ -9,24 +9,25 @@ import typer
 
 from geounet.cli._app import app, user_errors
 from geounet.errors import InputError
+from geounet.io.remote import is_local
 
 _PAIR_HELP = "ID=PATH, repeat; the id names a --scene."
 
 
-def _pairs(option: str, values: list[str] | None) -> dict[str, Path]:
+def _pairs(option: str, values: list[str] | None) -> dict[str, str]:
     """Parse repeated ``ID=PATH`` values of ``option`` into ``{id: path}``.
 
     Raises:
         InputError: If a value has no ``=`` or an id repeats.
     """
-    out: dict[str, Path] = {}
+    out: dict[str, str] = {}
     for value in values or []:
         sid, sep, path = value.partition("=")
         if not sep or not sid or not path:
             raise InputError(f"{option} {value!r} must be ID=PATH, e.g. {option} a=scenes/a.tif")
         if sid in out:
             raise InputError(f"{option} is given twice for scene {sid!r}")
-        out[sid] = Path(path)
+        out[sid] = path
     return out
 
 
@@ -74,12 +75,16 @@ def qgis_project(
     )  # imported here: `geounet --help` stays fast
 
     with user_errors():
-        scenes = _pairs("--scene", scene)
+        # a scene may be a URL (which Path would fold to one /); outputs are files
+        scenes = {s: Path(p) if is_local(p) else p for s, p in _pairs("--scene", scene).items()}
         extras = {
-            "--prob": _pairs("--prob", prob),
-            "--footprints": _pairs("--footprints", footprints),
-            "--plan": _pairs("--plan", plan),
-            "--objects": _pairs("--objects", objects),
+            option: {sid: Path(p) for sid, p in _pairs(option, values).items()}
+            for option, values in (
+                ("--prob", prob),
+                ("--footprints", footprints),
+                ("--plan", plan),
+                ("--objects", objects),
+            )
         }
         for option, files in extras.items():
             unknown = sorted(set(files) - set(scenes))

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from geounet.cli._app import app, fail, user_errors
+from geounet.io.raster import local_copy
 from geounet.train import TrainConfig, train
 from geounet.train.copypaste import MAX_PASTED
 from geounet.train.finetune import training_area
@@ -21,8 +22,14 @@ from geounet.train.training import write_pack
 def train_command(
     ctx: typer.Context,
     images: Annotated[
-        list[Path],
-        typer.Option("--images", "-i", help="Training scene(s); repeat the option for several."),
+        list[str],
+        typer.Option(
+            "--images",
+            "-i",
+            help="Training scene(s): files or http(s) COG URLs (copied once into "
+            "~/.cache/geounet); repeat the option for several.",
+            metavar="PATH",
+        ),
     ],
     labels: Annotated[
         list[Path],
@@ -184,6 +191,8 @@ def train_command(
     """Train the U-Net on scenes and building footprints; keep the best checkpoint."""
     if loss not in ("bce-dice", "bce", "dice"):
         fail(f"unknown --loss {loss!r}; use bce-dice, bce or dice")
+    with user_errors():  # URLs are copied once into the cache: training reads scenes whole
+        ctx.params["images"] = [local_copy(image) for image in images]
     cfg = config_from_options(ctx.params, command=shlex.join(["geounet", *sys.argv[1:]]))
     if pack is not None:
         with user_errors():

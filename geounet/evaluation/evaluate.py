@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ from geounet.evaluation.pixels import (
     pixel_pass,
     pixel_sweep_rows,
 )
+from geounet.io.remote import gdal_path, is_local
 
 #: Thresholds of the sweep: 0.05, 0.10, ..., 0.95.
 SWEEP_THRESHOLDS = THRESHOLD_GRID
@@ -121,7 +123,7 @@ def _picture_step(grid: SceneGrid) -> int:
     return max(1, math.ceil(max(grid.width, grid.height) / PICTURE_MAX_PX))
 
 
-def _read_picture(scene: Path, grid: SceneGrid, step: int) -> npt.NDArray[np.uint8]:
+def _read_picture(scene: str | Path, grid: SceneGrid, step: int) -> npt.NDArray[np.uint8]:
     """A downsampled RGB (or grey) picture of the scene, nodata white, (rows, cols, 3)."""
     out = (math.ceil(grid.height / step), math.ceil(grid.width / step))
     with rasterio.open(scene) as src:
@@ -191,7 +193,8 @@ def evaluate_scene(
     if not 0.0 < threshold <= 1.0:
         raise InputError(f"probability threshold must be in (0, 1], got {threshold}")
 
-    scene_path = Path(scene)
+    # a URL or GDAL path stays a string (Path would fold its "//")
+    scene_path: str | Path = Path(scene) if is_local(scene) else gdal_path(scene)
     grid = read_grid(scene_path, "scene")
     prob_path = Path(prob) if prob is not None else None
     if prob_path is not None:
@@ -287,7 +290,7 @@ def evaluate_scene(
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "scene": {
             "path": str(scene_path),
-            "name": name or scene_path.name,
+            "name": name or (Path(scene).name if is_local(scene) else os.fspath(scene)),
             "crs": grid.crs.to_string(),
             "width": grid.width,
             "height": grid.height,

@@ -22,6 +22,7 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from geounet.errors import InputError
+from geounet.io.remote import apply_http_defaults, gdal_path, is_local
 
 MinSizeUnit = Literal["px", "m2"]
 
@@ -117,9 +118,12 @@ def read_grid(path: str | Path, what: str = "scene") -> SceneGrid:
     Raises:
         InputError: If the file is missing, not a raster, or has no CRS.
     """
-    p = Path(path)
-    if not p.is_file():
+    remote = not is_local(path)
+    p: str | Path = gdal_path(path) if remote else Path(path)
+    if not remote and not Path(p).is_file():
         raise InputError(f"{what} file not found: {p}")
+    if remote:
+        apply_http_defaults()
     try:
         with rasterio.open(p) as src:
             grid = SceneGrid(src.crs, src.transform, src.width, src.height)

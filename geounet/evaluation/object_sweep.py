@@ -58,7 +58,7 @@ def match(
 
 
 def object_sweep_rows(
-    scene: Path,
+    scene: str | Path,
     prob: Path,
     grid: SceneGrid,
     truth: npt.NDArray[np.object_],
@@ -79,7 +79,7 @@ def object_sweep_rows(
     return rows
 
 
-def read_prob(scene: Path, prob: Path) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
+def read_prob(scene: str | Path, prob: Path) -> tuple[npt.NDArray[Any], npt.NDArray[np.bool_]]:
     """The whole probability raster (raw values) and the mask of pixels valid in both."""
     with rasterio.open(prob) as src:
         raw = src.read(1)

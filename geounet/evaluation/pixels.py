@@ -86,7 +86,7 @@ def count_ge(
 
 
 def pixel_pass(
-    scene: Path,
+    scene: str | Path,
     grid: SceneGrid,
     truth: npt.NDArray[np.object_],
     *,

@@ -36,6 +36,7 @@ from geounet.inference.engine import (
 )
 from geounet.inference.options import PredictOptions
 from geounet.io.raster import GDAL_LOCK, Reader, ground_pixel_size_m, open_scene
+from geounet.io.remote import is_local
 from geounet.model.checkpoint import Checkpoint, ModelCard
 from geounet.model.device import resolve_precision, select_device
 
@@ -233,7 +234,7 @@ def dask_client(workers: int = 1, scheduler: str | None = None) -> Iterator[Clie
 @contextmanager
 def _dask_batches(
     ckpt: Checkpoint,
-    scene: Path,
+    scene: str,
     src: Reader,
     bands: list[int],
     plan: TilePlan,
@@ -247,7 +248,7 @@ def _dask_batches(
         raise InputError("dask workers load the model from a file: pass --model PATH")
     px_m = ground_pixel_size_m(src)
     job = TileJob(
-        scene=str(scene.resolve()),
+        scene=str(Path(scene).resolve()) if is_local(scene) else scene,
         factor=card.pixel_size_m / px_m if resampled else 1.0,
         bands=tuple(bands),
         model=str(Path(ckpt.source).resolve()),

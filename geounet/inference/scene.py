@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, ExitStack, closing
@@ -41,6 +42,7 @@ from geounet.io.raster import (
     select_bands,
     write_cog,
 )
+from geounet.io.remote import source_stem
 from geounet.io.styles import write_probability_style
 from geounet.model.checkpoint import Checkpoint, load_checkpoint
 from geounet.model.device import resolve_precision, select_device
@@ -61,7 +63,8 @@ def predict_scene(
     model has such channels.
 
     Args:
-        scene: Path of a georeferenced raster.
+        scene: A georeferenced raster: a path, an http(s) URL, a GDAL virtual path
+            (``/vsicurl/...``) or a tile-service window (see :mod:`geounet.io.remote`).
         out_dir: Folder for the outputs (created if needed).
         model: A checkpoint path, a loaded checkpoint, or ``None`` for the bundled model.
         options: Prediction settings.
@@ -78,9 +81,9 @@ def predict_scene(
     """
     t0 = time.perf_counter()
     opts = options or PredictOptions()
-    scene = Path(scene)
+    scene = os.fspath(scene)
     out = Path(out_dir)
-    stem = opts.name or scene.stem
+    stem = opts.name or source_stem(scene)
     if "/" in stem or stem in {".", ".."}:
         raise InputError(f"--name {stem!r} must be a plain file name stem, without folders")
     prob_path, fp_path = out / f"{stem}.prob.tif", out / f"{stem}.buildings.gpkg"

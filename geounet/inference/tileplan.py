@@ -298,7 +298,7 @@ def plan_scene(
         with working_grid(src, factor) as grid:
             plan = plan_for_grid(grid.height, grid.width, card, opts)
             meta = {
-                "scene": str(Path(scene)),
+                "scene": os.fspath(scene),
                 "scene_height": src.height,
                 "scene_width": src.width,
                 "scene_pixel_size_m": px_m,

@@ -30,6 +30,7 @@ from urllib.parse import unquote, urlparse
 import jsonschema
 
 from geounet.errors import InputError
+from geounet.io.remote import is_local, is_remote
 
 SCENE_ID_PATTERN = r"^(?!\.{1,2}$)[A-Za-z0-9_.-]+$"
 """Safe scene ids: letters, digits, ``_``, ``.``, ``-``; not ``.`` or ``..``."""
@@ -59,12 +60,12 @@ class Scene:
 
     Attributes:
         scene_id: Safe, unique name of the scene (its results folder).
-        image: Absolute path of the scene raster.
+        image: Absolute path of the scene raster, or its URL / GDAL path (a string).
         truth: Absolute path of its true footprints, or ``None``.
     """
 
     scene_id: str
-    image: Path
+    image: Path | str
     truth: Path | None = None
 
 
@@ -208,15 +209,20 @@ def _pick_asset(
 
 
 def _stac_href(asset: Any, base: Path) -> str:
-    """Local absolute path of an asset href (relative hrefs resolve against ``base``)."""
+    """The path or URL of an asset href.
+
+    Relative hrefs resolve against ``base``; http(s), s3, gs and az URLs stay URLs (GDAL
+    reads them by range requests).
+    """
     href = str(asset.href)
     parsed = urlparse(href)
     if parsed.scheme == "file":
         return unquote(parsed.path)
+    if is_remote(href):
+        return href
     if parsed.scheme and len(parsed.scheme) > 1:  # one letter: a Windows drive
         raise InputError(
-            f"asset href {href} is not a local file; the workflow needs local paths "
-            "(download the assets and point the hrefs at them)"
+            f"asset href {href} is neither a local file nor an http(s), s3, gs or az URL"
         )
     return _resolve(base, href)
 
@@ -225,6 +231,8 @@ def _resolve(base: Path, value: str) -> str:
     """A path relative to the catalogue's folder, made absolute (empty stays empty)."""
     if not value:
         return ""
+    if is_remote(value):
+        return value  # a URL or GDAL path, read where it is
     p = Path(os.path.expanduser(value))
     return os.path.normpath(p if p.is_absolute() else base / p)
 
@@ -250,11 +258,12 @@ def _validate(path: Path, rows: list[tuple[str, dict[str, Any]]], check_files: b
         if check_files:
             for col in ("image", "truth"):
                 f = row.get(col)
-                if f and not Path(f).is_file():
+                if f and is_local(f) and not Path(f).is_file():
                     what = "is a directory" if Path(f).is_dir() else "not found"
                     problems.append(f"{where} (scene {sid}): {col} {f} {what}")
         truth = row.get("truth")
-        scenes.append(Scene(sid, Path(row["image"]), Path(truth) if truth else None))
+        image = Path(row["image"]) if is_local(row["image"]) else row["image"]
+        scenes.append(Scene(sid, image, Path(truth) if truth else None))
     if problems:
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise InputError(f"catalogue {path}, {problems[0]}{more}")

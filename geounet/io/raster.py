@@ -6,6 +6,7 @@ borders, ground pixel size, and atomic Cloud Optimized GeoTIFF output.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
 import warnings
@@ -27,7 +28,15 @@ from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
 from geounet.errors import InputError, OutputError, OutputExistsError
-from geounet.io.atomic import error_detail, register_verifier, register_write_errors
+from geounet.io.atomic import atomic_path, error_detail, register_verifier, register_write_errors
+from geounet.io.remote import (
+    apply_http_defaults,
+    default_tile_cache,
+    gdal_path,
+    is_local,
+    source_stem,
+    why_unreachable,
+)
 
 register_write_errors(RasterioError, CPLE_BaseError, DataSourceError, DataLayerError)
 
@@ -138,6 +147,9 @@ def open_scene(path: str | os.PathLike[str]) -> DatasetReader:
         InputError: If the path is missing, a directory, not a raster, or has no CRS or
             geotransform.
     """
+    text = os.fspath(path)
+    if not is_local(text):
+        return _check_georeference(_open_remote(text), text)
     p = Path(path)
     if p.is_dir():
         raise InputError(f"{p} is a directory; pass a raster file such as scene.tif")
@@ -154,6 +166,29 @@ def open_scene(path: str | os.PathLike[str]) -> DatasetReader:
         raise InputError(
             f"{p} is not a readable raster; pass a GeoTIFF or another GDAL raster"
         ) from exc
+    return _check_georeference(src, p)
+
+
+def _open_remote(source: str) -> DatasetReader:
+    """Open a URL, GDAL virtual path or tile-service window (see :mod:`geounet.io.remote`)."""
+    apply_http_defaults()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            return rasterio.open(gdal_path(source))
+    except RasterioIOError as exc:
+        reason = why_unreachable(source) or error_detail(exc)
+        raise InputError(
+            f"cannot read {source.removeprefix('/vsicurl/')}: {reason}; check the URL and "
+            "that the server answers with a raster (a COG, or tiles)"
+        ) from exc
+
+
+def _check_georeference(src: DatasetReader, source: Path | str) -> DatasetReader:
+    """Refuse a scene without a CRS or a geotransform (closing it), saying how to fix it."""
+    p = str(source)
+    name = Path(p).name if isinstance(source, Path) else p
+    stem = source_stem(p)
     gcps, gcp_crs = src.gcps
     if src.transform.is_identity and (gcps or src.rpcs):
         src.close()
@@ -161,13 +196,13 @@ def open_scene(path: str | os.PathLike[str]) -> DatasetReader:
         epsg = f"EPSG:{gcp_crs.to_epsg()}" if gcp_crs and gcp_crs.to_epsg() else "EPSG:32636"
         raise InputError(
             f"{p} is georeferenced by {kind}, not by a geotransform; warp it onto a map grid "
-            f"first, e.g. gdalwarp -t_srs {epsg} {p.name} {p.stem}_warped.tif"
+            f"first, e.g. gdalwarp -t_srs {epsg} {name} {stem}_warped.tif"
         )
     if src.crs is None:
         src.close()
         raise InputError(
             f"{p} has no coordinate reference system; assign one, e.g. "
-            f"gdal_edit.py -a_srs EPSG:32636 {p.name}"
+            f"gdal_edit.py -a_srs EPSG:32636 {name}"
         )
     if src.transform.is_identity:
         src.close()
@@ -258,6 +293,11 @@ def read_window(
         valid = src.read_masks(1, window=win) > 0
     except RasterioError as exc:
         detail = error_detail(exc)
+        if not is_local(src.name):
+            raise InputError(
+                f"cannot read pixels of {src.name} from its server ({detail}); check the "
+                "connection and run again (what was read is cached by GDAL for tiles)"
+            ) from exc
         raise InputError(
             f"cannot read pixels of {src.name} ({detail}); the file may be truncated or "
             "corrupt: re-download or re-export it"
@@ -392,3 +432,26 @@ def write_cog(src_path: Path, dst_path: Path, band: int | list[int] | None = Non
         BIGTIFF="IF_SAFER",
         NUM_THREADS="ALL_CPUS",
     )
+
+
+def local_copy(source: str, cache: Path | None = None) -> Path:
+    """A local copy of a remote scene, fetched once into the cache (for training).
+
+    Training reads every scene whole, so a URL is copied once, as a COG, to
+    ``<cache>/scenes/<hash>/<stem>.tif`` (``cache`` defaults to the parent of
+    :func:`~geounet.io.remote.default_tile_cache`); a local path is returned as it is.
+
+    Raises:
+        InputError: If the source cannot be read.
+        OutputError: If the copy cannot be written.
+    """
+    if is_local(source):
+        return Path(source)
+    base = cache if cache is not None else default_tile_cache().parent
+    folder = base / "scenes" / hashlib.sha256(source.encode()).hexdigest()[:16]
+    path = folder / f"{source_stem(source)}.tif"
+    if path.is_file():
+        return path
+    with open_scene(source) as src, atomic_path(path) as tmp:
+        rasterio.shutil.copy(src, tmp, driver="COG", COMPRESS="DEFLATE", BIGTIFF="IF_SAFER")
+    return path

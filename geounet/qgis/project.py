@@ -52,6 +52,7 @@ from geounet.io.qml import (
     tiles_renderer,
     to_xml,
 )
+from geounet.io.remote import gdal_path, is_local, source_stem
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,8 @@ class SceneLayers:
     """The files of one scene to show; every output is optional.
 
     Attributes:
-        scene: The scene raster that was predicted (drawn at the bottom).
+        scene: The scene raster that was predicted (drawn at the bottom): a file, or a
+            URL / GDAL path that QGIS reads where it is.
         probability: ``<stem>.prob.tif`` of ``geounet predict``.
         footprints: ``<stem>.buildings.gpkg`` of ``geounet predict`` (layer ``buildings``).
         objects: ``objects.gpkg`` of ``geounet evaluate`` (layer ``objects``, TP / FP / FN).
@@ -68,7 +70,7 @@ class SceneLayers:
             id); default: the scene file's stem.
     """
 
-    scene: Path
+    scene: Path | str
     probability: Path | None = None
     footprints: Path | None = None
     objects: Path | None = None
@@ -146,9 +148,9 @@ def project_xml(
     if not items:
         raise InputError("a QGIS project needs at least one scene")
     home = out.parent.resolve()
-    groups = [(s.name or s.scene.stem, _scene_layers(s, home)) for s in items]
+    groups = [(s.name or source_stem(s.scene), _scene_layers(s, home)) for s in items]
     first = groups[0][1][-1]  # the first scene's raster layer
-    with rasterio.open(items[0].scene) as src:
+    with rasterio.open(_readable(items[0].scene)) as src:
         left, bottom, right, top = src.bounds
 
     root = ET.Element(
@@ -226,6 +228,7 @@ def project_xml(
 def _scene_layers(s: SceneLayers, home: Path) -> list[_Layer]:
     """The layers of one scene, top (drawn last) to bottom."""
     scene = _raster_info(s.scene, "scene")
+    stem = source_stem(s.scene)
     layers: list[_Layer] = []
     if s.objects is not None:
         layers.append(
@@ -273,13 +276,13 @@ def _scene_layers(s: SceneLayers, home: Path) -> list[_Layer]:
     layers.append(
         _Layer(
             id=_layer_id("scene", s.scene, s.name),
-            name=s.scene.stem,
+            name=stem,
             kind="raster",
             provider="gdal",
-            source=relative_source(s.scene, home),
+            source=relative_source(s.scene, home) if is_local(s.scene) else gdal_path(s.scene),
             crs=scene.crs,
             body=[
-                _metadata(s.scene.stem, s.scene.stem, "The scene that was predicted.", scene.crs),
+                _metadata(stem, stem, "The scene that was predicted.", scene.crs),
                 scene_pipe(s.scene),
             ],
         )
@@ -293,11 +296,11 @@ class _RasterInfo:
     dtype: str
 
 
-def _raster_info(path: Path, what: str) -> _RasterInfo:
-    if not path.is_file():
+def _raster_info(path: Path | str, what: str) -> _RasterInfo:
+    if is_local(path) and not Path(path).is_file():
         raise InputError(f"{what} not found: {path}")
     try:
-        with rasterio.open(path) as src:
+        with rasterio.open(_readable(path)) as src:
             crs, dtype = src.crs, src.dtypes[0]
     except RasterioError as exc:
         raise InputError(f"cannot read {what} {path}: {exc}") from exc
@@ -371,12 +374,13 @@ def _metadata(identifier: str, title: str, abstract: str, crs: CRS) -> ET.Elemen
     return meta
 
 
-def _layer_id(kind: str, path: Path, group: str | None = None) -> str:
-    """A stable layer id: the kind and a short hash of the file's absolute path.
+def _layer_id(kind: str, path: Path | str, group: str | None = None) -> str:
+    """A stable layer id: the kind and a short hash of the file's absolute path (or URL).
 
     ``group`` (a scene's group name) keeps the ids apart when two groups show one file.
     """
-    key = str(path.resolve()) if group is None else f"{group}\n{path.resolve()}"
+    where = str(Path(path).resolve()) if is_local(path) else str(path)
+    key = where if group is None else f"{group}\n{where}"
     digest = hashlib.sha1(key.encode(), usedforsecurity=False).hexdigest()
     return f"{kind}_{digest[:12]}"
 
@@ -392,13 +396,18 @@ def relative_source(path: str | os.PathLike[str], home: str | os.PathLike[str]) 
     return rel if rel.startswith("../") else f"./{rel}"
 
 
-def scene_pipe(scene: Path) -> ET.Element:
+def _readable(path: Path | str) -> Path | str:
+    """What rasterio opens for a file, URL or GDAL path (``Path`` would fold a URL's //)."""
+    return Path(path) if is_local(path) else gdal_path(path)
+
+
+def scene_pipe(scene: Path | str) -> ET.Element:
     """A raster pipe that draws the scene as an image: RGB (+ alpha) or grey.
 
     8-bit scenes are drawn as they are; others are stretched between their 2nd and 98th
     percentiles (estimated on a decimated read).
     """
-    with rasterio.open(scene) as src:
+    with rasterio.open(_readable(scene)) as src:
         interp = list(src.colorinterp)
         dtype = src.dtypes[0]
         data_bands = [i + 1 for i, c in enumerate(interp) if c != ColorInterp.alpha]
