@@ -139,8 +139,9 @@ def test_early_error_prints_no_progress_bar_line(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_workers_give_a_byte_identical_probability_raster(
-    make_scene: MakeScene, tiny_model: Path, tmp_path: Path
+    make_scene: MakeScene, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")  # the provenance's time, fixed
     scene = make_scene(height=150, width=110, seed=3, alpha=np.full((150, 110), 255))
     common = ["predict", str(scene), "-m", str(tiny_model), "--tile", "64", "--overlap", "16"]
     common += ["--precision", "float32", "--device", "cpu", "--no-footprints", "-q"]
@@ -161,3 +162,15 @@ def test_workers_give_a_byte_identical_probability_raster(
     assert data["workers"] == data["plain"]
     assert data["no_scheduler"] == data["plain"]
     assert data["flips_workers"] == data["flips"] != data["plain"]
+
+
+def test_more_workers_than_tiles_is_a_warning(
+    make_scene: MakeScene, tiny_model: Path, tmp_path: Path
+) -> None:
+    scene = make_scene(height=20, width=20)
+    args = ["predict", str(scene), "-m", str(tiny_model), "--tile", "64", "--border", "0"]
+    result = runner.invoke(app, [*args, "--workers", "2", "-o", str(tmp_path / "o"), "-q"])
+    assert result.exit_code == 0, result.output
+    assert "warning: --workers 2 is more than the 1 tile(s) of this scene" in result.output
+    result = runner.invoke(app, [*args, "-o", str(tmp_path / "p"), "-q"])
+    assert "warning" not in result.output

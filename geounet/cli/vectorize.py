@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -19,7 +20,10 @@ def vectorize(
     ],
     threshold: Annotated[
         float | None,
-        typer.Option(help="Probability threshold; default: the model card's (--model or bundled)."),
+        typer.Option(
+            help="Probability threshold; default: the one the raster was made with (its "
+            "provenance), else the model card's (--model or bundled)."
+        ),
     ] = None,
     model: Annotated[
         Path | None,
@@ -53,9 +57,13 @@ def vectorize(
     """Turn building probabilities into footprint polygons (layer `buildings`)."""
     from geounet.footprints.vectorize import split_bands, write_footprints
     from geounet.footprints.vectorize import vectorize as vectorize_raster
-    from geounet.io.raster import check_outputs  # imported here: `geounet --help` stays fast
+    from geounet.io.raster import check_outputs, read_provenance
 
     with user_errors():
+        made = read_provenance(prob) if prob.is_file() and model is None else None
+        if made is not None:  # as the raster was made, unless a model is named
+            threshold = made.threshold if threshold is None else threshold
+            body_threshold = made.body_threshold if body_threshold is None else body_threshold
         if threshold is None or body_threshold is None:
             from geounet.errors import CheckpointError
             from geounet.model.checkpoint import ModelCard, bundled_model_path, read_card
@@ -85,5 +93,6 @@ def vectorize(
             split=(split, split_bands(split)) if split else None,
             body_threshold=body_threshold,
         )
-        write_footprints(gdf, out, overwrite)
+        metadata = replace(made, threshold=threshold).tags() if made is not None else None
+        write_footprints(gdf, out, overwrite, metadata=metadata)
     typer.echo(f"{prob.name}: {len(gdf)} buildings at p >= {threshold:g} -> {out}")

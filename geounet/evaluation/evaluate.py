@@ -65,6 +65,7 @@ from geounet.evaluation.pixels import (
     pixel_pass,
     pixel_sweep_rows,
 )
+from geounet.io.raster import read_provenance
 from geounet.io.remote import gdal_path, is_local
 
 #: Thresholds of the sweep: 0.05, 0.10, ..., 0.95.
@@ -143,6 +144,10 @@ def _read_picture(scene: str | Path, grid: SceneGrid, step: int) -> npt.NDArray[
     return img
 
 
+DEFAULT_THRESHOLD = 0.5
+"""Threshold of a probability raster that does not say how it was made."""
+
+
 def evaluate_scene(
     scene: str | Path,
     truth: str | Path,
@@ -152,7 +157,7 @@ def evaluate_scene(
     min_size: float = 20.0,
     min_size_unit: MinSizeUnit = "px",
     iou_threshold: float = 0.5,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     object_sweep: bool | None = None,
     pictures: bool = True,
     name: str | None = None,
@@ -168,7 +173,9 @@ def evaluate_scene(
         min_size: Polygons smaller than this are ignored on both sides (object level).
         min_size_unit: ``"px"`` (pixels of the scene) or ``"m2"`` (ground square metres).
         iou_threshold: Minimum IoU of an object match (SpaceNet: 0.5, which counts).
-        threshold: Probability at or above which a pixel is building.
+        threshold: Probability at or above which a pixel is building; ``None``: the one
+            the probability raster was made with (its provenance, see
+            :mod:`geounet.core.provenance`), else :data:`DEFAULT_THRESHOLD`.
         object_sweep: Also sweep the threshold at object level (polygonising the raster at
             each threshold); ``None``: only for scenes up to :data:`OBJECT_SWEEP_MAX_PIXELS`.
         pictures: Read the data of the report's pictures.
@@ -190,6 +197,11 @@ def evaluate_scene(
         raise InputError(f"min-size must be >= 0, got {min_size}")
     if not 0.0 < iou_threshold <= 1.0:
         raise InputError(f"IoU threshold must be in (0, 1], got {iou_threshold}")
+    made = read_provenance(prob) if prob is not None else None
+    threshold_from = "given"
+    if threshold is None:
+        threshold = made.threshold if made is not None else DEFAULT_THRESHOLD
+        threshold_from = "the probability raster's provenance" if made else "the default"
     if not 0.0 < threshold <= 1.0:
         raise InputError(f"probability threshold must be in (0, 1], got {threshold}")
 
@@ -303,8 +315,10 @@ def evaluate_scene(
             "truth": truth_polys.to_dict(),
             "predictions": pred_polys.to_dict() if pred_polys is not None else None,
         },
+        "provenance": made.as_dict() if made is not None else None,
         "settings": {
             "threshold": threshold,
+            "threshold_from": threshold_from,
             "iou_threshold": iou_threshold,
             "min_size": min_size,
             "min_size_unit": min_size_unit,

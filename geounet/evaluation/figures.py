@@ -147,20 +147,27 @@ def pr_curve(
     pixel_rows: Sequence[dict[str, Any]] | None,
     object_rows: Sequence[dict[str, Any]] | None = None,
     threshold: float | None = None,
+    object_headline: dict[str, Any] | None = None,
 ) -> bytes:
     """Precision against recall over the threshold sweep, pixel and object level.
 
     The best-F1 threshold of each curve is ringed; the working ``threshold`` is marked.
+    The object sweep polygonises the raster at each threshold (touching roofs are not
+    split); when the report's object headline comes from a footprint file made another
+    way, the figure says so and marks the headline as a point of its own.
 
     Args:
         pixel_rows: Sweep rows with ``threshold``, ``precision``, ``recall``, ``f1``.
         object_rows: Same, object level.
         threshold: The working threshold.
+        object_headline: The report's object figures (``source``, ``precision``,
+            ``recall``, ``f1``), drawn when their source is a footprint file.
 
     Returns:
         PNG bytes.
     """
     fig, ax = plt.subplots(figsize=(6.4, 5))
+    from_file = object_headline is not None and object_headline.get("source") == "footprints"
     for rows, colour, name in (
         (pixel_rows, "#0072B2", "pixel"),
         (object_rows, "#D55E00", "object"),
@@ -169,7 +176,10 @@ def pr_curve(
             continue
         r = np.array([row["recall"] for row in rows])
         p = np.array([row["precision"] for row in rows])
-        ax.plot(r, p, "o-", color=colour, markersize=3, label=f"{name} level")
+        label = f"{name} level"
+        if name == "object" and from_file:
+            label = "object level, raster polygons (touching roofs not split)"
+        ax.plot(r, p, "o-", color=colour, markersize=3, label=label)
         best = max(rows, key=lambda row: (row["f1"], -row["threshold"]))
         if best["f1"] > 0:  # F1 0 everywhere: no threshold is best
             ax.plot(
@@ -188,6 +198,15 @@ def pr_curve(
                 ax.plot(here[0]["recall"], here[0]["precision"], "s", color=colour, ms=7)
     if threshold is not None and (pixel_rows or object_rows):
         ax.plot([], [], "s", color="#444444", label=f"working threshold {threshold:g}")
+    if from_file and object_headline is not None:
+        ax.plot(
+            object_headline["recall"],
+            object_headline["precision"],
+            "*",
+            color="#D55E00",
+            ms=13,
+            label=f"footprint file (the headline): object F1 {object_headline['f1']:.3f}",
+        )
     if not pixel_rows and not object_rows:
         ax.text(0.5, 0.5, "no probability raster: no sweep", ha="center", va="center")
     ax.set_xlim(0, 1.02)

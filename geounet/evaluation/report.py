@@ -37,6 +37,7 @@ from geounet.evaluation import figures
 from geounet.evaluation.evaluate import Evaluation
 from geounet.footprints.vectorize import area_m2
 from geounet.io.atomic import atomic_path, write_bytes, write_json
+from geounet.io.layers import GPKG_OPTIONS
 from geounet.io.qml import OBJECTS_LAYER
 from geounet.io.styles import style_objects
 
@@ -92,7 +93,7 @@ def render_figures(ev: Evaluation) -> dict[str, bytes]:
             ev.rgb, ev.extent, ev.tp, ev.fp, ev.fn, ev.ignored, title=f"{name}: TP / FP / FN"
         ),
         "pr_curve": figures.pr_curve(
-            sweep.get("pixel"), sweep.get("objects"), rep["settings"]["threshold"]
+            sweep.get("pixel"), sweep.get("objects"), rep["settings"]["threshold"], rep["objects"]
         ),
         "iou_histogram": figures.iou_histogram(ev.truth_best_iou, rep["settings"]["iou_threshold"]),
     }
@@ -173,7 +174,9 @@ def write_objects(ev: Evaluation, path: Path) -> Path:
     except OSError as exc:
         raise OutputError(f"cannot create output folder {path.parent}: {exc}") from exc
     with atomic_path(path) as tmp:
-        gdf.to_file(tmp, layer=OBJECTS_LAYER, driver="GPKG", engine="pyogrio")
+        gdf.to_file(
+            tmp, layer=OBJECTS_LAYER, driver="GPKG", engine="pyogrio", dataset_options=GPKG_OPTIONS
+        )
         style_objects(tmp)
     return path
 

@@ -511,14 +511,28 @@ def area_m2(gdf: gpd.GeoDataFrame) -> pd.Series:
     return gdf.geometry.to_crs(utm).area.astype(np.float64)
 
 
-def write_footprints(gdf: gpd.GeoDataFrame, path: Path, overwrite: bool = True) -> None:
+def write_footprints(
+    gdf: gpd.GeoDataFrame,
+    path: Path,
+    overwrite: bool = True,
+    metadata: dict[str, str] | None = None,
+) -> None:
     """Write footprints as the GeoPackage layer ``buildings`` with its QGIS style, atomically.
 
     Args:
         gdf: The footprints.
         path: The GeoPackage.
         overwrite: Replace ``path`` if it exists (see :func:`~geounet.io.atomic.atomic_path`).
+        metadata: Layer metadata items (the provenance of the footprints), stored with the
+            GeoPackage metadata extension.
     """
     with atomic_path(path, overwrite=overwrite) as tmp:
-        gdf.to_file(tmp, layer=LAYER, driver="GPKG", engine="pyogrio")
+        gdf.to_file(
+            tmp,
+            layer=LAYER,
+            driver="GPKG",
+            engine="pyogrio",
+            dataset_options=layers.GPKG_OPTIONS,
+            layer_metadata=metadata or None,
+        )
         style_footprints(tmp, LAYER)

@@ -51,6 +51,8 @@ class PredictOptions:
         name: Stem of the output files (default: the scene's file name stem).
         tta: Test-time augmentation, ``none``, ``flips`` or ``d4`` (default: the card's,
             the one its thresholds were chosen with; see :mod:`geounet.model.tta`).
+        label: How the outputs' provenance names the scene (default: its file name, or
+            its URL).
     """
 
     tile: int | None = None
@@ -74,6 +76,7 @@ class PredictOptions:
     value_range: tuple[float, float] | None = None
     name: str | None = None
     tta: str | None = None
+    label: str | None = None
 
 
 @dataclass
@@ -93,6 +96,7 @@ class PredictResult:
     redundancy: float
     tta: str = "none"
     timings: dict[str, float] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def default_batch_size(device: torch.device) -> int:
@@ -130,8 +134,11 @@ def plan_for_grid(height: int, width: int, card: ModelCard, opts: PredictOptions
     if tile <= 0 or tile % multiple:
         raise InputError(f"--tile {tile} must be a positive multiple of {multiple} for this model")
     overlap = min(128, tile // 4) if opts.overlap is None else opts.overlap
-    if not 0 <= overlap < tile:
-        raise InputError(f"--overlap {overlap} must be in [0, tile size {tile})")
+    if not 0 <= overlap <= tile - multiple:
+        raise InputError(
+            f"--overlap {overlap} must be between 0 and the tile size less {multiple} "
+            f"({tile - multiple})"
+        )
     if not 0 <= opts.border <= tile // 2:
         raise InputError(
             f"--border {opts.border} must be between 0 and half the tile ({tile // 2} px); "

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 
+from geounet.core.provenance import Provenance, file_sha256, now_utc, this_version
 from geounet.core.tiling import TilePlan
 from geounet.errors import InputError
 from geounet.footprints.vectorize import SPLIT_CHANNELS, vectorize, write_footprints
@@ -36,15 +37,16 @@ from geounet.io.atomic import atomic_path
 from geounet.io.raster import (
     GDAL_CACHE_BYTES,
     Reader,
+    add_tags,
     check_outputs,
     ground_pixel_size_m,
     open_scene,
     select_bands,
     write_cog,
 )
-from geounet.io.remote import source_stem
+from geounet.io.remote import is_local, source_stem
 from geounet.io.styles import write_probability_style
-from geounet.model.checkpoint import Checkpoint, load_checkpoint
+from geounet.model.checkpoint import Checkpoint, bundled_model_path, load_checkpoint
 from geounet.model.device import resolve_precision, select_device
 from geounet.model.tta import check_mode
 
@@ -119,6 +121,7 @@ def predict_scene(
         predictor = TilePredictor(ckpt, device, dtype, opts.value_range, tta)
         batch = opts.batch_size or default_batch_size(device)
         timings: dict[str, float] = {}
+        notes: list[str] = []
         # the raster's companion (footprints, or the split raster) is written under a
         # temporary name and renamed right after the raster: the outputs land together
         # without --overwrite an output lands only if no other run wrote it meanwhile
@@ -135,6 +138,12 @@ def predict_scene(
                             f"the tile plan was made for a {plan.width} x {plan.height} px grid "
                             f"but this scene's is {grid.width} x {grid.height}; re-plan it "
                             "with the same model and settings"
+                        )
+                    if opts.workers > len(plan) and not opts.scheduler:
+                        notes.append(
+                            f"--workers {opts.workers} is more than the {len(plan)} tile(s) of "
+                            "this scene: the extra workers only add start-up time; "
+                            f"use --workers {max(1, len(plan))} or fewer"
                         )
                     t = time.perf_counter()
                     batches_ctx: AbstractContextManager[Iterator[list[TileResult]]]
@@ -154,6 +163,7 @@ def predict_scene(
                             grid, plan, batches, work_tmp, opts.float32, advance, card.class_names
                         )
                     timings["predict"] = time.perf_counter() - t
+                prov = provenance(scene, ckpt, threshold, tta, plan, opts)
                 if resampled:
                     t = time.perf_counter()
                     regridded = final_tmp.with_name(final_tmp.name + ".regrid.tif")
@@ -164,6 +174,7 @@ def predict_scene(
                     finally:
                         regridded.unlink(missing_ok=True)
                     timings["resample"] = time.perf_counter() - t
+                add_tags(work_tmp, prov.tags())  # copied into the outputs
                 t = time.perf_counter()
                 # the user-facing raster is the building band; other channels stay internal
                 multi = len(card.class_names) > 1
@@ -186,7 +197,8 @@ def predict_scene(
                         split=(work_tmp, split_bands) if split_bands else None,
                         body_threshold=card.body_threshold,
                     )
-                    write_footprints(gdf, fp_tmp)  # renamed to fp_path after the raster
+                    # renamed to fp_path after the raster
+                    write_footprints(gdf, fp_tmp, metadata=prov.tags())
                     timings["vectorise"] = time.perf_counter() - t
                     buildings = len(gdf)
             finally:
@@ -207,6 +219,7 @@ def predict_scene(
         redundancy=plan.redundancy,
         tta=tta,
         timings=timings,
+        warnings=notes,
     )
 
 
@@ -237,6 +250,33 @@ def predict_to_raster(
     advance = _stage(progress, "predict", len(plan))
     with closing(local_tile_batches(src, bands, plan, predictor, batch_size)) as batches:
         stitch_to_raster(src, plan, batches, path, float32, advance, class_names)
+
+
+def provenance(
+    scene: str, ckpt: Checkpoint, threshold: float, tta: str, plan: TilePlan, opts: PredictOptions
+) -> Provenance:
+    """The record of how a prediction is made (see :mod:`geounet.core.provenance`)."""
+    source = ckpt.source
+    if source is None:
+        model, digest = "in memory", ""
+    else:
+        model = source.name
+        if source.resolve() == bundled_model_path().resolve():
+            model = f"bundled ({source.name})"
+        digest = file_sha256(source)
+    return Provenance(
+        version=this_version(),
+        model=model,
+        model_sha256=digest,
+        threshold=threshold,
+        body_threshold=ckpt.card.body_threshold,
+        tta=tta,
+        tile=max(plan.tile_width, plan.tile_height),
+        overlap=plan.overlap,
+        border=plan.border,
+        scene=opts.label or (Path(scene).name if is_local(scene) else scene),
+        created=now_utc(),
+    )
 
 
 def _stage(progress: Progress | None, stage: str, total: int) -> Callable[[int], None] | None:

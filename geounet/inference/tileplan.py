@@ -174,7 +174,9 @@ def write_plan(
     tiles = tiles_frame(plan, crs, transform)
     record = pd.DataFrame([plan_record(plan, crs, transform, meta)])
     with atomic_path(out, overwrite=overwrite) as tmp:
-        pyogrio.write_dataframe(tiles, tmp, layer=TILES_LAYER, driver="GPKG")
+        pyogrio.write_dataframe(
+            tiles, tmp, layer=TILES_LAYER, driver="GPKG", dataset_options=layers.GPKG_OPTIONS
+        )
         pyogrio.write_dataframe(record, tmp, layer=PLAN_LAYER, driver="GPKG", append=False)
         write_layer_style(tmp, TILES_LAYER, tiles_qml(), name="geounet tile plan")
     return out

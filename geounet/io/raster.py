@@ -27,6 +27,7 @@ from rasterio.io import DatasetReader, DatasetWriter
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from geounet.core.provenance import Provenance
 from geounet.errors import InputError, OutputError, OutputExistsError
 from geounet.io.atomic import atomic_path, error_detail, register_verifier, register_write_errors
 from geounet.io.remote import (
@@ -393,6 +394,8 @@ def describe_probability(
         scale: Probability per stored unit (1/255 for uint8, 1 for float32).
         class_names: One name per band; band 1 is the building probability.
     """
+    # grey, not the red a GeoTIFF's first band defaults to: a probability is no colour
+    dst.colorinterp = [ColorInterp.gray] * dst.count
     for band, name in enumerate(class_names, start=1):
         label = name.removesuffix(" probability")
         dst.set_band_description(band, f"{label} probability")
@@ -455,3 +458,30 @@ def local_copy(source: str, cache: Path | None = None) -> Path:
     with open_scene(source) as src, atomic_path(path) as tmp:
         rasterio.shutil.copy(src, tmp, driver="COG", COMPRESS="DEFLATE", BIGTIFF="IF_SAFER")
     return path
+
+
+def read_provenance(prob: str | os.PathLike[str]) -> Provenance | None:
+    """How a probability raster was made, from its metadata (``None`` if it does not say).
+
+    See :mod:`geounet.core.provenance`; an unreadable raster gives ``None`` too (the
+    caller's own read names the problem).
+    """
+    try:
+        with rasterio.open(prob) as src:
+            return Provenance.from_tags(dict(src.tags()))
+    except RasterioError:
+        return None
+
+
+def add_tags(path: Path, tags: dict[str, str]) -> None:
+    """Add dataset metadata items to a GeoTIFF being written.
+
+    Raises:
+        RasterioIOError: If the file is not a readable GeoTIFF (a write cut short by a
+            full disk), which :func:`~geounet.io.atomic.atomic_path` reports as a write error.
+    """
+    try:
+        with rasterio.open(path, "r+") as dst:
+            dst.update_tags(**tags)
+    except TypeError as exc:  # rasterio's answer to an unrecognised file opened for update
+        raise RasterioIOError(f"{path} is incomplete: {exc}") from exc

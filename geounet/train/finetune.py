@@ -30,6 +30,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geounet.errors import ChipSizeError, InputError
 from geounet.io.atomic import atomic_path
+from geounet.io.layers import GPKG_OPTIONS
 from geounet.model.checkpoint import bundled_model_path
 from geounet.train.config import TrainConfig, TrainResult
 from geounet.train.datasets import read_labels
@@ -100,7 +101,9 @@ def write_area(area: TrainingArea, crs: object, path: Path) -> None:
         {"source": [area.source], "buildings": [area.buildings]}, geometry=[area.geometry], crs=crs
     )
     with atomic_path(path) as tmp:
-        frame.to_file(tmp, layer="aoi", driver="GPKG", engine="pyogrio")
+        frame.to_file(
+            tmp, layer="aoi", driver="GPKG", engine="pyogrio", dataset_options=GPKG_OPTIONS
+        )
 
 
 def finetune(

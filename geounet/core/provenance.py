@@ -1,0 +1,102 @@
+"""How an output was made, written into the output itself.
+
+``geounet predict`` writes this record into the probability raster's metadata (GDAL
+tags, shown in QGIS under Layer Properties > Information), into the footprint
+GeoPackage's layer metadata (the GeoPackage metadata extension) and, through
+``geounet evaluate``, into ``report.json``; ``evaluate`` and ``vectorize`` read the
+threshold from it, so a raster is scored and vectorised as it was made.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from geounet import __version__
+
+TAG_PREFIX = "GEOUNET_"
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """The settings an output was made with.
+
+    Attributes:
+        version: The geounet that wrote it.
+        model: The checkpoint's file name (``bundled`` for the model shipped with geounet).
+        model_sha256: SHA-256 of the checkpoint file.
+        threshold: Building probability threshold of the footprints.
+        body_threshold: Body probability that seeds a footprint (split models).
+        tta: Test-time augmentation.
+        tile: Largest tile side, in pixels of the model's grid.
+        overlap: Minimum overlap of tiles, in pixels.
+        border: Mirrored border, in pixels.
+        scene: The scene (its file name, or its URL).
+        created: When, in UTC (ISO 8601).
+    """
+
+    version: str
+    model: str
+    model_sha256: str
+    threshold: float
+    body_threshold: float
+    tta: str
+    tile: int
+    overlap: int
+    border: int
+    scene: str
+    created: str
+
+    def tags(self) -> dict[str, str]:
+        """GDAL metadata items: ``GEOUNET_THRESHOLD=0.35`` and so on."""
+        return {f"{TAG_PREFIX}{k.upper()}": str(v) for k, v in asdict(self).items()}
+
+    def as_dict(self) -> dict[str, object]:
+        """The record as JSON-ready values."""
+        return asdict(self)
+
+    @classmethod
+    def from_tags(cls, tags: dict[str, str]) -> Provenance | None:
+        """Read the record back from metadata items (``None`` if it is not all there)."""
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            text = tags.get(f"{TAG_PREFIX}{f.name.upper()}")
+            if text is None:
+                return None
+            try:
+                values[f.name] = {"float": float, "int": int}.get(str(f.type), str)(text)
+            except ValueError:
+                return None
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def file_sha256(path: Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def now_utc() -> str:
+    """The time now in UTC, to the second, ISO 8601.
+
+    ``SOURCE_DATE_EPOCH`` (seconds), the reproducible-builds convention, stands for
+    "now" when it is set: two runs then write byte-identical outputs.
+    """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    when = (
+        _dt.datetime.fromtimestamp(int(epoch), _dt.UTC)
+        if epoch.isdigit()
+        else _dt.datetime.now(_dt.UTC)
+    )
+    return when.isoformat(timespec="seconds")
+
+
+def this_version() -> str:
+    """The running geounet's version."""
+    return __version__
