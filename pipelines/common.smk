@@ -20,6 +20,16 @@ min_version("8.0")
 
 validate(config, "config.schema.yaml")
 
+# Each catalogue's results live in a folder of their own (results/<catalogue name> by
+# default): a second catalogue never mixes with, or leaves stale rows of, the first.
+RESULTS = (config["results_dir"] or f"results/{Path(config['catalogue']).stem}").rstrip("/")
+
+
+def R(path):
+    """A path under this catalogue's results folder."""
+    return os.path.join(RESULTS, path)
+
+
 try:
     # Missing files are reported per scene below, not fatal: with --keep-going every other
     # scene is still mapped.
@@ -36,7 +46,7 @@ for _sid, _scene in SCENES.items():
                 file=sys.stderr,
             )
 
-TRAINED_MODEL = "results/model/model.safetensors"
+TRAINED_MODEL = R("model/model.safetensors")
 
 
 wildcard_constraints:
@@ -113,7 +123,7 @@ def trained_card():
             f"{TRAINED_MODEL} has output channels {', '.join(card.class_names)} but the "
             f"config's train options (body_erosion, contact_radius) "
             f"{'ask for' if SPLIT else 'do not ask for'} body/contact channels; delete "
-            "results/model/ to re-train it with them"
+            f"{RESULTS}/model/ to re-train it with them"
         )
     return card
 
@@ -202,13 +212,13 @@ def scenes_with_truth():
 def final_outputs(wildcards):
     """Everything a run produces: per scene and for the whole catalogue."""
     per_scene = [
-        f"results/{sid}/{sid}.{kind}"
+        f"{RESULTS}/{sid}/{sid}.{kind}"
         for sid in SCENES
         for kind in ("tiles.gpkg", "prob.tif", "buildings.gpkg")
     ]
-    reports = [f"results/{sid}/evaluation/report.json" for sid in scenes_with_truth()]
-    summary = ["results/summary.json", "results/summary.csv"] if reports else []
-    return [*per_scene, *reports, "results/buildings.gpkg", *summary, "results/summary.qgz"]
+    reports = [f"{RESULTS}/{sid}/evaluation/report.json" for sid in scenes_with_truth()]
+    summary = [R("summary.json"), R("summary.csv")] if reports else []
+    return [*per_scene, *reports, R("buildings.gpkg"), *summary, R("summary.qgz")]
 
 
 def train_inputs(wildcards):
@@ -239,7 +249,7 @@ def split_input(wildcards):
     """The split raster of a scene, for models with body/contact channels."""
     if not SPLIT:
         return {}
-    return {"split": f"results/{wildcards.scene}/{wildcards.scene}.split.tif"}
+    return {"split": f"{RESULTS}/{wildcards.scene}/{wildcards.scene}.split.tif"}
 
 
 def split_option(wildcards, input):
@@ -264,10 +274,10 @@ def qgis_project_inputs(wildcards):
     written after objects.gpkg)."""
     return {
         "images": [str(s.image) for s in SCENES.values() if Path(s.image).is_file()],
-        "prob": [f"results/{sid}/{sid}.prob.tif" for sid in SCENES],
-        "footprints": [f"results/{sid}/{sid}.buildings.gpkg" for sid in SCENES],
-        "plans": [f"results/{sid}/{sid}.tiles.gpkg" for sid in SCENES],
-        "reports": [f"results/{sid}/evaluation/report.json" for sid in scenes_with_truth()],
+        "prob": [f"{RESULTS}/{sid}/{sid}.prob.tif" for sid in SCENES],
+        "footprints": [f"{RESULTS}/{sid}/{sid}.buildings.gpkg" for sid in SCENES],
+        "plans": [f"{RESULTS}/{sid}/{sid}.tiles.gpkg" for sid in SCENES],
+        "reports": [f"{RESULTS}/{sid}/evaluation/report.json" for sid in scenes_with_truth()],
     }
 
 
@@ -278,11 +288,11 @@ def qgis_project_options(wildcards):
     for sid, scene in SCENES.items():
         files = [
             ("--scene", str(scene.image)),
-            ("--prob", f"results/{sid}/{sid}.prob.tif"),
-            ("--footprints", f"results/{sid}/{sid}.buildings.gpkg"),
-            ("--plan", f"results/{sid}/{sid}.tiles.gpkg"),
+            ("--prob", f"{RESULTS}/{sid}/{sid}.prob.tif"),
+            ("--footprints", f"{RESULTS}/{sid}/{sid}.buildings.gpkg"),
+            ("--plan", f"{RESULTS}/{sid}/{sid}.tiles.gpkg"),
         ]
         if scene.truth is not None:
-            files.append(("--objects", f"results/{sid}/evaluation/objects.gpkg"))
+            files.append(("--objects", f"{RESULTS}/{sid}/evaluation/objects.gpkg"))
         opts += [f"{flag} {shlex.quote(f'{sid}={path}')}" for flag, path in files]
     return " ".join(opts)

@@ -1,7 +1,7 @@
 # Stage 1, plan tiles: cut each scene into overlapping tiles on the model's grid.
 # Inputs:  the scene image (catalogue), the model card (config `model`, a trained model,
 #          or the bundled model), config tile/overlap/border/resample.
-# Outputs: results/{scene}/{scene}.tiles.gpkg (layer `tiles`: one polygon per tile with
+# Outputs: <results>/{scene}/{scene}.tiles.gpkg (layer `tiles`: one polygon per tile with
 #          ids, pixel and clipped bounds, loadable in QGIS; layer `plan`: its parameters).
 
 
@@ -10,7 +10,7 @@ rule plan:
         image=scene_image_input,
         model=model_input,
     output:
-        plan="results/{scene}/{scene}.tiles.gpkg",
+        plan=R("{scene}/{scene}.tiles.gpkg"),
     params:
         image=scene_image,
         model=model_option,
@@ -18,9 +18,9 @@ rule plan:
     conda:
         "envs/geounet.yaml"
     log:
-        "results/{scene}/logs/plan.log",
+        R("{scene}/logs/plan.log"),
     benchmark:
-        "results/{scene}/benchmarks/plan.tsv"
+        R("{scene}/benchmarks/plan.tsv")
     shell:
         "geounet plan {params.image:q} --out {output.plan:q} {params.model} {params.tiling}"
         " --overwrite > {log:q} 2>&1"

@@ -1,7 +1,7 @@
 # Stage 2, predict: stream each scene through the U-Net along its tile plan (rasterio
 # windows; no pixel copies on disk) into a probability Cloud Optimized GeoTIFF.
-# Inputs:  the scene image, results/{scene}/{scene}.tiles.gpkg, the model.
-# Outputs: results/{scene}/{scene}.prob.tif (uint8, probability = value / 255, masked
+# Inputs:  the scene image, <results>/{scene}/{scene}.tiles.gpkg, the model.
+# Outputs: <results>/{scene}/{scene}.prob.tif (uint8, probability = value / 255, masked
 #          no data, with its QGIS style sidecars), and {scene}.split.tif for models with
 #          body/contact channels. Threads, GPUs and dask workers come from the profile.
 
@@ -9,10 +9,10 @@
 rule predict:
     input:
         image=scene_image_input,
-        plan="results/{scene}/{scene}.tiles.gpkg",
+        plan=R("{scene}/{scene}.tiles.gpkg"),
         model=model_input,
     output:
-        **predict_outputs("results/{scene}/{scene}"),
+        **predict_outputs(R("{scene}/{scene}")),
     params:
         image=scene_image,
         model=model_option,
@@ -27,9 +27,9 @@ rule predict:
     conda:
         "envs/geounet.yaml"
     log:
-        "results/{scene}/logs/predict.log",
+        R("{scene}/logs/predict.log"),
     benchmark:
-        "results/{scene}/benchmarks/predict.tsv"
+        R("{scene}/benchmarks/predict.tsv")
     shell:
         "OMP_NUM_THREADS={threads} geounet predict {params.image:q} --plan {input.plan:q}"
         " {params.model} {params.resample} {params.tta} --workers {resources.dask_workers}"

@@ -1,10 +1,10 @@
 # Stage 5, summarise the catalogue.
-# Inputs:  every results/{scene}/{scene}.buildings.gpkg; the evaluation report.json of
+# Inputs:  every <results>/{scene}/{scene}.buildings.gpkg; the evaluation report.json of
 #          the scenes with truth.
-# Outputs: results/buildings.gpkg (all footprints, with a scene_id column, in the first
-#          scene's CRS); results/summary.json and summary.csv (one row per evaluated
+# Outputs: <results>/buildings.gpkg (all footprints, with a scene_id column, in the first
+#          scene's CRS); <results>/summary.json and summary.csv (one row per evaluated
 #          scene and micro-averaged totals; only when some scene has truth);
-#          results/summary.qgz (a QGIS project: one layer group per scene with its image,
+#          <results>/summary.qgz (a QGIS project: one layer group per scene with its image,
 #          probability, footprints, tile plan and, where it has truth, TP / FP / FN).
 
 
@@ -17,17 +17,17 @@ localrules:
 
 rule merge_footprints:
     input:
-        footprints=expand("results/{scene}/{scene}.buildings.gpkg", scene=list(SCENES)),
+        footprints=expand(R("{scene}/{scene}.buildings.gpkg"), scene=list(SCENES)),
     output:
-        merged="results/buildings.gpkg",
+        merged=R("buildings.gpkg"),
     params:
         ids=scene_id_options,
     conda:
         "envs/geounet.yaml"
     log:
-        "results/logs/merge_footprints.log",
+        R("logs/merge_footprints.log"),
     benchmark:
-        "results/benchmarks/merge_footprints.tsv"
+        R("benchmarks/merge_footprints.tsv")
     shell:
         "geounet merge {input.footprints:q} {params.ids} --out {output.merged:q}"
         " --overwrite > {log:q} 2>&1"
@@ -36,17 +36,17 @@ rule merge_footprints:
 rule summarise:
     input:
         reports=expand(
-            "results/{scene}/evaluation/report.json", scene=scenes_with_truth()
+            R("{scene}/evaluation/report.json"), scene=scenes_with_truth()
         ),
     output:
-        json="results/summary.json",
-        csv="results/summary.csv",
+        json=R("summary.json"),
+        csv=R("summary.csv"),
     conda:
         "envs/geounet.yaml"
     log:
-        "results/logs/summarise.log",
+        R("logs/summarise.log"),
     benchmark:
-        "results/benchmarks/summarise.tsv"
+        R("benchmarks/summarise.tsv")
     shell:
         "geounet summarise {input.reports:q} --out {output.json:q} --csv {output.csv:q}"
         " --overwrite > {log:q} 2>&1"
@@ -56,15 +56,15 @@ rule qgis_project:
     input:
         unpack(qgis_project_inputs),
     output:
-        project="results/summary.qgz",
+        project=R("summary.qgz"),
     params:
         layers=qgis_project_options,
     conda:
         "envs/geounet.yaml"
     log:
-        "results/logs/qgis_project.log",
+        R("logs/qgis_project.log"),
     benchmark:
-        "results/benchmarks/qgis_project.tsv"
+        R("benchmarks/qgis_project.tsv")
     shell:
         "geounet qgis-project --out {output.project:q} {params.layers}"
         " --overwrite > {log:q} 2>&1"

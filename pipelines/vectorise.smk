@@ -1,19 +1,19 @@
 # Stage 3, vectorise: building footprint polygons from each probability raster.
-# Inputs:  results/{scene}/{scene}.prob.tif (+ .split.tif for models with body/contact
+# Inputs:  <results>/{scene}/{scene}.prob.tif (+ .split.tif for models with body/contact
 #          channels: touching buildings are split there), config threshold/min_area/
 #          simplify/regularize; the model card's threshold and body threshold (a trained
 #          model's once it exists).
-# Outputs: results/{scene}/{scene}.buildings.gpkg (layer `buildings`: id, area_m2,
+# Outputs: <results>/{scene}/{scene}.buildings.gpkg (layer `buildings`: id, area_m2,
 #          confidence).
 
 
 rule vectorise:
     input:
         unpack(split_input),
-        prob="results/{scene}/{scene}.prob.tif",
+        prob=R("{scene}/{scene}.prob.tif"),
         model=card_input,
     output:
-        footprints="results/{scene}/{scene}.buildings.gpkg",
+        footprints=R("{scene}/{scene}.buildings.gpkg"),
     params:
         threshold=card_threshold,
         min_area=config["min_area"],
@@ -23,9 +23,9 @@ rule vectorise:
     conda:
         "envs/geounet.yaml"
     log:
-        "results/{scene}/logs/vectorise.log",
+        R("{scene}/logs/vectorise.log"),
     benchmark:
-        "results/{scene}/benchmarks/vectorise.tsv"
+        R("{scene}/benchmarks/vectorise.tsv")
     shell:
         "geounet vectorize {input.prob:q} --out {output.footprints:q}"
         " --threshold {params.threshold} --min-area {params.min_area}"

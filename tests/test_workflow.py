@@ -119,7 +119,7 @@ def test_train_first_when_the_config_asks(project: Path) -> None:
         "geounet train --images scenes/b.tif --labels scenes/truth.gpkg --epochs 2 --no-augment"
         in out
     )
-    assert "--model results/model/model.safetensors" in out
+    assert "--model results/catalogue/model/model.safetensors" in out
 
 
 @pytest.mark.slow
@@ -137,7 +137,7 @@ def test_training_first_settles_in_one_run(project: Path) -> None:
         " augment: false, val_fraction: 0.3, contact_radius: 2, workers: 0}}",
     ]
     result = snakemake("--cores", "2", *config, cwd=project)
-    results = project / "results"
+    results = project / "results" / "one"
     logs = "".join(f"\n{p}:\n{p.read_text()[-1500:]}" for p in results.glob("**/logs/*.log"))
     assert result.returncode == 0, result.stderr[-3000:] + logs
     out = result.stdout + result.stderr
@@ -146,7 +146,7 @@ def test_training_first_settles_in_one_run(project: Path) -> None:
     for rule in ("vectorize", "evaluate"):
         line = next(x for x in out.splitlines() if f"geounet {rule} " in x)
         assert f"--threshold {card.threshold} " in line, line
-    split = f"--split results/crop_a/crop_a.split.tif --body-threshold {card.body_threshold}"
+    split = f"--split results/one/crop_a/crop_a.split.tif --body-threshold {card.body_threshold}"
     assert split in out
     again = snakemake("-n", "--cores", "2", *config, cwd=project)
     assert again.returncode == 0, again.stderr
@@ -156,7 +156,7 @@ def test_training_first_settles_in_one_run(project: Path) -> None:
 @pytest.mark.slow
 def test_workflow_end_to_end(project: Path) -> None:
     result = snakemake("--cores", "2", *CONFIG, cwd=project)
-    results = project / "results"
+    results = project / "results" / "catalogue"
     logs = "".join(f"\n{p}:\n{p.read_text()[-1500:]}" for p in results.glob("**/logs/*.log"))
     assert result.returncode == 0, result.stderr[-3000:] + logs
     for sid in ("crop_a", "crop_b"):
@@ -175,7 +175,7 @@ def test_workflow_end_to_end(project: Path) -> None:
             assert split.descriptions == ("body probability", "contact probability")
         # the split channels reach vectorise (snakemake prints the shell commands), seeded
         # at the model card's body threshold
-        split = f"--split results/{sid}/{sid}.split.tif --body-threshold 0.5"
+        split = f"--split results/catalogue/{sid}/{sid}.split.tif --body-threshold 0.5"
         assert split in result.stdout + result.stderr
         # every file predict wrote (style sidecars included) is named after the scene id
         files = [p.name for p in d.iterdir() if p.is_file()]
@@ -210,13 +210,13 @@ def test_workflow_end_to_end(project: Path) -> None:
         "./crop_a/crop_a.buildings.gpkg|layername=buildings",
         "./crop_a/crop_a.tiles.gpkg|layername=tiles",
         "./crop_a/crop_a.prob.tif",
-        "../scenes/area a.tif",
+        "../../scenes/area a.tif",
     ]
     assert groups["crop_b"] == [
         "./crop_b/crop_b.buildings.gpkg|layername=buildings",
         "./crop_b/crop_b.tiles.gpkg|layername=tiles",
         "./crop_b/crop_b.prob.tif",
-        "../scenes/b.tif",
+        "../../scenes/b.tif",
     ]
     assert (results / "benchmarks" / "qgis_project.tsv").is_file()
     merged = gpd.read_file(results / "buildings.gpkg", layer="buildings")
@@ -240,9 +240,9 @@ def test_missing_image_fails_alone_with_keep_going(project: Path) -> None:
     assert result.returncode != 0, "the run reports the failed scene"
     assert "scene ghost: image" in result.stderr and "not found" in result.stderr
     for sid in ("crop_a", "crop_b"):
-        assert (project / "results" / sid / f"{sid}.buildings.gpkg").is_file()
-    assert not (project / "results" / "ghost" / "ghost.tiles.gpkg").exists()
-    log = (project / "results" / "ghost" / "logs" / "plan.log").read_text()
+        assert (project / "results" / "catalogue" / sid / f"{sid}.buildings.gpkg").is_file()
+    assert not (project / "results" / "catalogue" / "ghost" / "ghost.tiles.gpkg").exists()
+    log = (project / "results" / "catalogue" / "ghost" / "logs" / "plan.log").read_text()
     assert "does not exist" in log and "Traceback" not in log
 
 
@@ -258,13 +258,37 @@ def test_a_catalogue_of_urls_is_mapped_where_the_images_are(project: Path) -> No
         result = snakemake("--cores", "2", *config, cwd=project)
         assert result.returncode == 0, result.stderr[-3000:]
         assert server.ranges, "read by range requests"
-    with zipfile.ZipFile(project / "results" / "summary.qgz") as qgz:
+    with zipfile.ZipFile(project / "results" / "web" / "summary.qgz") as qgz:
         qgs = next(qgz.read(n).decode() for n in qgz.namelist() if n.endswith(".qgs"))
     assert f"/vsicurl/{url}" in qgs  # QGIS reads the scene where it is
     local = snakemake("--cores", "2", *CONFIG, "--until", "vectorise", cwd=project)
     assert local.returncode == 0, local.stderr[-3000:]
     with (
-        rasterio.open(project / "results" / "web" / "web.prob.tif") as web,
-        rasterio.open(project / "results" / "crop_b" / "crop_b.prob.tif") as here,
+        rasterio.open(project / "results" / "web" / "web" / "web.prob.tif") as web,
+        rasterio.open(project / "results" / "catalogue" / "crop_b" / "crop_b.prob.tif") as here,
     ):
         np.testing.assert_array_equal(web.read(), here.read())
+
+
+def test_two_catalogues_keep_two_consistent_result_folders(project: Path) -> None:
+    """A second catalogue's run leaves the first one's results as they were, and its own
+    summary and merged layer hold only its own scenes."""
+    (project / "scenes" / "only_b.csv").write_text("scene_id,image\ncrop_b,b.tif\n")
+    first = snakemake("--cores", "2", *CONFIG, cwd=project)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = {
+        p: p.stat().st_mtime_ns
+        for p in (project / "results" / "catalogue").rglob("*")
+        if p.is_file()
+    }
+    config = ["--config", "catalogue=scenes/only_b.csv", "model=tiny.safetensors"]
+    second = snakemake("--cores", "2", *config, cwd=project)
+    assert second.returncode == 0, second.stderr[-3000:]
+    after = {p: p.stat().st_mtime_ns for p in before}
+    assert after == before  # the first catalogue's folder untouched
+    only_b = project / "results" / "only_b"
+    merged = gpd.read_file(only_b / "buildings.gpkg", layer="buildings")
+    assert set(merged["scene_id"]) <= {"crop_b"}
+    assert not (only_b / "summary.json").exists()  # no truth in it: no stale summary either
+    summary = json.loads((project / "results" / "catalogue" / "summary.json").read_text())
+    assert [row["scene"] for row in summary["scenes"]] == ["crop_a"]
