@@ -222,7 +222,7 @@ def test_split_is_the_same_in_one_tile_or_many(tmp_path: Path) -> None:
     for tile, overlap in [(16, 4), (32, 8), (128, 0)]:
         path = tmp_path / f"p{tile}.tif"
         with rasterio.open(scene) as src:
-            plan = plan_tiles(src.height, src.width, tile, overlap, 0, multiple=16)
+            plan = plan_tiles(src.height, src.width, tile, overlap, 0, multiple=4)
             predict_to_raster(src, [1, 2, 3], plan, pointwise, path, 3, class_names=names)
         split = (path, {"body": 2, "contact": 3})
         results.append(vectorize(path, 0.5, 0.5, 0, split=split))  # no simplification
@@ -230,3 +230,24 @@ def test_split_is_the_same_in_one_tile_or_many(tmp_path: Path) -> None:
         assert len(gdf) == 3, "the two roofs are split, the L stays whole"
         for a, b in zip(results[0].geometry, gdf.geometry, strict=True):
             assert a.symmetric_difference(b).area < 1e-9
+
+
+@pytest.mark.slow
+def test_the_tile_size_moves_the_sample_prediction_only_a_little(tmp_path: Path) -> None:
+    """Kampala b with the bundled model: 512 px tiles against one tile (the default here).
+
+    The bounds are those docs/predict.md states, measured by benchmarks/tile_dependence.py.
+    """
+    from tests.conftest import SAMPLE
+
+    scene = SAMPLE / "kampala_b_z21.tif"
+    runs = {}
+    for tile in (512, 1024):
+        opts = PredictOptions(tile=tile, precision="float32")
+        result = predict_scene(scene, tmp_path / str(tile), None, opts)
+        with rasterio.open(result.probability) as src:
+            runs[tile] = (src.read(1).astype(np.int16), result.buildings, result.tiles)
+    assert runs[512][2] > 1 and runs[1024][2] == 1
+    diff = np.abs(runs[512][0] - runs[1024][0]) / 255
+    assert diff.mean() <= 0.002 and diff.max() <= 0.1
+    assert abs(runs[512][1] - runs[1024][1]) <= 0.01 * runs[1024][1] + 1

@@ -58,8 +58,10 @@ def test_plan_covers_every_pixel_with_positive_weight(
         span = length + 2 * border  # the scene plus its mirrored border on both sides
         assert starts[0] == -border
         if span >= size:
-            # no window reaches past the scene plus its mirrored border
-            assert all(-border <= s and s + size <= length + border for s in starts)
+            # origins on the network's 16 px grid; no window reaches further past the
+            # scene plus its mirrored border than the grid needs
+            assert all((s + border) % 16 == 0 for s in starts)
+            assert all(-border <= s and s + size < length + border + 16 for s in starts)
         else:
             # shorter than one tile: one tile, padded past the border by less than `multiple`
             assert starts == (-border,) and size - span < 16
@@ -75,7 +77,7 @@ def test_plan_covers_every_pixel_with_positive_weight(
 def test_plan_rejects_bad_sizes() -> None:
     with pytest.raises(ValueError, match="multiple of 16"):
         plan_tiles(100, 100, 100, 10, 0, multiple=16)
-    with pytest.raises(ValueError, match="smaller than the tile"):
+    with pytest.raises(ValueError, match="at most the tile size 64 less 16"):
         plan_tiles(100, 100, 64, 64, 0, multiple=16)
 
 
@@ -120,8 +122,31 @@ def test_tiles_shrink_to_the_smallest_side_that_covers_the_scene(size: int) -> N
     assert side <= tile and side % multiple == 0
     # ... and they still overlap by at least the minimum
     assert (np.diff(plan.row_starts) <= side - overlap).all()
-    assert plan.row_starts[0] == -border and plan.row_starts[-1] + side == size + border
+    assert plan.row_starts[0] == -border
+    assert 0 <= plan.row_starts[-1] + side - (size + border) < multiple  # on the 16 px grid
+    assert all((s + border) % multiple == 0 for s in plan.row_starts)
     # one multiple smaller and n tiles could not cover the span with that overlap
     assert n * (side - multiple) < span + (n - 1) * overlap
     if size >= 4096:
         assert plan.redundancy <= 1.35
+
+
+@given(
+    length=st.integers(1, 5000),
+    tile_k=st.integers(1, 40),
+    data=st.data(),
+)
+def test_tile_origins_lie_on_the_networks_grid(
+    length: int, tile_k: int, data: st.DataObject
+) -> None:
+    """Every tile pools the scene at the same phase: origins 16 px apart, overlap kept."""
+    tile = 16 * tile_k
+    overlap = data.draw(st.integers(0, tile - 16))
+    border = data.draw(st.integers(0, 64))
+    starts = tile_starts(length, tile, overlap, border, multiple=16)
+    assert starts[0] == -border and all((s + border) % 16 == 0 for s in starts)
+    if length + 2 * border > tile:
+        gaps = np.diff(starts)
+        assert (tile - gaps >= overlap).all()
+        assert gaps.max() - gaps.min() <= 16
+        assert 0 <= starts[-1] + tile - (length + border) < 16

@@ -93,27 +93,35 @@ class TilePlan:
         return len(self) * self.tile_height * self.tile_width / (self.height * self.width)
 
 
-def tile_starts(length: int, tile: int, min_overlap: int, border: int = 0) -> tuple[int, ...]:
-    """Evenly spaced tile origins along one axis.
+def tile_starts(
+    length: int, tile: int, min_overlap: int, border: int = 0, multiple: int = 1
+) -> tuple[int, ...]:
+    """Evenly spaced tile origins along one axis, on a grid of ``multiple`` pixels.
 
-    The first tile starts at ``-border`` and the last ends at ``length + border``; the
-    spacing is as even as integers allow and never leaves less than ``min_overlap``
-    between neighbours. A scene shorter than one tile gets one tile.
+    The first tile starts at ``-border``; every origin lies a multiple of ``multiple``
+    pixels from it, so that every tile of a U-Net (``multiple`` = 2**depth) pools the
+    scene on the same grid: a tile seen from another origin would be pooled at another
+    phase, and predicted differently. The last tile ends at ``length + border``, or up to
+    ``multiple - 1`` pixels past it (more mirrored border). The spacing is as even as the
+    grid allows and never leaves less than ``min_overlap`` between neighbours. A scene
+    shorter than one tile gets one tile.
 
     Args:
         length: Scene length along the axis, in pixels (>= 1).
         tile: Tile length, in pixels.
         min_overlap: Minimum overlap of neighbouring tiles (0 <= min_overlap < tile).
         border: Mirrored context on both ends, in pixels.
+        multiple: Origins lie on this grid (1: anywhere).
 
     Returns:
         The start of each tile, increasing.
 
     Raises:
-        ValueError: On non-positive sizes or an overlap not smaller than the tile.
+        ValueError: On non-positive sizes, an overlap not smaller than the tile, or one
+            that leaves no step of the grid between origins.
     """
-    if length < 1 or tile < 1:
-        raise ValueError(f"length and tile must be positive, got {length} and {tile}")
+    if length < 1 or tile < 1 or multiple < 1:
+        raise ValueError(f"length, tile and multiple must be positive, got {length}, {tile}")
     if not 0 <= min_overlap < tile:
         raise ValueError(f"overlap must be in [0, tile), got {min_overlap} for tile {tile}")
     if border < 0:
@@ -121,10 +129,14 @@ def tile_starts(length: int, tile: int, min_overlap: int, border: int = 0) -> tu
     span = length + 2 * border
     if span <= tile:
         return (-border,)
-    stride = tile - min_overlap
-    n = math.ceil((span - tile) / stride) + 1
-    step = (span - tile) / (n - 1)
-    return tuple(-border + round(i * step) for i in range(n))
+    stride = (tile - min_overlap) // multiple  # the longest step, in grid units
+    if stride < 1:
+        raise ValueError(
+            f"overlap {min_overlap} leaves no step of {multiple} px between tiles of {tile}"
+        )
+    units = math.ceil((span - tile) / multiple)  # the last origin, in grid units
+    n = math.ceil(units / stride) + 1
+    return tuple(-border + multiple * round(i * units / (n - 1)) for i in range(n))
 
 
 def plan_tiles(
@@ -160,17 +172,23 @@ def plan_tiles(
     """
     if tile % multiple:
         raise ValueError(f"tile size {tile} must be a multiple of {multiple}")
-    if overlap >= tile:
-        raise ValueError(f"overlap {overlap} must be smaller than the tile size {tile}")
+    if overlap > tile - multiple:
+        raise ValueError(f"overlap {overlap} must be at most the tile size {tile} less {multiple}")
+
+    def starts(length: int, size: int) -> tuple[int, ...]:
+        return tile_starts(length, size, min(overlap, size - multiple), border, multiple)
 
     def axis(length: int) -> tuple[int, tuple[int, ...]]:
         span = length + 2 * border
         size = min(tile, _round_up(span, multiple))
         if span > size:
-            n = math.ceil((span - size) / (size - overlap)) + 1
-            # n tiles of side s cover the span with overlap o when n * s >= span + (n-1) * o
-            size = min(size, _round_up(math.ceil((span + (n - 1) * overlap) / n), multiple))
-        return size, tile_starts(length, size, min(overlap, size - 1), border)
+            n = len(starts(length, size))
+            # the smallest side with which as many tiles still cover the span
+            while (
+                size - multiple - overlap >= multiple and len(starts(length, size - multiple)) <= n
+            ):
+                size -= multiple
+        return size, starts(length, size)
 
     tile_h, rows = axis(height)
     tile_w, cols = axis(width)
