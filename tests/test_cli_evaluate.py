@@ -120,6 +120,6 @@ def test_bad_unit_and_no_prediction(tmp_path: Path) -> None:
     scene, truth, prob = make_inputs(tmp_path)
     base = ["evaluate", str(scene), "--truth", str(truth), "--out-dir", str(tmp_path / "o")]
     result = runner.invoke(app, [*base, "--prob", str(prob), "--min-size-unit", "ft"])
-    assert result.exit_code == 2 and "px or m2" in result.output
+    assert result.exit_code == 2 and "'ft' is not one of 'px', 'm2'" in result.output
     result = runner.invoke(app, base)
     assert result.exit_code == 2 and "nothing to evaluate" in result.output

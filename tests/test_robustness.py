@@ -476,3 +476,19 @@ def test_point_truth_and_labels_elsewhere_are_named_as_such(
                            str(elsewhere), "-o", str(tmp_path / "m.safetensors")])  # fmt: skip
     assert "the labels do not overlap the images" in line
     assert list((tmp_path / "ev").glob("*")) == [] and not (tmp_path / "m.safetensors").exists()
+
+
+@pytest.mark.parametrize("command", sorted(REQUIRED))
+def test_help_reads_like_unix_help_at_80_columns(command: str) -> None:
+    """Metavars in capitals, choices listed, flags bare, nothing cut at 80 columns."""
+    result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "80"}, terminal_width=80)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "\u2026" not in result.output  # no description cut off with an ellipsis
+    options = result.output.split("Options:", 1)[1]
+    for placeholder in ("<bool>", "<int>", "<float>", "<str>", "<path>", "<list["):
+        assert placeholder not in options, (command, placeholder)
+    if command == "predict":
+        assert "--device <auto|cpu|cuda>" in result.output
+        assert "--tile INTEGER" in result.output and "--float32 " in result.output

@@ -140,6 +140,7 @@ def test_unknown_mode_is_a_one_line_error_and_writes_nothing(
     result = runner.invoke(app, [*args, "-q"])
     assert result.exit_code == 2
     assert result.output.strip().splitlines() == [
-        "Error: unknown test-time augmentation 'd8'; use one of none, flips, d4"
+        "Error: Invalid value for '--tta': Value error, 'd8' is not one of 'none', 'flips', "
+        "'d4'. (see geounet predict --help)"
     ]
     assert not out.exists() or not any(out.iterdir())

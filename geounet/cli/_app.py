@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, NoReturn, TypeVar
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar, get_args
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -65,12 +66,37 @@ class OneLineErrorGroup(TyperGroup):
             return super().resolve_command(ctx, args)
 
 
+METAVARS: dict[object, str] = {int: "INTEGER", float: "FLOAT", str: "TEXT", Path: "PATH"}
+"""Placeholders of option values in help, by type, as Click writes them."""
+
+
 class CheckedCommand(TyperCommand):
     """A subcommand that checks its numeric options against :data:`~geounet.cli._ranges.RANGES`.
 
     Runs after Click has parsed the values and before the command's function: ``nan``,
     ``inf`` or a value out of its range is a one-line usage error (exit code 2).
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for param in self.params:  # conventional Unix help: FLOAT, PATH; flags bare
+            if param.metavar is not None:
+                continue
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+                continue
+            descriptor = getattr(param, "type_descriptor", None)
+            if descriptor is None or getattr(descriptor, "is_choice", False):
+                continue
+            annotation = getattr(descriptor, "annotation", None)
+            if getattr(descriptor, "is_list", False):  # list[Path]: a repeatable PATH
+                annotation = next(iter(get_args(annotation)), annotation)
+            name = METAVARS.get(annotation)
+            if name is not None:
+                many = getattr(descriptor, "is_list", False) or getattr(param, "multiple", False)
+                param.metavar = (
+                    f"{name}..." if many and param.param_type_name == "argument" else name
+                )
 
     def invoke(self, ctx: Any) -> Any:
         """Check the parsed numeric options, then run the command."""
@@ -102,6 +128,8 @@ app = GeounetTyper(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     add_completion=False,
+    # plain help, as Unix tools write it: an 80-column terminal keeps its width for words
+    rich_markup_mode=None,
 )
 
 

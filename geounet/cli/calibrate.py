@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from geounet.cli._app import app, user_errors
+from geounet.cli._choices import Device, Precision, Tta
 
 
 @app.command()
@@ -31,8 +32,8 @@ def calibrate(
             help="Training chip size, in pixels (the training part of each scene must hold one).",
         ),
     ] = 256,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[str, typer.Option(help="auto, float32, bfloat16 or float16.")] = "auto",
+    device: Annotated[Device, typer.Option(help="Where to run the model.")] = "auto",
+    precision: Annotated[Precision, typer.Option(help="Precision of the model.")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
     body_threshold: Annotated[
         float | None,
@@ -42,7 +43,7 @@ def calibrate(
         ),
     ] = None,
     tta: Annotated[
-        str | None,
+        Tta | None,
         typer.Option(
             help="Test-time augmentation to choose the thresholds with (none, flips or d4); "
             "written into the card, so `geounet predict` uses it. Default: the model's."

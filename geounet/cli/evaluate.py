@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from geounet.cli._app import app, user_errors
-from geounet.errors import InputError
+from geounet.cli._choices import SizeUnit
 
 
 @app.command()
@@ -41,14 +41,18 @@ def evaluate(
         typer.Option(help="Polygons smaller than this are ignored on both sides (objects)."),
     ] = 20.0,
     min_size_unit: Annotated[
-        str, typer.Option(help="Unit of --min-size: px (scene pixels) or m2 (ground).")
+        SizeUnit, typer.Option(help="Unit of --min-size: px (scene pixels) or m2 (ground).")
     ] = "px",
     iou: Annotated[
         float, typer.Option("--iou", help="Minimum IoU of an object match (0.5 counts).")
     ] = 0.5,
     threshold: Annotated[
-        float, typer.Option(help="Probability at or above which a pixel is building.")
-    ] = 0.5,
+        float | None,
+        typer.Option(
+            help="Probability at or above which a pixel is building; default: the one the "
+            "probability raster was made with (0.5 if it does not say)."
+        ),
+    ] = None,
     object_sweep: Annotated[
         bool | None,
         typer.Option(
@@ -81,8 +85,6 @@ def evaluate(
 
     console = Console()
     with user_errors():
-        if min_size_unit not in ("px", "m2"):
-            raise InputError(f"--min-size-unit must be px or m2, got {min_size_unit!r}")
         check_out_dir(out_dir, overwrite)
         project = project_path(out_dir, f"{name}.tif" if name else scene) if qgis_project else None
         if project is not None:

@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 
 from geounet.cli._app import app, user_errors
+from geounet.cli._choices import Device
 from geounet.train.finetune import FINETUNE_DEFAULTS, finetune
 
 
@@ -44,7 +45,7 @@ def finetune_command(
     ),
     batch_size: Annotated[int, typer.Option(min=1, help="Chips per step.")] = 8,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[Device, typer.Option(help="Where to train.")] = "auto",
     resume: Annotated[
         bool, typer.Option(help="Continue the run whose state lies beside --out.")
     ] = False,

@@ -18,6 +18,7 @@ from rich.progress import (
 )
 
 from geounet.cli._app import app, fail, user_errors
+from geounet.cli._choices import Device, Precision, Tta
 
 
 def _parse_range(text: str | None) -> tuple[float, float] | None:
@@ -85,9 +86,9 @@ def predict(
         int | None,
         typer.Option(min=1, help="Tiles per forward pass; default 1 on CPU, 4 on GPU."),
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[Device, typer.Option(help="Where to run the model.")] = "auto",
     precision: Annotated[
-        str,
+        Precision,
         typer.Option(help="auto (bfloat16 on AMX CPUs, AMP on CUDA), float32, bfloat16, float16."),
     ] = "auto",
     threshold: Annotated[
@@ -113,7 +114,7 @@ def predict(
         ),
     ] = None,
     tta: Annotated[
-        str | None,
+        Tta | None,
         typer.Option(
             help="Test-time augmentation: none, flips (4 passes a tile) or d4 (8: flips and "
             "rotations); default: the model's, the one its thresholds were chosen with."
@@ -236,7 +237,7 @@ def predict(
                     fail("pass --bbox or --aoi, not both")
                 box = aoi_bbox(aoi)
             source = resolve_scene(scene, box, zoom, tile_cache)
-            options = replace(options, name=name or source.stem)
+            options = replace(options, name=name or source.stem, label=source.label)
             if plan is not None:
                 options = replace(options, plan=read_plan(plan))
             if qgis_project and is_tile_template(scene):
@@ -252,6 +253,8 @@ def predict(
         finally:
             if tasks:
                 bar.stop()
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/yellow] {warning}")
     resample_note = (
         f", resampled {result.pixel_size_m:.3f} m -> {result.model_pixel_size_m:.3f} m"
         if result.resampled

@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from geounet.cli._app import app, fail, user_errors
+from geounet.cli._app import app, user_errors
+from geounet.cli._choices import Device, Loss, TrainPrecision
 from geounet.io.raster import local_copy
 from geounet.train import TrainConfig, train
 from geounet.train.copypaste import MAX_PASTED
@@ -107,7 +108,7 @@ def train_command(
         int, typer.Option(min=0, help="Epochs without improvement before stopping (0: never).")
     ] = 15,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
-    loss: Annotated[str, typer.Option(help="bce-dice, bce or dice.")] = "bce-dice",
+    loss: Annotated[Loss, typer.Option(help="Training loss.")] = "bce-dice",
     w0: Annotated[float, typer.Option(help="Border weight amplitude (0 disables it).")] = 10.0,
     sigma: Annotated[float, typer.Option(help="Border weight width, in pixels.")] = 5.0,
     wall_w0: Annotated[
@@ -180,17 +181,16 @@ def train_command(
         float | None,
         typer.Option(help="Fixed default threshold for the card; default: chosen on validation."),
     ] = None,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    device: Annotated[Device, typer.Option(help="Where to train.")] = "auto",
     precision: Annotated[
-        str, typer.Option(help="auto (bfloat16 on AMX CPUs, AMP on CUDA), float32, bfloat16.")
+        TrainPrecision,
+        typer.Option(help="auto (bfloat16 on AMX CPUs, AMP on CUDA), float32, bfloat16."),
     ] = "auto",
     workers: Annotated[int, typer.Option(min=0, help="Data-loader worker processes.")] = 1,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
 ) -> None:
     """Train the U-Net on scenes and building footprints; keep the best checkpoint."""
-    if loss not in ("bce-dice", "bce", "dice"):
-        fail(f"unknown --loss {loss!r}; use bce-dice, bce or dice")
     with user_errors():  # URLs are copied once into the cache: training reads scenes whole
         ctx.params["images"] = [local_copy(image) for image in images]
     cfg = config_from_options(ctx.params, command=shlex.join(["geounet", *sys.argv[1:]]))

@@ -1,0 +1,21 @@
+"""The fixed choices of options, as types: help lists them and Click refuses others."""
+
+from typing import Literal
+
+Device = Literal["auto", "cpu", "cuda"]
+"""Where a model runs (``auto``: CUDA when there is a GPU)."""
+
+Precision = Literal["auto", "float32", "bfloat16", "float16"]
+"""Numeric precision of the model's forward passes."""
+
+TrainPrecision = Literal["auto", "float32", "bfloat16"]
+"""Numeric precision of training (float16 would need a gradient scaler)."""
+
+Tta = Literal["none", "flips", "d4"]
+"""Test-time augmentation (see :mod:`geounet.model.tta`)."""
+
+Loss = Literal["bce-dice", "bce", "dice"]
+"""Training loss."""
+
+SizeUnit = Literal["px", "m2"]
+"""Unit of a minimum object size: scene pixels or ground square metres."""
