@@ -52,7 +52,10 @@ def test_tsv_without_truth_column_and_bom(files: Path) -> None:
 def test_sample_catalogue() -> None:
     scenes = read_catalogue(SAMPLE / "catalogue.csv")
     assert [s.scene_id for s in scenes] == ["kampala_a_z21", "kampala_b_z21"]
-    assert all(s.image.is_file() and s.truth and s.truth.is_file() for s in scenes)
+    assert all(s.image.is_file() for s in scenes)
+    # area a trained the bundled model: only held-out area b is scored, so the summary's
+    # total is a held-out figure
+    assert scenes[0].truth is None and scenes[1].truth and scenes[1].truth.is_file()
 
 
 @pytest.mark.parametrize(
