@@ -11,6 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from geounet.cli import app
+from geounet.core.extents import Extent
 from geounet.errors import CheckpointError, InputError, OutputExistsError
 from geounet.inference.options import PredictOptions
 from geounet.inference.scene import predict_scene
@@ -75,12 +76,14 @@ def test_members_below_one_is_a_checkpoint_error() -> None:
 def test_combine_writes_a_checkpoint_that_predicts_the_mean(
     tmp_path: Path, make_scene: MakeScene
 ) -> None:
-    a = _checkpoint(tmp_path / "a.safetensors", 1)
+    here, there = Extent("here", (1.0, 2.0, 1.1, 2.1)), Extent("there", (3.0, 4.0, 3.1, 4.1))
+    a = _checkpoint(tmp_path / "a.safetensors", 1, trained_on=(here,))
     # Members trained with other normalisation statistics each see their own.
     b = _checkpoint(
         tmp_path / "b.safetensors",
         2,
         normalization=Normalization(scale=1 / 255, mean=(0.3, 0.4, 0.5), std=(0.2, 0.25, 0.3)),
+        trained_on=(there, here),
     )
     out = tmp_path / "ens.safetensors"
     card = combine([a, b], out, command="geounet ensemble a b")
@@ -90,6 +93,7 @@ def test_combine_writes_a_checkpoint_that_predicts_the_mean(
     assert card.provenance["member1.command"] == "geounet train --seed 1"
     assert card.provenance["member2.command"] == "geounet train --seed 2"
     assert read_card(out).model.members == 2
+    assert read_card(out).trained_on == (here, there)  # every member's scenes, each once
     ens = load_checkpoint(out).model
 
     # An ensemble joins another checkpoint as its networks, not as one member.

@@ -1,4 +1,6 @@
 import importlib.util
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -199,3 +201,17 @@ def test_folding_is_safe_while_other_threads_predict() -> None:
         worker.join()
     assert errors == []
     assert runs > 0
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_a_checkpoint_gets_the_permissions_of_any_new_file(
+    tmp_path: Path, umask: int, mode: int
+) -> None:
+    # safetensors alone writes 0o600: a model nobody else on a cluster could read
+    cfg = ModelConfig(depth=2, base_width=4)
+    old = os.umask(umask)
+    try:
+        save_checkpoint(tmp_path / "m.safetensors", ModelCard(model=cfg), build_model(cfg))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "m.safetensors").stat().st_mode) == mode

@@ -36,6 +36,7 @@ def test_a_pack_round_trips_its_arrays_and_header(pack: tuple[Path, object]) -> 
         np.testing.assert_array_equal(a.valid, b.valid)
         np.testing.assert_array_equal(a.trainable, b.trainable)
         assert a.val_start == b.val_start
+        assert a.extent is not None and a.extent == b.extent  # for the card's trained_on
         # 8-bit RGB is stored as JPEG: about one grey level off on average
         assert np.abs(a.image.astype(int) - b.image.astype(int)).mean() < 2.0
 

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 
 from geounet.cli import app
 from geounet.errors import InputError, OutputExistsError
+from geounet.io.raster import scene_extent
 from geounet.model.checkpoint import ModelCard, load_checkpoint, read_card, save_checkpoint
 from geounet.model.network import ModelConfig, build_model
 from geounet.train import TrainConfig, train
@@ -102,6 +103,9 @@ def test_train_writes_a_checkpoint_that_round_trips_and_resumes(
     assert card.threshold == pytest.approx(result.threshold)
     assert card.provenance["command"] == "pytest"
     assert "torch" in card.provenance and "training_time_s" in card.provenance
+    # the card says where the model was trained: the scene's bounds in degrees
+    assert card.trained_on == (scene_extent(scene),)
+    assert card.trained_on[0].bounds[0] < card.trained_on[0].bounds[2]
     # Round trip: saving and loading again predicts identically.
     x = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
@@ -115,7 +119,9 @@ def test_train_writes_a_checkpoint_that_round_trips_and_resumes(
     assert resumed.epochs_run == 2 and len(resumed.history) == 2
     # Fine-tuning from it keeps its architecture.
     tuned = train(_cfg(scene, gpkg, tmp_path / "ft.safetensors", init=out, width=32))
-    assert load_checkpoint(tuned.checkpoint).card.model.base_width == 4
+    tuned_card = load_checkpoint(tuned.checkpoint).card
+    assert tuned_card.model.base_width == 4
+    assert tuned_card.trained_on == card.trained_on  # the base's scenes, the same one once
 
 
 def test_train_is_reproducible(crop: tuple[Path, Path, Path], tmp_path: Path) -> None:

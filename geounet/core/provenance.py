@@ -12,10 +12,11 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
 from geounet import __version__
+from geounet.core.extents import Extent, extents_from_json
 
 TAG_PREFIX = "GEOUNET_"
 
@@ -36,6 +37,8 @@ class Provenance:
         border: Mirrored border, in pixels.
         scene: The scene (its file name, or its URL).
         created: When, in UTC (ISO 8601).
+        trained_on: The model card's training extents, as JSON text
+            (:func:`geounet.core.extents.extents_to_json`; empty when the card has none).
     """
 
     version: str
@@ -49,14 +52,22 @@ class Provenance:
     border: int
     scene: str
     created: str
+    trained_on: str = ""
 
     def tags(self) -> dict[str, str]:
         """GDAL metadata items: ``GEOUNET_THRESHOLD=0.35`` and so on."""
         return {f"{TAG_PREFIX}{k.upper()}": str(v) for k, v in asdict(self).items()}
 
     def as_dict(self) -> dict[str, object]:
-        """The record as JSON-ready values."""
-        return asdict(self)
+        """The record as JSON-ready values (the training extents as a list)."""
+        return {**asdict(self), "trained_on": [e.as_dict() for e in self.extents()]}
+
+    def extents(self) -> tuple[Extent, ...]:
+        """The model's training extents (none if the record does not hold them)."""
+        try:
+            return extents_from_json(self.trained_on)
+        except ValueError:
+            return ()
 
     @classmethod
     def from_tags(cls, tags: dict[str, str]) -> Provenance | None:
@@ -64,6 +75,8 @@ class Provenance:
         values: dict[str, object] = {}
         for f in fields(cls):
             text = tags.get(f"{TAG_PREFIX}{f.name.upper()}")
+            if text is None and f.default is not MISSING:  # added later: older files lack it
+                continue
             if text is None:
                 return None
             try:

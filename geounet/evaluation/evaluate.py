@@ -42,7 +42,9 @@ from rasterio.crs import CRS
 from rasterio.enums import Resampling
 
 from geounet import __version__
+from geounet.core.extents import SEEN_FRACTION, overlap
 from geounet.core.objects import pair_ious, rule_text
+from geounet.core.provenance import Provenance
 from geounet.core.thresholds import THRESHOLD_GRID
 from geounet.errors import InputError
 from geounet.evaluation.inputs import (
@@ -65,7 +67,7 @@ from geounet.evaluation.pixels import (
     pixel_pass,
     pixel_sweep_rows,
 )
-from geounet.io.raster import read_provenance
+from geounet.io.raster import lonlat_bounds, read_provenance
 from geounet.io.remote import gdal_path, is_local
 
 #: Thresholds of the sweep: 0.05, 0.10, ..., 0.95.
@@ -146,6 +148,35 @@ def _read_picture(scene: str | Path, grid: SceneGrid, step: int) -> npt.NDArray[
 
 DEFAULT_THRESHOLD = 0.5
 """Threshold of a probability raster that does not say how it was made."""
+
+
+def training_overlap(grid: SceneGrid, made: Provenance | None) -> dict[str, Any]:
+    """Whether a scene is held out from the model that predicted it.
+
+    Args:
+        grid: The scene's grid.
+        made: The probability raster's provenance, with the model's training extents.
+
+    Returns:
+        ``held_out`` (``None`` when the provenance does not list the extents), the
+        ``fraction`` of the scene inside them, the training ``scenes`` it overlaps, and
+        the ``rule``.
+    """
+    rule = (
+        f"held out when at most {SEEN_FRACTION:.0%} of the scene's bounding box lies in the "
+        "bounding boxes of the scenes the model was trained or tuned on (its card's trained_on)"
+    )
+    extents = made.extents() if made is not None else ()
+    bounds = lonlat_bounds(grid.crs, grid.footprint.bounds)
+    if not extents or bounds is None:
+        return {"held_out": None, "fraction": None, "scenes": [], "rule": rule}
+    seen = overlap(bounds, extents)
+    return {
+        "held_out": seen.held_out,
+        "fraction": round(seen.fraction, 4),
+        "scenes": list(seen.scenes),
+        "rule": rule,
+    }
 
 
 def evaluate_scene(
@@ -239,6 +270,12 @@ def evaluate_scene(
             warnings.append(f"{source} was reprojected from {polys.reprojected_from}")
     if len(truth_polys.geometries) == 0:
         warnings.append("no true footprint lies in the scene: object recall is 0 by convention")
+    seen = training_overlap(grid, made)
+    if seen["held_out"] is False:
+        warnings.append(
+            f"{seen['fraction']:.0%} of the scene lies where the model was trained or tuned "
+            f"({', '.join(seen['scenes'])}): its figures are not a held-out measure"
+        )
 
     thresholds = np.array(sorted({*SWEEP_THRESHOLDS, round(threshold, 6)}), dtype=np.float64)
     step = _picture_step(grid)
@@ -316,6 +353,7 @@ def evaluate_scene(
             "predictions": pred_polys.to_dict() if pred_polys is not None else None,
         },
         "provenance": made.as_dict() if made is not None else None,
+        "training_overlap": seen,
         "settings": {
             "threshold": threshold,
             "threshold_from": threshold_from,

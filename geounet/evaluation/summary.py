@@ -2,7 +2,9 @@
 
 Per-scene rows carry each scene's counts and figures; the totals are micro-averaged: the
 pixel and object counts of all scenes are summed first and the figures derived from the
-sums (so large scenes weigh more, as in SpaceNet's city-level scores).
+sums (so large scenes weigh more, as in SpaceNet's city-level scores). A scene that lies
+where the model was trained or tuned (``report.json``'s ``training_overlap``) keeps its
+row, marked, but stays out of the total: the total is a held-out figure.
 """
 
 from __future__ import annotations
@@ -40,13 +42,23 @@ COLUMNS = (
     "object_recall",
     "object_f1",
     "object_mean_iou",
+    "held_out",
 )
 
 #: Settings that must agree for object counts to be summable.
 _RULE_KEYS = ("iou_threshold", "min_size", "min_size_unit")
 
 
-def _row(name: str, px: ConfusionCounts, ob: ObjectCounts) -> dict[str, Any]:
+def _held_out(report: Mapping[str, Any]) -> bool | None:
+    """Whether a report's scene is held out from its model (``None``: not known)."""
+    seen = report.get("training_overlap") or {}
+    value = seen.get("held_out")
+    return value if isinstance(value, bool) else None
+
+
+def _row(
+    name: str, px: ConfusionCounts, ob: ObjectCounts, held_out: bool | None = None
+) -> dict[str, Any]:
     return {
         "scene": name,
         "pixel_tp": px.tp,
@@ -64,6 +76,7 @@ def _row(name: str, px: ConfusionCounts, ob: ObjectCounts) -> dict[str, Any]:
         "object_recall": ob.recall,
         "object_f1": ob.f1,
         "object_mean_iou": ob.mean_iou,
+        "held_out": held_out,
     }
 
 
@@ -93,7 +106,8 @@ def summarise(reports: Sequence[str | Path | Mapping[str, Any]]) -> dict[str, An
 
     Returns:
         A JSON-ready dict: ``format``, ``settings`` (shared object rule), ``scenes`` (one
-        row per report, keyed as :data:`COLUMNS`) and ``total`` (micro-averaged row).
+        row per report, keyed as :data:`COLUMNS`), ``total`` (micro-averaged row of the
+        held-out scenes) and ``left_out_of_total`` (the scenes the model has seen).
 
     Raises:
         InputError: If there is no report, a report is unreadable, or the reports used
@@ -119,15 +133,25 @@ def summarise(reports: Sequence[str | Path | Mapping[str, Any]]) -> dict[str, An
             int(r["objects"]["fn"]),
             float(r["objects"]["iou_sum"]),
         )
-        px_total, ob_total = px_total + px, ob_total + ob
-        rows.append(_row(str(r["scene"]["name"]), px, ob))
+        held_out = _held_out(r)
+        if held_out is not False:
+            px_total, ob_total = px_total + px, ob_total + ob
+        rows.append(_row(str(r["scene"]["name"]), px, ob, held_out))
     first = loaded[0]["settings"]
+    seen = [row["scene"] for row in rows if row["held_out"] is False]
+    label = f"total ({len(rows) - len(seen)} scenes)"
+    if seen:
+        label = f"total ({len(rows) - len(seen)} held-out scenes; without {', '.join(seen)})"
     return {
         "format": SUMMARY_FORMAT,
         "averaging": "micro: counts summed over scenes, figures derived from the sums",
         "settings": {k: first[k] for k in _RULE_KEYS},
         "scenes": rows,
-        "total": _row(f"total ({len(rows)} scenes)", px_total, ob_total),
+        "total": _row(label, px_total, ob_total),
+        "left_out_of_total": {
+            "scenes": seen,
+            "why": "they lie where the model was trained or tuned (held_out false)",
+        },
     }
 
 
@@ -137,7 +161,8 @@ def to_csv(summary: Mapping[str, Any]) -> str:
     writer = csv.DictWriter(buf, fieldnames=list(COLUMNS), lineterminator="\n")
     writer.writeheader()
     for row in [*summary["scenes"], summary["total"]]:
-        writer.writerow(row)
+        held = row.get("held_out")
+        writer.writerow({**row, "held_out": "" if held is None else str(held).lower()})
     return buf.getvalue()
 
 

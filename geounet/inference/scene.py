@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 
+from geounet.core.extents import extents_to_json
 from geounet.core.provenance import Provenance, file_sha256, now_utc, this_version
 from geounet.core.tiling import TilePlan
 from geounet.errors import InputError
@@ -276,6 +277,7 @@ def provenance(
         border=plan.border,
         scene=opts.label or (Path(scene).name if is_local(scene) else scene),
         created=now_utc(),
+        trained_on=extents_to_json(ckpt.card.trained_on),
     )
 
 

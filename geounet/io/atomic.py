@@ -20,6 +20,7 @@ import shutil
 import socket
 import sqlite3
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -86,6 +87,21 @@ def atomic_path(final: Path, overwrite: bool = True) -> Iterator[Path]:
         raise
     finally:
         del _PENDING[tmp]
+
+
+_UMASK_LOCK = threading.Lock()
+
+
+def usual_mode(path: Path) -> None:
+    """Give a written file the permissions a new file gets here (0o666 less the umask).
+
+    Some writers (safetensors) create their files readable by their owner only, which
+    leaves a model unreadable to the rest of a team or a cluster's other accounts.
+    """
+    with _UMASK_LOCK:  # reading the umask means setting it: no other thread in between
+        mask = os.umask(0o022)
+        os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def _land(tmp: Path, final: Path, overwrite: bool) -> None:

@@ -10,6 +10,7 @@ import hashlib
 import os
 import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -17,6 +18,7 @@ import numpy as np
 import numpy.typing as npt
 import rasterio
 import rasterio.shutil
+import rasterio.warp
 from pyogrio.errors import DataLayerError, DataSourceError
 from pyproj import CRS as ProjCRS
 from pyproj import Transformer
@@ -27,6 +29,7 @@ from rasterio.io import DatasetReader, DatasetWriter
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from geounet.core.extents import Bounds, Extent
 from geounet.core.provenance import Provenance
 from geounet.errors import InputError, OutputError, OutputExistsError
 from geounet.io.atomic import atomic_path, error_detail, register_verifier, register_write_errors
@@ -335,6 +338,26 @@ def ground_pixel_size_m(src: Reader) -> float:
     dx = float(np.hypot(x1 - x0, y1 - y0))
     dy = float(np.hypot(x2 - x0, y2 - y0))
     return (dx + dy) / 2 if dx and dy else max(dx, dy)
+
+
+def lonlat_bounds(crs: Any, bounds: Sequence[float]) -> Bounds | None:
+    """Bounds in ``crs`` as west, south, east, north in degrees (``None`` without a CRS).
+
+    The edges are densified before reprojecting, so the box holds the whole area.
+    """
+    if crs is None:
+        return None
+    west, south, east, north = rasterio.warp.transform_bounds(
+        crs, "EPSG:4326", *bounds, densify_pts=21
+    )
+    return (float(west), float(south), float(east), float(north))
+
+
+def scene_extent(path: str | os.PathLike[str]) -> Extent | None:
+    """The extent of a scene file for a model card (``None`` without a CRS)."""
+    with rasterio.open(path) as src:
+        bounds = lonlat_bounds(src.crs, src.bounds)
+    return None if bounds is None else Extent.around(Path(path).stem, bounds)
 
 
 def check_outputs(paths: list[Path], overwrite: bool) -> None:

@@ -21,8 +21,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from geounet.core.extents import Extent
 from geounet.errors import CheckpointError
-from geounet.io.atomic import atomic_path
+from geounet.io.atomic import atomic_path, usual_mode
 from geounet.model.network import ModelConfig, build_model
 from geounet.model.tta import TTA_MODES
 
@@ -80,6 +81,9 @@ class ModelCard:
             ``contact_radius``, ``body_erosion``, ``body_target``, ``wall_w0``: the
             options of ``geounet train``), so fine-tuning can keep them; empty when unknown.
         provenance: Free-form record: data, command, date, software versions.
+        trained_on: The scenes the model was trained or tuned on (validation strips
+            included), as longitude / latitude bounds (:mod:`geounet.core.extents`):
+            outputs over them are not held-out measures. Empty when unknown.
         format_version: Version of this checkpoint format.
     """
 
@@ -94,6 +98,7 @@ class ModelCard:
     tta: str = "none"
     targets: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, str] = field(default_factory=dict)
+    trained_on: tuple[Extent, ...] = ()
     format_version: int = FORMAT_VERSION
 
     def to_json(self) -> str:
@@ -126,6 +131,9 @@ class ModelCard:
             )
             kwargs["bands"] = tuple(data.get("bands", ()))
             kwargs["class_names"] = tuple(data.get("class_names", ("building",)))
+            kwargs["trained_on"] = tuple(
+                Extent.from_dict(item) for item in data.get("trained_on", [])
+            )
             return cls(**kwargs)
         except CheckpointError:
             raise
@@ -161,6 +169,7 @@ def save_checkpoint(path: str | os.PathLike[str], card: ModelCard, model: nn.Mod
     }
     with atomic_path(path) as tmp:
         save_file(state, str(tmp), metadata={METADATA_KEY: card.to_json()})
+        usual_mode(tmp)  # safetensors writes 0o600
     return path
 
 

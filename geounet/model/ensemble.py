@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from geounet import __version__
+from geounet.core.extents import merge_extents
 from geounet.errors import InputError, OutputExistsError
 from geounet.model.checkpoint import (
     Checkpoint,
@@ -147,6 +148,7 @@ def combine(
         if all(ck.card.targets == first.targets for ck in checkpoints)
         else {},
         provenance=provenance,
+        trained_on=merge_extents(*(ck.card.trained_on for ck in checkpoints)),
     )
     save_checkpoint(out, card, model)
     return card

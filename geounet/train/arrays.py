@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
+from geounet.core.extents import Extent
 from geounet.errors import InputError
 from geounet.train.targets import ChipTransform, SceneLayout, TargetOptions
 
@@ -49,6 +50,8 @@ class SceneArrays:
             interest); ``None``: every pixel from ``val_start`` east.
         target: (channels, H, W) float32 targets, made by :meth:`TrainingData.make_targets`.
         weight: (H, W) float32 border weights, made with ``target``.
+        extent: The scene's longitude / latitude bounds, for the card's ``trained_on``
+            (``None``: not known, as in packs written before geounet recorded it).
     """
 
     name: str
@@ -61,6 +64,7 @@ class SceneArrays:
     held_out: npt.NDArray[np.bool_] | None = field(default=None, repr=False)
     target: npt.NDArray[np.float32] | None = field(default=None, repr=False)
     weight: npt.NDArray[np.float32] | None = field(default=None, repr=False)
+    extent: Extent | None = None
 
     @property
     def shape(self) -> tuple[int, int]:

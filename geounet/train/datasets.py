@@ -35,7 +35,7 @@ from shapely.geometry.base import BaseGeometry
 
 from geounet.core.resampling import check_resampling
 from geounet.errors import ChipSizeError, InputError
-from geounet.io.raster import ground_pixel_size_m
+from geounet.io.raster import ground_pixel_size_m, scene_extent
 from geounet.train.arrays import SceneArrays, TrainingData, chip_origins, count_footprints
 from geounet.train.targets import SceneLayout, TargetOptions
 
@@ -432,6 +432,7 @@ def build_training_data(
                 trainable=trainable,
                 val_start=val_start,
                 held_out=held_out,
+                extent=scene_extent(path),
             )
         )
     if not any(int(s.instances.max(initial=0)) > 0 for s in scenes):

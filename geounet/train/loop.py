@@ -28,6 +28,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
+from geounet.core.extents import merge_extents
 from geounet.errors import CheckpointError, InputError, OutputExistsError
 from geounet.model.checkpoint import ModelCard, Normalization, load_checkpoint, save_checkpoint
 from geounet.model.device import autocast, resolve_precision, select_device
@@ -404,6 +405,10 @@ def run(
             threshold=0.5,
             class_names=names,
             targets=dataclasses.asdict(TargetOptions.of(cfg)),
+            trained_on=merge_extents(
+                () if init_card is None else init_card.trained_on,
+                (s.extent for s in data.scenes if s.extent is not None),
+            ),
         )
     if cfg.chip_size % card.model.size_multiple:
         raise InputError(

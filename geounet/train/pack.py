@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 
+from geounet.core.extents import Extent
 from geounet.errors import GeounetError, InputError
 from geounet.io.atomic import atomic_path
 from geounet.train.arrays import SceneArrays, TrainingData
@@ -56,7 +57,13 @@ def save_pack(path: Path, data: TrainingData) -> None:
         "sources": list(data.sources),
         "labels": list(data.labels),
         "scenes": [
-            {"name": s.name, "place": s.place, "val_start": s.val_start} for s in data.scenes
+            {
+                "name": s.name,
+                "place": s.place,
+                "val_start": s.val_start,
+                **({} if s.extent is None else {"extent": s.extent.as_dict()}),
+            }
+            for s in data.scenes
         ],
     }
     arrays: dict[str, Any] = {"header": np.frombuffer(json.dumps(header).encode(), np.uint8)}
@@ -103,6 +110,7 @@ def load_pack(path: Path) -> TrainingData:
                     held_out=(
                         archive[f"held_out_{i}"] if f"held_out_{i}" in archive.files else None
                     ),
+                    extent=Extent.from_dict(s["extent"]) if "extent" in s else None,
                 )
                 for i, s in enumerate(header["scenes"])
             ]

@@ -16,9 +16,11 @@ from pathlib import Path
 from rich.console import Console
 from shapely.geometry.base import BaseGeometry
 
+from geounet.core.extents import merge_extents
 from geounet.core.thresholds import BODY_THRESHOLDS
 from geounet.errors import InputError, OutputExistsError
 from geounet.inference.options import PredictOptions
+from geounet.io.raster import scene_extent
 from geounet.model.checkpoint import Checkpoint, load_checkpoint, read_card, save_checkpoint
 from geounet.model.device import resolve_precision, select_device
 from geounet.model.tta import check_mode
@@ -283,6 +285,9 @@ def calibrate(
         threshold=best.threshold,
         body_threshold=card.body_threshold if best.body_threshold is None else best.body_threshold,
         tta=mode,
+        trained_on=merge_extents(
+            card.trained_on, (e for e in map(scene_extent, images) if e is not None)
+        ),
         provenance={
             **card.provenance,
             "validation": ", ".join(f"{k}={v:.4f}" for k, v in figures.items()),
