@@ -17,9 +17,12 @@ Rows:
 - ``lopo``: a network trained on the other three places (``--lopo DIR`` holds
   ``lopo_<place>.safetensors``, thresholds chosen on those three places' strips), scored on
   the whole of the place it never saw: what a user in a new town should expect.
+  ``--lopo-from`` copies these rows, and what they say of their origin, from an earlier
+  results file instead (when the networks are not at hand); the card says so.
 
 Usage:
-  python scripts/evaluate_places.py MODEL [--lopo DIR] [--name NAME] --json OUT.json
+  python scripts/evaluate_places.py MODEL [--lopo DIR | --lopo-from EARLIER.json] [--name NAME]
+      --json OUT.json
   python scripts/evaluate_places.py --card RESULTS.json [RESULTS.json ...] > tables.md
   python scripts/evaluate_places.py --summary BUNDLED.json [PREVIOUS.json]  (README table)
 """
@@ -89,9 +92,15 @@ def score(
     return figures(result)
 
 
-def measure(model: Path, lopo: Path | None, name: str) -> dict[str, Any]:
+def measure(
+    model: Path, lopo: Path | None, name: str, lopo_from: Path | None = None
+) -> dict[str, Any]:
     """Every row for one model (see the module's description)."""
     rows: dict[str, Any] = {"name": name, "model": str(model), "strip": {}, "test": {}, "lopo": {}}
+    if lopo_from is not None:
+        earlier = json.loads(lopo_from.read_text())
+        rows["lopo"] = earlier["lopo"]
+        rows["lopo_source"] = earlier.get("lopo_source", str(lopo_from))
     for place, (images, labels) in places().items():
         rows["strip"][place] = score(model, images, labels, whole=False)
         print(f"{name} strip {place}: {rows['strip'][place]}", file=sys.stderr)
@@ -175,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", nargs="?", type=Path)
     parser.add_argument("--lopo", type=Path, help="folder with lopo_<place>.safetensors")
+    parser.add_argument("--lopo-from", type=Path, help="copy the lopo rows from this results file")
     parser.add_argument("--name", default="model")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--card", nargs="+", type=Path, help="print tables of these results")
@@ -191,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.model is None or args.json is None:
         parser.error("give MODEL and --json, or --card")
-    rows = measure(args.model, args.lopo, args.name)
+    if args.lopo is not None and args.lopo_from is not None:
+        parser.error("give --lopo or --lopo-from, not both")
+    rows = measure(args.model, args.lopo, args.name, args.lopo_from)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(rows, indent=1) + "\n")
     return 0

@@ -11,6 +11,8 @@ Usage:
   python scripts/evaluate_places.py build/places/kampala_only.safetensors \
       --name "previous model (Kampala a only)" --json build/places/kampala_only.json
   python scripts/write_model_card.py build/places/bundled.json build/places/kampala_only.json
+
+The card of this checkout was written from ``docs/model/*.json`` (see docs/model/README.md).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_places import tables  # noqa: E402
 
+from geounet.core.thresholds import BODY_THRESHOLDS  # noqa: E402
 from geounet.model.checkpoint import bundled_model_path, read_card  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,6 +114,20 @@ def members(card: Any) -> list[str]:
     return out
 
 
+def extent_lines(card: Any) -> list[str]:
+    """One line per training scene of the card: its name and bounds."""
+    return [
+        f"- {e.name}: {e.bounds[0]:.5f}, {e.bounds[1]:.5f} to {e.bounds[2]:.5f}, {e.bounds[3]:.5f}"
+        for e in card.trained_on
+    ] or ["- (not recorded)"]
+
+
+def lopo_source(result: dict[str, Any]) -> str:
+    """Where the leave-one-place-out rows come from, when not measured with the others."""
+    source = result.get("lopo_source")
+    return "" if not source else f" Those rows were {source}."
+
+
 def write(results: list[dict[str, Any]]) -> str:
     """The card's text."""
     path = bundled_model_path()
@@ -134,7 +151,9 @@ contacts. File size {size_mb:.1f} MB (safetensors, no pickle).
   scenes whose pixel size differs by more than 15 %.
 - Thresholds: building **{card.threshold:.2f}**, body **{card.body_threshold:.2f}**, chosen on the
   union of the four places' validation strips as `geounet predict` predicts them (never on
-  Kampala b). Test-time augmentation: {card.tta}.
+  Kampala b), body thresholds {", ".join(f"{t:g}" for t in BODY_THRESHOLDS)} tried (the
+  sweep: `docs/model/bundled.sweep.md`, printed by `geounet calibrate --show-sweep`).
+  Test-time augmentation: {card.tta}.
 - Input: 8-bit imagery (0..255), bands {", ".join(card.bands)}; normalisation raw x
   {norm.scale:.6f}, then mean {norm.mean}, std {norm.std} (the four places weighted equally).
 
@@ -146,6 +165,11 @@ Footprints in the scenes: {prov.get("member1.data.footprints", "?")}.
 Split: {prov.get("member1.data.split", "?")}; training chips never touch a strip.
 Kampala area b (`sample_data/kampala_b_z2*.tif`) is the test scene and is never read
 by training or calibration.
+The card's `trained_on` lists these scenes' bounds (longitude / latitude); `geounet
+evaluate` flags a scene that lies there as not held out, and summaries leave it out of
+their totals:
+
+{chr(10).join(extent_lines(card))}
 
 Imagery: OpenAerialMap contributors, CC BY 4.0.
 Building footprints: (c) OpenStreetMap contributors, ODbL 1.0, via HOT fAIr.
@@ -170,7 +194,7 @@ precision / recall by the SpaceNet rule (one-to-one at IoU >= 0.5).
 The strips chose this model's epochs and thresholds: they are validation figures, somewhat
 optimistic. Kampala b and the leave-one-place-out rows are test figures. The
 leave-one-place-out networks are single networks of member 1's recipe (not ensembles),
-each calibrated on its three training places' strips.
+each calibrated on its three training places' strips.{lopo_source(results[0])}
 
 {tables(results)}
 ## Against the goals (issue 21)
