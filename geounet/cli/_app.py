@@ -98,6 +98,10 @@ class CheckedCommand(TyperCommand):
                     f"{name}..." if many and param.param_type_name == "argument" else name
                 )
 
+        for param in self.params:  # arguments as Unix usage writes them: SCENE, [NAME], PATH...
+            if param.param_type_name == "argument":
+                _plain_argument(param)
+
     def invoke(self, ctx: Any) -> Any:
         """Check the parsed numeric options, then run the command."""
         for param in self.params:
@@ -109,6 +113,17 @@ class CheckedCommand(TyperCommand):
                     if problem is not None:
                         raise UsageError(problem, ctx)
         return super().invoke(ctx)
+
+
+def _plain_argument(param: Any) -> None:
+    """Show an argument as ``SCENE`` in usage and help (Typer writes ``{SCENE}`` and ``<str>``)."""
+    name = param.metavar or (param.name or "").upper()
+    if param.nargs != 1 and not name.endswith("..."):
+        name += "..."
+    usage = name if param.required else f"[{name}]"
+    param._usage_display_name = lambda: usage
+    param._rich_display_name = lambda: name
+    param.display_type_rich = lambda ctx: ""
 
 
 class GeounetTyper(typer.Typer):
