@@ -69,6 +69,13 @@ def test_footprints_only_pixel_and_object_level(data: dict[str, Path]) -> None:
     assert ob["truth_best_iou"] == pytest.approx([90 / 110, 1 / 3], abs=1e-4)
     assert "IoU >= 0.5" in ob["rule"] and "20 pixels" in ob["rule"]
     assert "sweep" in rep and "pixel" not in rep["sweep"]
+    # outline figures of the one matched pair, A' (a box one metre east of A): four
+    # corners each, right angles, PoLiS = half the corners 1 m off the other's outline
+    shape = ob["shape"]
+    assert (shape["pairs"], shape["predicted_vertices"], shape["truth_vertices"]) == (1, 4, 4)
+    assert shape["vertex_ratio"] == 1 and shape["predicted_right_angle_offset_deg"] == 0
+    assert shape["polis_m"] == pytest.approx(0.5, abs=0.02)  # EPSG:3857 at the equator
+    assert "PoLiS" in shape["rule"]
 
 
 def test_prob_only_pixel_level_sweep_and_polygonised_objects(data: dict[str, Path]) -> None:

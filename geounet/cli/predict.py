@@ -19,6 +19,7 @@ from rich.progress import (
 
 from geounet.cli._app import app, fail, user_errors
 from geounet.cli._choices import Device, Precision, Tta
+from geounet.footprints import SIMPLIFY_M
 
 
 def _parse_range(text: str | None) -> tuple[float, float] | None:
@@ -102,7 +103,7 @@ def predict(
         typer.Option(
             min=0.0, help="Footprint simplification tolerance, in ground metres (0 = off)."
         ),
-    ] = 0.11,
+    ] = SIMPLIFY_M,
     bands: Annotated[
         str | None, typer.Option(help="Scene bands for the model, 1-based, in order, e.g. 1,2,3.")
     ] = None,

@@ -10,6 +10,7 @@ import typer
 
 from geounet.cli._app import app, user_errors
 from geounet.errors import InputError
+from geounet.footprints import SIMPLIFY_M
 
 
 @app.command()
@@ -34,7 +35,7 @@ def vectorize(
     ] = 2.0,
     simplify: Annotated[
         float, typer.Option(min=0.0, help="Simplification tolerance, in ground metres (0 = off).")
-    ] = 0.11,
+    ] = SIMPLIFY_M,
     regularize: Annotated[
         bool, typer.Option(help="Square footprint outlines to right angles (buildingregulariser).")
     ] = False,

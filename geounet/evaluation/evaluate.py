@@ -30,10 +30,12 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import numpy as np
 import numpy.typing as npt
 import rasterio
@@ -45,6 +47,7 @@ from geounet import __version__
 from geounet.core.extents import SEEN_FRACTION, overlap
 from geounet.core.objects import pair_ious, rule_text
 from geounet.core.provenance import Provenance
+from geounet.core.shape import ShapeFigures, shape_figures
 from geounet.core.thresholds import THRESHOLD_GRID
 from geounet.errors import InputError
 from geounet.evaluation.inputs import (
@@ -148,6 +151,30 @@ def _read_picture(scene: str | Path, grid: SceneGrid, step: int) -> npt.NDArray[
 
 DEFAULT_THRESHOLD = 0.5
 """Threshold of a probability raster that does not say how it was made."""
+
+
+SHAPE_RULE = (
+    "Outlines of the matched pairs, in the local UTM zone: vertex_ratio = predicted corners "
+    "over true corners (collinear points not counted); right-angle offset = mean distance of "
+    "each corner's angle from 90 or 270 degrees; polis_m = mean PoLiS distance (corners to "
+    "the other outline, both ways, halved), metres."
+)
+
+
+def matched_shapes(
+    pred: npt.NDArray[np.object_],
+    truth: npt.NDArray[np.object_],
+    matches: Sequence[tuple[int, int, float]],
+    crs: CRS,
+) -> ShapeFigures:
+    """Outline figures (:mod:`geounet.core.shape`) of the matched pairs, in metres."""
+    if not matches:
+        return ShapeFigures()
+    p_idx = [p for p, _, _ in matches]
+    t_idx = [t for _, t, _ in matches]
+    both = gpd.GeoSeries([*pred[p_idx], *truth[t_idx]], crs=crs)
+    geoms = list(both.to_crs(both.estimate_utm_crs()))  # ground metres, whatever the CRS
+    return shape_figures(geoms[: len(p_idx)], geoms[len(p_idx) :])
 
 
 def training_overlap(grid: SceneGrid, made: Provenance | None) -> dict[str, Any]:
@@ -384,6 +411,10 @@ def evaluate_scene(
             "truth_ignored_small": len(obj.ignored_truth),
             "predicted_ignored_small": len(obj.ignored_pred),
             "truth_best_iou": [round(float(v), 4) for v in ious],
+            "shape": {
+                "rule": SHAPE_RULE,
+                **matched_shapes(obj.pred, obj.truth, obj.matching.matches, grid.crs).to_dict(),
+            },
         },
         "sweep": sweep,
     }

@@ -297,6 +297,17 @@ def to_html(report: Mapping[str, Any], pngs: Mapping[str, bytes]) -> str:
             f"{ob['truth_ignored_small']} / {ob['predicted_ignored_small']}",
         ),
     ]
+    shape = ob.get("shape")
+    if shape and shape["pairs"]:
+        object_rows += [
+            ("outline: corners per true corner (matched pairs)", shape["vertex_ratio"]),
+            (
+                "outline: mean corner offset from a right angle, deg (predicted / true)",
+                f"{shape['predicted_right_angle_offset_deg']:.1f} / "
+                f"{shape['truth_right_angle_offset_deg']:.1f}",
+            ),
+            ("outline: PoLiS distance to the true outline, m", shape["polis_m"]),
+        ]
     sweep_html = ""
     if sweep.get("pixel"):
         best = (sweep.get("best_pixel") or {}).get("threshold")

@@ -11,6 +11,7 @@ import torch
 from geounet.core.resampling import check_resampling
 from geounet.core.tiling import TilePlan, plan_tiles
 from geounet.errors import InputError
+from geounet.footprints import SIMPLIFY_M
 from geounet.model.checkpoint import ModelCard
 
 Progress = Callable[[str, int, int], None]
@@ -63,7 +64,7 @@ class PredictOptions:
     precision: str = "auto"
     threshold: float | None = None
     min_area_m2: float = 2.0
-    simplify_m: float = 0.11
+    simplify_m: float = SIMPLIFY_M
     resample: bool = True
     float32: bool = False
     bands: list[int] | None = None

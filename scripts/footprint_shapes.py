@@ -1,0 +1,235 @@
+"""Measure how building-like the footprints are, with and without regularisation.
+
+Each labelled scene is predicted whole with the bundled model, as ``geounet predict`` does,
+and vectorised once per variant (the same probability raster each time). Footprints are
+matched to the true ones by the SpaceNet rule (IoU >= 0.5, one to one) and scored:
+object F1 and the mean IoU of the matches, and on the matched pairs the outline figures
+of ``geounet evaluate`` (:mod:`geounet.core.shape`): predicted corners per true corner,
+mean offset of the corners from a right angle, PoLiS distance. Overlaps between the
+footprints of a variant are counted too (touching roofs must not overlap).
+
+The places of ``sample_data/places.csv`` are scored on their validation strips (the
+eastern 20 % of each scene; a footprint belongs to the strip when its representative
+point lies in it): variants are chosen there. Kampala b is the test scene: reported,
+never used to choose.
+
+Usage:
+  python scripts/footprint_shapes.py --json build/shapes/shapes.json [--variants A B ...]
+  python scripts/footprint_shapes.py --table build/shapes/shapes.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import rasterio
+import shapely
+
+from geounet.core.objects import match_objects
+from geounet.core.shape import ShapeFigures, shape_figures
+from geounet.footprints import SIMPLIFY_M
+from geounet.footprints.vectorize import (
+    regularize_footprints,
+    remove_overlaps,
+    split_bands,
+    vectorize,
+)
+from geounet.inference.options import PredictOptions
+from geounet.inference.scene import predict_scene
+from geounet.model.checkpoint import bundled_model_path, load_checkpoint
+from geounet.train.datasets import scene_split
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLE = ROOT / "sample_data"
+TEST = ("kampala_b_z21",)
+
+Variant = Callable[[gpd.GeoDataFrame, float], gpd.GeoDataFrame]
+"""Footprints in, footprints out, given the pixel size in CRS units."""
+
+
+def _none(gdf: gpd.GeoDataFrame, pixel: float) -> gpd.GeoDataFrame:
+    return gdf
+
+
+def _squared(simplify_px: float, parallel_px: float, allow_45: bool = True) -> Variant:
+    """Regularised by buildingregulariser with these settings, then overlaps cut."""
+
+    def variant(gdf: gpd.GeoDataFrame, pixel: float) -> gpd.GeoDataFrame:
+        squared = regularize_footprints(gdf, pixel, simplify_px, parallel_px, allow_45)
+        return remove_overlaps(squared)
+
+    return variant
+
+
+VARIANTS: dict[str, Variant] = {
+    "none": _none,
+    "regularize": lambda gdf, pixel: remove_overlaps(regularize_footprints(gdf, pixel)),
+    "reg_s1.5_p2 (before)": _squared(1.5, 2),
+    "reg_s3_p3": _squared(3, 3),
+    "reg_s4_p4": _squared(4, 4),
+    "reg_s5_p4": _squared(5, 4),
+    "reg_s6_p4": _squared(6, 4),
+    "reg_s4_p4_no45": _squared(4, 4, allow_45=False),
+}
+"""The variants measured, by name: ``regularize`` is ``geounet predict --regularize``
+(simplify 6 px, parallel 4 px, then overlaps cut); ``reg_sS_pP`` the same at other
+settings; ``before`` the settings of geounet until 2026-12-04."""
+
+
+def scenes() -> list[tuple[str, Path, Path, bool]]:
+    """(place, image, labels, is_test) of every scored scene."""
+    out = []
+    with open(SAMPLE / "places.csv", newline="") as f:
+        for row in csv.DictReader(f):
+            out.append((row["place"], SAMPLE / row["image"], SAMPLE / row["labels"], False))
+    for name in TEST:
+        out.append(("kampala_b (test)", SAMPLE / f"{name}.tif", SAMPLE / "buildings.gpkg", True))
+    return out
+
+
+def _inside(gdf: gpd.GeoDataFrame, region: Any) -> gpd.GeoDataFrame:
+    points = gdf.geometry.representative_point()
+    return gdf[points.within(region)]
+
+
+def measure(variants: list[str], work: Path, simplify_m: float | None = None) -> dict[str, Any]:
+    """Score every variant on every scene; figures summed per place."""
+    ck = load_checkpoint(bundled_model_path())
+    card = ck.card
+    results: dict[str, dict[str, Any]] = {v: {} for v in variants}
+    for place, image, labels, test in scenes():
+        out = work / image.stem
+        if not (out / f"{image.stem}.prob.tif").exists():
+            predict_scene(image, out, ck, PredictOptions(footprints=False))
+        prob = out / f"{image.stem}.prob.tif"
+        split_path = out / f"{image.stem}.split.tif"
+        split = (split_path, split_bands(split_path)) if split_path.exists() else None
+        base = vectorize(
+            prob,
+            card.threshold,
+            split=split,
+            body_threshold=card.body_threshold,
+            simplify_m=SIMPLIFY_M if simplify_m is None else simplify_m,
+        )
+        truth = gpd.read_file(labels).to_crs(base.crs)
+        if test:
+            region = shapely.box(*base.total_bounds).union(shapely.box(*truth.total_bounds))
+        else:
+            s = scene_split([image], 0.2)
+            region = gpd.GeoSeries([s.val_roi], crs=s.crs).to_crs(base.crs).iloc[0]
+        with rasterio.open(prob) as src:
+            pixel = abs(src.transform.a)
+            region = region.intersection(shapely.box(*src.bounds))
+        true = _inside(truth, region)
+        for name in variants:
+            pred = _inside(VARIANTS[name](base, pixel), region)
+            pred_geoms = np.asarray(pred.geometry.to_list(), dtype=object)
+            true_geoms = np.asarray(true.geometry.to_list(), dtype=object)
+            matching = match_objects(pred_geoms, true_geoms, 0.5)
+            pairs = matching.matches
+            utm = pred.estimate_utm_crs() if len(pred) else truth.estimate_utm_crs()
+            p_m = gpd.GeoSeries(pred_geoms[[p for p, _, _ in pairs]], crs=base.crs).to_crs(utm)
+            t_m = gpd.GeoSeries(true_geoms[[t for _, t, _ in pairs]], crs=base.crs).to_crs(utm)
+            shapes = shape_figures(list(p_m), list(t_m))
+            overlaps = _overlaps(pred)
+            row = results[name].setdefault(
+                place, {"tp": 0, "fp": 0, "fn": 0, "iou_sum": 0.0, "overlaps": 0, **_zero()}
+            )
+            c = matching.counts
+            row["tp"] += c.tp
+            row["fp"] += c.fp
+            row["fn"] += c.fn
+            row["iou_sum"] += c.iou_sum
+            row["overlaps"] += overlaps
+            for key, value in _sums(shapes).items():
+                row[key] += value
+            print(f"{name} {place} {image.stem}: {c.tp}/{c.fp}/{c.fn} {shapes.to_dict()}",
+                  file=sys.stderr)  # fmt: skip
+    return results
+
+
+def _zero() -> dict[str, float]:
+    return dict.fromkeys(_sums(ShapeFigures()), 0)
+
+
+def _sums(s: ShapeFigures) -> dict[str, float]:
+    return {
+        "pairs": s.pairs,
+        "predicted_vertices": s.predicted_vertices,
+        "truth_vertices": s.truth_vertices,
+        "predicted_offset_sum": s.predicted_offset_sum,
+        "truth_offset_sum": s.truth_offset_sum,
+        "polis_sum": s.polis_sum,
+    }
+
+
+def _overlaps(gdf: gpd.GeoDataFrame) -> int:
+    """Pairs of footprints that overlap by more than 0.01 m2 (touching is fine)."""
+    geoms = np.asarray(gdf.geometry.to_list(), dtype=object)
+    if len(geoms) < 2:
+        return 0
+    tree = shapely.STRtree(geoms)
+    a, b = tree.query(geoms, predicate="intersects")
+    keep = a < b
+    inter = shapely.area(shapely.intersection(geoms[a[keep]], geoms[b[keep]]))
+    return int((inter > 0.01).sum())
+
+
+def table(results: dict[str, Any]) -> str:
+    """One row per variant and place: F1, matched IoU, vertex ratio, corners, PoLiS."""
+    lines = [
+        "| variant | place | object F1 | matched IoU | vertex ratio | corner offset (deg) "
+        "| truth corner offset | PoLiS (m) | overlapping pairs |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, places in results.items():
+        strips = [r for place, r in places.items() if not place.endswith("(test)")]
+        pooled = {key: sum(r[key] for r in strips) for key in strips[0]} if strips else {}
+        rows = {**places, "four strips, pooled": pooled} if pooled else places
+        for place, r in rows.items():
+            f = ShapeFigures(
+                r["pairs"], r["predicted_vertices"], r["truth_vertices"],
+                r["predicted_offset_sum"], r["truth_offset_sum"], r["polis_sum"],
+            )  # fmt: skip
+            tp, fp, fn = r["tp"], r["fp"], r["fn"]
+            f1 = 2 * tp / max(2 * tp + fp + fn, 1)
+            iou = r["iou_sum"] / max(tp, 1)
+            lines.append(
+                f"| {name} | {place} | {f1:.3f} | {iou:.3f} | {f.vertex_ratio:.2f} | "
+                f"{f.predicted_offset:.1f} | {f.truth_offset:.1f} | {f.polis:.2f} | "
+                f"{r['overlaps']} |"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure the variants, or print the table of measured results."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--table", type=Path, help="print the table of these results")
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    parser.add_argument("--work", type=Path, default=ROOT / "build" / "shapes")
+    parser.add_argument("--simplify", type=float, help="vectorize's simplify_m (default its own)")
+    args = parser.parse_args(argv)
+    if args.table:
+        print(table(json.loads(args.table.read_text())))
+        return 0
+    if args.json is None:
+        parser.error("give --json OUT or --table RESULTS")
+    results = measure(args.variants, args.work, args.simplify)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=1) + "\n")
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,80 @@
+"""Building-shaped footprints: outline figures, squaring, and touching roofs kept apart."""
+
+from __future__ import annotations
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import shapely
+from rasterio.features import rasterize, shapes
+from rasterio.transform import Affine
+from shapely import affinity
+from shapely.geometry import Polygon, box, shape
+
+from geounet.core.shape import outer_ring, polis, right_angle_offsets, shape_figures
+from geounet.footprints.vectorize import regularize_footprints, remove_overlaps
+
+IDENTITY = Affine.identity()  # 1 px = 1 unit: the regulariser's tolerances are in pixels
+
+
+def traced(*outlines: Polygon, size: int = 120) -> list[Polygon]:
+    """The outlines burned into pixels and traced back: pixel staircases, one per outline."""
+    burned = rasterize(
+        [(g, k) for k, g in enumerate(outlines, start=1)], out_shape=(size, size),
+        transform=IDENTITY, dtype="int32",
+    )  # fmt: skip
+    found = {int(v): shape(g) for g, v in shapes(burned, mask=burned > 0, transform=IDENTITY)}
+    return [found[k] for k in range(1, len(outlines) + 1)]
+
+
+def frame(*geoms: Polygon) -> gpd.GeoDataFrame:
+    conf = np.linspace(0.9, 0.6, len(geoms))
+    return gpd.GeoDataFrame({"confidence": conf}, geometry=list(geoms), crs="EPSG:32636")
+
+
+def squared(*geoms: Polygon) -> list[Polygon]:
+    return list(remove_overlaps(regularize_footprints(frame(*geoms), pixel=1.0)).geometry)
+
+
+def test_outline_figures() -> None:
+    rect = Polygon([(0, 0), (2, 0), (4, 0), (4, 2), (0, 2)])  # a collinear point
+    assert len(outer_ring(rect)) == 4 and not right_angle_offsets(rect).any()
+    assert sorted(right_angle_offsets(Polygon([(0, 0), (4, 0), (0, 4)]))) == [0, 45, 45]
+    assert polis(rect, rect) == 0
+    assert polis(rect, affinity.translate(rect, 0.5, 0)) == pytest.approx(0.25)
+    (stairs,) = traced(affinity.rotate(box(30, 40, 90, 70), 20, origin="centroid"))
+    figures = shape_figures([stairs], [rect])
+    assert figures.vertex_ratio > 5  # a staircase: many corners, each a right angle
+    assert figures.predicted_offset == 0 and figures.truth_offset == 0
+
+
+def test_a_staircase_rectangle_becomes_four_corners() -> None:
+    outline = affinity.rotate(box(30, 40, 90, 70), 20, origin="centroid")
+    (stairs,) = traced(outline)
+    assert len(outer_ring(stairs)) > 30
+    (square,) = squared(stairs)
+    assert len(outer_ring(square)) == 4
+    assert right_angle_offsets(square).max() < 1.0
+    assert square.symmetric_difference(outline).area < 0.1 * outline.area
+
+
+def test_an_l_shaped_roof_keeps_six_corners() -> None:
+    ell = Polygon([(20, 20), (90, 20), (90, 50), (55, 50), (55, 95), (20, 95)])
+    outline = affinity.rotate(ell, 25, origin="centroid")
+    (stairs,) = traced(outline)
+    (square,) = squared(stairs)
+    assert len(outer_ring(square)) == 6
+    assert right_angle_offsets(square).max() < 1.0
+
+
+def test_two_touching_roofs_stay_touching_without_overlap() -> None:
+    left = box(20, 30, 60, 70)
+    right = box(60, 30, 95, 70)
+    a, b = (affinity.rotate(g, 15, origin=(60, 50)) for g in (left, right))
+    sa, sb = traced(a, b)
+    assert sa.touches(sb) or sa.intersection(sb).area == 0
+    out = squared(sa, sb)
+    assert len(out) == 2
+    assert shapely.intersection(out[0], out[1]).area < 1e-6  # no overlap
+    assert shapely.distance(out[0], out[1]) < 1e-6  # still touching
+    assert all(len(outer_ring(g)) == 4 for g in out)
