@@ -19,3 +19,6 @@ Loss = Literal["bce-dice", "bce", "dice"]
 
 SizeUnit = Literal["px", "m2"]
 """Unit of a minimum object size: scene pixels or ground square metres."""
+
+ExportFormat = Literal["osm", "geojson"]
+"""Formats of ``geounet export``: JOSM-ready OpenStreetMap XML, or RFC 7946 GeoJSON."""

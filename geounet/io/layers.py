@@ -6,6 +6,9 @@ FOOTPRINTS = "buildings"
 OBJECTS = "objects"
 """True positives, false positives and false negatives of ``geounet evaluate``."""
 
+CONFLATION = "conflation"
+"""Predicted and existing footprints by their conflation status (``geounet conflate``)."""
+
 TILES = "tiles"
 """The tiles of a tile plan (``geounet plan``)."""
 

@@ -70,6 +70,26 @@ STATUS_CLASSES: tuple[Band, ...] = (
 """Categories of the evaluated objects' style on ``status`` (colours of the report)."""
 
 
+CONFLATION_CLASSES: tuple[Band, ...] = (
+    Band("new", 0.0, "#009E73", "new: predicted, not in the existing layer"),
+    Band("match", 0.0, "#999999", "match: predicted and already mapped"),
+    Band("conflict", 0.0, "#E69F00", "conflict: predicted, overlaps a mapped one unmatched"),
+    Band("missing", 0.0, "#0072B2", "missing: mapped, not predicted"),
+)
+"""Categories of the conflation layer's style on ``status``."""
+
+
+CONFLATION_ABSTRACT = (
+    "Predicted footprints compared with an existing building layer (geounet conflate), in "
+    "the predictions' CRS. Fields: status (new = predicted, overlapping no existing "
+    "building; match = matched one to one to an existing building at IoU >= the rule's; "
+    "conflict = overlaps an existing building without matching it; missing = an existing "
+    "building that no prediction matched); origin (predicted or existing); iou (of the "
+    "match, or the best overlap with the other layer, 0 to 1); area_m2 (ground area in "
+    "square metres, local UTM zone). Style: outlines in four colours by status."
+)
+
+
 PROBABILITY_RAMP: tuple[tuple[float, str, int], ...] = (
     (0.0, "#fff5eb", 0),
     (0.2, "#fdd0a2", 0),
@@ -215,7 +235,7 @@ def footprints_renderer(classes: Sequence[Band] = CONFIDENCE_CLASSES) -> ET.Elem
 
 
 def objects_renderer(classes: Sequence[Band] = STATUS_CLASSES) -> ET.Element:
-    """Categorised renderer on ``status``: TP / FP / FN outlines in three colours."""
+    """Categorised renderer on ``status``: TP / FP / FN outlines (or ``classes``) in colours."""
     r = _renderer("categorizedSymbol", attr=STATUS_FIELD)
     cats = ET.SubElement(r, "categories")
     symbols = ET.SubElement(r, "symbols")
@@ -385,6 +405,11 @@ def footprints_qml() -> str:
 def objects_qml() -> str:
     """The evaluated objects' style as a ``.qml`` document."""
     return qml([objects_renderer()])
+
+
+def conflation_qml() -> str:
+    """The conflation layer's style as a ``.qml`` document."""
+    return qml([objects_renderer(CONFLATION_CLASSES)])
 
 
 def tiles_qml() -> str:

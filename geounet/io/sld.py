@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from geounet.io.qml import (
     CONFIDENCE_CLASSES,
@@ -12,6 +12,7 @@ from geounet.io.qml import (
     OBJECTS_LAYER,
     STATUS_CLASSES,
     STATUS_FIELD,
+    Band,
 )
 
 _SLD_NS = {
@@ -79,12 +80,9 @@ def footprints_sld() -> str:
     )
 
 
-def objects_sld() -> str:
-    """The evaluated objects' style as SLD 1.1."""
+def objects_sld(layer: str = OBJECTS_LAYER, classes: Sequence[Band] = STATUS_CLASSES) -> str:
+    """The evaluated objects' style (or another layer's ``status`` classes) as SLD 1.1."""
     return _sld(
-        OBJECTS_LAYER,
-        (
-            (b.label, b.colour, [("PropertyIsEqualTo", STATUS_FIELD, str(b.lower))])
-            for b in STATUS_CLASSES
-        ),
+        layer,
+        ((b.label, b.colour, [("PropertyIsEqualTo", STATUS_FIELD, str(b.lower))]) for b in classes),
     )

@@ -33,13 +33,17 @@ from pathlib import Path
 import rasterio
 
 from geounet.errors import OutputError
+from geounet.io import layers
 from geounet.io.atomic import write_text
 from geounet.io.qml import (
+    CONFLATION_ABSTRACT,
+    CONFLATION_CLASSES,
     FOOTPRINTS_ABSTRACT,
     FOOTPRINTS_LAYER,
     OBJECTS_ABSTRACT,
     OBJECTS_LAYER,
     QGIS_VERSION,
+    conflation_qml,
     footprints_qml,
     layer_metadata,
     objects_qml,
@@ -170,6 +174,18 @@ def style_objects(gpkg: str | os.PathLike[str], layer: str = OBJECTS_LAYER) -> N
         objects_qml(),
         objects_sld(),
         description="TP / FP / FN outlines (geounet evaluate)",
+    )
+
+
+def style_conflation(gpkg: str | os.PathLike[str], layer: str = layers.CONFLATION) -> None:
+    """Give a conflation layer its default style (new / match / conflict / missing)."""
+    set_layer_description(gpkg, layer, CONFLATION_ABSTRACT, "Conflation with existing buildings")
+    write_layer_style(
+        gpkg,
+        layer,
+        conflation_qml(),
+        objects_sld(layer, CONFLATION_CLASSES),
+        description="New / match / conflict / missing outlines (geounet conflate)",
     )
 
 

@@ -1,0 +1,112 @@
+"""Footprints for OpenStreetMap (a JOSM-ready .osm file) and as RFC 7946 GeoJSON."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import geopandas as gpd
+import pyogrio
+import pytest
+import shapely
+from shapely.geometry import Polygon, box
+from typer.testing import CliRunner
+
+from geounet.cli import app
+from geounet.core.provenance import Provenance
+from geounet.errors import InputError
+from geounet.footprints.export import export_geojson, export_osm
+from geounet.footprints.vectorize import write_footprints
+
+runner = CliRunner()
+
+# EPSG:32636 metres near Kampala: two roofs sharing a wall, and one with a courtyard
+LEFT = box(453000, 38000, 453010, 38008)
+RIGHT = box(453010, 38000, 453018, 38008)
+YARD = Polygon(
+    [(453030, 38000), (453050, 38000), (453050, 38020), (453030, 38020)],
+    [[(453036, 38006), (453044, 38006), (453044, 38014), (453036, 38014)]],
+)
+
+
+@pytest.fixture
+def footprints(tmp_path: Path) -> Path:
+    made = Provenance(
+        "9.9", "bundled (m.safetensors)", "ab" * 32, 0.4, 0.3, "none", 1024, 128, 32,
+        "town.tif", "2026-12-04T00:00:00+00:00",
+    )  # fmt: skip
+    gdf = gpd.GeoDataFrame(
+        {"id": [1, 2, 3], "area_m2": [80.0, 64.0, 336.0], "confidence": [0.9, 0.8, 0.7]},
+        geometry=[LEFT, RIGHT, YARD],
+        crs="EPSG:32636",
+    )
+    path = tmp_path / "town.buildings.gpkg"
+    write_footprints(gdf, path, metadata=made.tags())
+    return path
+
+
+def _areas(path: Path) -> list[shapely.Geometry]:
+    """The buildings of an .osm file, assembled by GDAL's OSM driver (ways, multipolygons)."""
+    # GDAL's own node index takes positive ids only; new objects have negative ones
+    pyogrio.set_gdal_config_options({"OSM_USE_CUSTOM_INDEXING": "NO"})
+    try:
+        frame = pyogrio.read_dataframe(path, layer="multipolygons")
+    finally:
+        pyogrio.set_gdal_config_options({"OSM_USE_CUSTOM_INDEXING": None})
+    assert set(frame["building"]) == {"yes"}
+    return list(frame.geometry)
+
+
+def test_an_osm_file_holds_new_buildings_that_read_back_as_the_same_polygons(
+    footprints: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "town.osm"
+    done = export_osm(footprints, out)
+    assert done.buildings == 3 and done.skipped == 0
+    assert done.source == "town.tif; geounet 9.9, model bundled (m.safetensors)"
+    root = ET.parse(out).getroot()
+    assert root.tag == "osm" and root.get("version") == "0.6"
+    ids = [int(e.get("id", "0")) for e in root if e.tag in ("node", "way", "relation")]
+    assert ids and all(i < 0 for i in ids)  # new objects for JOSM
+    nodes = [e for e in root if e.tag == "node"]
+    assert len(nodes) == 4 + 4 - 2 + 8  # the shared wall's two corners are one node each
+    (relation,) = [e for e in root if e.tag == "relation"]  # the courtyard roof
+    tags = {t.get("k"): t.get("v") for t in relation if t.tag == "tag"}
+    assert tags == {"type": "multipolygon", "building": "yes", "source": done.source}
+    roles = sorted(m.get("role") for m in relation if m.tag == "member")
+    assert roles == ["inner", "outer"]
+    # GDAL assembles every building; they are the exported polygons, in EPSG:4326
+    back = sorted(_areas(out), key=lambda g: g.centroid.x)
+    want = gpd.GeoSeries([LEFT, RIGHT, YARD], crs="EPSG:32636").to_crs("EPSG:4326")
+    assert len(back) == 3
+    for got, expected in zip(back, want, strict=True):
+        assert got.is_valid
+        assert got.hausdorff_distance(expected) < 1e-7  # rounded to 7 decimals (1 cm)
+
+
+def test_geojson_is_rfc_7946(footprints: Path, tmp_path: Path) -> None:
+    out = tmp_path / "town.geojson"
+    done = export_geojson(footprints, out)
+    back = gpd.read_file(out)
+    assert done.buildings == 3 and back.crs.to_epsg() == 4326
+    assert list(back["id"]) == [1, 2, 3]
+    yard = back.geometry.iloc[2]
+    assert yard.exterior.is_ccw and not yard.interiors[0].is_ccw  # right-hand rule
+    assert '"crs"' not in out.read_text()  # RFC 7946 has no crs member
+    assert pyogrio.read_info(out)["features"] == 3
+
+
+def test_cli_export_names_the_output_and_refuses_bad_input(
+    footprints: Path, tmp_path: Path
+) -> None:
+    result = runner.invoke(app, ["export", str(footprints), "--to", "osm"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "town.osm").is_file()
+    assert "3 buildings -> " in result.output and "source=" in result.output
+    again = runner.invoke(app, ["export", str(footprints), "--to", "osm"])
+    assert again.exit_code != 0 and "--overwrite" in again.output
+    missing = runner.invoke(app, ["export", str(tmp_path / "none.gpkg"), "--to", "geojson"])
+    assert missing.exit_code != 0 and "do not exist" in missing.output
+    assert "Traceback" not in missing.output
+    with pytest.raises(InputError, match=r"\.osm"):
+        export_osm(footprints, tmp_path / "town.xml")
