@@ -15,6 +15,7 @@ include: "pipelines/train.smk"
 include: "pipelines/plan.smk"
 include: "pipelines/predict.smk"
 include: "pipelines/vectorise.smk"
+include: "pipelines/export.smk"
 include: "pipelines/evaluate.smk"
 include: "pipelines/summarise.smk"
 

@@ -38,7 +38,11 @@ except GeounetError as exc:
     raise WorkflowError(str(exc)) from None
 
 for _sid, _scene in SCENES.items():
-    for _kind, _file in (("image", _scene.image), ("truth", _scene.truth)):
+    for _kind, _file in (
+        ("image", _scene.image),
+        ("truth", _scene.truth),
+        ("existing", _scene.existing),
+    ):
         if _file is not None and is_local(_file) and not Path(_file).is_file():
             print(
                 f"geounet workflow: scene {_sid}: {_kind} {_file} not found; its jobs will "
@@ -204,6 +208,26 @@ def scene_truth(wildcards):
     return str(truth)
 
 
+def scene_existing(wildcards):
+    """The buildings already mapped in a scene (only such scenes are conflated)."""
+    existing = SCENES[wildcards.scene].existing
+    if existing is None:
+        raise WorkflowError(f"scene {wildcards.scene} has no existing buildings in the catalogue")
+    return str(existing)
+
+
+def scene_existing_input(wildcards):
+    """The existing buildings as a rule input; nothing when the file is missing (the job
+    then fails alone with geounet's one-line error)."""
+    existing = scene_existing(wildcards)
+    return [existing] if Path(existing).is_file() else []
+
+
+def scenes_with_existing():
+    """Ids of the scenes whose catalogue entry names buildings already mapped."""
+    return [sid for sid, s in SCENES.items() if s.existing is not None]
+
+
 def scenes_with_truth():
     """Ids of the scenes whose catalogue entry gives ground truth."""
     return [sid for sid, s in SCENES.items() if s.truth is not None]
@@ -216,6 +240,9 @@ def final_outputs(wildcards):
         for sid in SCENES
         for kind in ("tiles.gpkg", "prob.tif", "buildings.gpkg")
     ]
+    if config["export_osm"]:
+        per_scene += [f"{RESULTS}/{sid}/{sid}.osm" for sid in SCENES]
+    per_scene += [f"{RESULTS}/{sid}/{sid}.conflation.gpkg" for sid in scenes_with_existing()]
     reports = [f"{RESULTS}/{sid}/evaluation/report.json" for sid in scenes_with_truth()]
     summary = [R("summary.json"), R("summary.csv")] if reports else []
     return [*per_scene, *reports, R("buildings.gpkg"), *summary, R("summary.qgz")]

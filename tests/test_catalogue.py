@@ -42,6 +42,17 @@ def test_csv_paths_are_relative_to_the_catalogue(files: Path) -> None:
     assert scenes[1].truth is None
 
 
+def test_existing_buildings_to_conflate_with(files: Path) -> None:
+    (files / "osm.gpkg").write_bytes(b"x")
+    cat = write(files / "cat.csv", "scene_id,image,existing\na,img/a.tif,osm.gpkg\nb,img/b.tif,\n")
+    a, b = read_catalogue(cat)
+    assert a.existing == files / "osm.gpkg" and a.truth is None and b.existing is None
+    gone = write(files / "gone.csv", "scene_id,image,existing\na,img/a.tif,nothere.gpkg\n")
+    with pytest.raises(InputError) as exc:
+        read_catalogue(gone)
+    assert "existing" in one_line(exc) and "nothere.gpkg not found" in one_line(exc)
+
+
 def test_tsv_without_truth_column_and_bom(files: Path) -> None:
     cat = files / "cat.tsv"
     cat.write_bytes("\ufeffscene_id\timage\na\timg/a.tif\n".encode())

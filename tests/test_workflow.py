@@ -50,7 +50,8 @@ def crop(src_path: Path, out: Path, row: int, col: int, size: int = 256) -> Path
 
 @pytest.fixture
 def project(tmp_path: Path, split_model: Path) -> Path:
-    """Two 256 x 256 crops of the Kampala scenes: one with truth, one without."""
+    """Two 256 x 256 crops of the Kampala scenes: one with truth, one with buildings already
+    mapped (the OSM footprints) to conflate with."""
     (tmp_path / "scenes").mkdir()
     crop(SAMPLE / "kampala_a_z21.tif", tmp_path / "scenes" / "area a.tif", 600, 900)
     crop(SAMPLE / "kampala_b_z21.tif", tmp_path / "scenes" / "b.tif", 300, 300)
@@ -58,7 +59,7 @@ def project(tmp_path: Path, split_model: Path) -> Path:
     # a model with split channels (building, body, contact): exercises their hand-over too
     shutil.copy(split_model, tmp_path / "tiny.safetensors")
     (tmp_path / "scenes" / "catalogue.csv").write_text(
-        "scene_id,image,truth\ncrop_a,area a.tif,truth.gpkg\ncrop_b,b.tif,\n"
+        "scene_id,image,truth,existing\ncrop_a,area a.tif,truth.gpkg,\ncrop_b,b.tif,,truth.gpkg\n"
     )
     return tmp_path
 
@@ -225,6 +226,17 @@ def test_workflow_end_to_end(project: Path) -> None:
     n_a = len(gpd.read_file(results / "crop_a" / "crop_a.buildings.gpkg"))
     n_b = len(gpd.read_file(results / "crop_b" / "crop_b.buildings.gpkg"))
     assert len(merged) == n_a + n_b
+    # every scene's footprints for JOSM; conflation only where the catalogue names what is
+    # mapped: each predicted footprint once, with its status
+    for sid, n in (("crop_a", n_a), ("crop_b", n_b)):
+        osm = ET.parse(results / sid / f"{sid}.osm").getroot()
+        buildings = [e for e in osm if any(t.get("k") == "building" for t in e.iter("tag"))]
+        assert len(buildings) == n
+    assert not (results / "crop_a" / "crop_a.conflation.gpkg").exists()
+    conflation = gpd.read_file(results / "crop_b" / "crop_b.conflation.gpkg", layer="conflation")
+    assert (conflation["origin"] == "predicted").sum() == n_b
+    assert set(conflation["status"]) <= {"new", "match", "conflict", "missing"}
+    assert (conflation["status"] == "missing").sum() > 0  # the mapped roofs a random model misses
     # nothing left to do on a second run
     again = snakemake("-n", "--cores", "2", *CONFIG, cwd=project)
     assert again.returncode == 0, again.stderr

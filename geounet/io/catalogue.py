@@ -3,12 +3,14 @@
 Two forms are accepted:
 
 * a CSV or TSV table with the columns ``scene_id``, ``image`` and optionally ``truth``
-  (paths relative to the catalogue file; other columns are ignored, ``#`` starts a
+  and ``existing`` (buildings already mapped there, to conflate the footprints with;
+  paths relative to the catalogue file; other columns are ignored, ``#`` starts a
   comment line);
 * a STAC ItemCollection, Catalog or Collection JSON (read with pystac) whose items carry
   the image as an asset keyed ``image`` (or the first asset with role ``data``, or the
   first GeoTIFF asset) and, optionally, the truth as an asset keyed ``labels``/``truth``
-  or with role ``labels``/``label``; the item id is the scene id.
+  or with role ``labels``/``label``, and the existing buildings as an asset keyed
+  ``existing``; the item id is the scene id.
 
 Every row is checked against :data:`ROW_SCHEMA`; scene ids must be unique (case-insensitive,
 for case-insensitive file systems) and safe as folder names, so that no catalogue entry can
@@ -44,6 +46,7 @@ ROW_SCHEMA: dict[str, Any] = {
         "scene_id": {"type": "string", "pattern": SCENE_ID_PATTERN, "maxLength": 200},
         "image": {"type": "string", "minLength": 1},
         "truth": {"type": ["string", "null"]},
+        "existing": {"type": ["string", "null"]},
     },
 }
 
@@ -62,11 +65,14 @@ class Scene:
         scene_id: Safe, unique name of the scene (its results folder).
         image: Absolute path of the scene raster, or its URL / GDAL path (a string).
         truth: Absolute path of its true footprints, or ``None``.
+        existing: Absolute path of the buildings already mapped there (an OSM extract,
+            open buildings, a city layer), or ``None``.
     """
 
     scene_id: str
     image: Path | str
     truth: Path | None = None
+    existing: Path | None = None
 
 
 def read_catalogue(path: str | os.PathLike[str], check_files: bool = True) -> list[Scene]:
@@ -134,8 +140,9 @@ def _table_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
         cells = {h: v.strip() for h, v in zip(header, values, strict=False)}
         row: dict[str, Any] = {"scene_id": cells.get("scene_id", "")}
         row["image"] = _resolve(path.parent, cells.get("image", ""))
-        truth = cells.get("truth", "")
-        row["truth"] = _resolve(path.parent, truth) if truth else None
+        for column in ("truth", "existing"):
+            value = cells.get(column, "")
+            row[column] = _resolve(path.parent, value) if value else None
         rows.append((f"line {n}", row))
     if not rows:
         raise InputError(f"catalogue {path} lists no scene (only a header)")
@@ -176,6 +183,7 @@ def _stac_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
             rows.append((where, {"__error__": "has no image asset (key 'image' or role 'data')"}))
             continue
         truth = _pick_asset(item.assets, TRUTH_KEYS, TRUTH_ROLES, ())
+        existing = item.assets.get("existing")
         self_href = item.get_self_href()
         base = Path(self_href).parent if self_href else path.parent
         try:
@@ -183,6 +191,7 @@ def _stac_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
                 "scene_id": item.id,
                 "image": _stac_href(image, base),
                 "truth": _stac_href(truth, base) if truth is not None else None,
+                "existing": _stac_href(existing, base) if existing is not None else None,
             }
         except InputError as exc:
             rows.append((where, {"__error__": str(exc)}))
@@ -256,14 +265,16 @@ def _validate(path: Path, rows: list[tuple[str, dict[str, Any]]], check_files: b
             continue
         seen[sid.lower()] = where
         if check_files:
-            for col in ("image", "truth"):
+            for col in ("image", "truth", "existing"):
                 f = row.get(col)
                 if f and is_local(f) and not Path(f).is_file():
                     what = "is a directory" if Path(f).is_dir() else "not found"
                     problems.append(f"{where} (scene {sid}): {col} {f} {what}")
-        truth = row.get("truth")
+        truth, existing = row.get("truth"), row.get("existing")
         image = Path(row["image"]) if is_local(row["image"]) else row["image"]
-        scenes.append(Scene(sid, image, Path(truth) if truth else None))
+        scenes.append(
+            Scene(sid, image, Path(truth) if truth else None, Path(existing) if existing else None)
+        )
     if problems:
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise InputError(f"catalogue {path}, {problems[0]}{more}")
