@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -99,10 +100,12 @@ def test_geojson_is_rfc_7946(footprints: Path, tmp_path: Path) -> None:
 def test_cli_export_names_the_output_and_refuses_bad_input(
     footprints: Path, tmp_path: Path
 ) -> None:
-    result = runner.invoke(app, ["export", str(footprints), "--to", "osm"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing but the one line (pyogrio warned here)
+        result = runner.invoke(app, ["export", str(footprints), "--to", "osm"])
     assert result.exit_code == 0, result.output
     assert (tmp_path / "town.osm").is_file()
-    assert "3 buildings -> " in result.output and "source=" in result.output
+    assert "3 buildings -> " in result.output and "source='town.tif; geounet 9.9" in result.output
     again = runner.invoke(app, ["export", str(footprints), "--to", "osm"])
     assert again.exit_code != 0 and "--overwrite" in again.output
     missing = runner.invoke(app, ["export", str(tmp_path / "none.gpkg"), "--to", "geojson"])

@@ -23,6 +23,7 @@ from shapely.geometry.base import BaseGeometry
 from geounet.core.provenance import Provenance
 from geounet.errors import InputError
 from geounet.footprints.merge import read_footprints
+from geounet.io import layers
 from geounet.io.atomic import atomic_path
 
 COORDINATE_DIGITS = 7
@@ -56,7 +57,9 @@ def source_of(path: str | os.PathLike[str]) -> str:
         not say how it was made.
     """
     try:
-        meta = pyogrio.read_info(path, layer=None).get("layer_metadata") or {}
+        names = [str(name) for name, _ in pyogrio.list_layers(path)]
+        layer = layers.FOOTPRINTS if layers.FOOTPRINTS in names else names[0]
+        meta = pyogrio.read_info(path, layer=layer).get("layer_metadata") or {}
     except Exception:  # pyogrio raises several DataSourceError flavours  # noqa: BLE001
         meta = {}
     made = Provenance.from_tags(dict(meta))
