@@ -29,6 +29,7 @@ from geounet.cli import ensemble as _ensemble  # noqa: E402,F401  isort: skip
 from geounet.cli import finetune as _finetune  # noqa: E402,F401  isort: skip
 from geounet.cli import export as _export  # noqa: E402,F401  isort: skip
 from geounet.cli import conflate as _conflate  # noqa: E402,F401  isort: skip
+from geounet.cli import quantize as _quantize  # noqa: E402,F401  isort: skip
 
 __all__ = ["app", "fail", "main"]
 

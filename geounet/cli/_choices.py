@@ -5,8 +5,8 @@ from typing import Literal
 Device = Literal["auto", "cpu", "cuda"]
 """Where a model runs (``auto``: CUDA when there is a GPU)."""
 
-Precision = Literal["auto", "float32", "bfloat16", "float16"]
-"""Numeric precision of the model's forward passes."""
+Precision = Literal["auto", "float32", "bfloat16", "float16", "int8"]
+"""Numeric precision of the model's forward passes (int8: the model's OpenVINO int8 model)."""
 
 TrainPrecision = Literal["auto", "float32", "bfloat16"]
 """Numeric precision of training (float16 would need a gradient scaler)."""

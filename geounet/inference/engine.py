@@ -26,7 +26,8 @@ from geounet.io.raster import (
     read_window,
 )
 from geounet.model.checkpoint import Checkpoint
-from geounet.model.device import autocast
+from geounet.model.device import autocast, resolve_precision
+from geounet.model.int8 import load_int8
 from geounet.model.network import TRACE_GUARD, fuse_for_inference
 from geounet.model.tta import check_mode, with_tta
 
@@ -47,6 +48,8 @@ class TilePredictor:
         value_range: Raw values mapped linearly onto 0..255 before the model's own
             normalisation (for 16-bit or float scenes fed to an 8-bit model).
         tta: Test-time augmentation (``None``: the card's; see :mod:`geounet.model.tta`).
+        net: The network to run instead of the checkpoint's (its int8 model, see
+            :func:`make_predictor`); it runs without autocast.
     """
 
     def __init__(
@@ -56,15 +59,20 @@ class TilePredictor:
         dtype: torch.dtype,
         value_range: tuple[float, float] | None = None,
         tta: str | None = None,
+        net: torch.nn.Module | None = None,
     ):
         self.card = checkpoint.card
         self.value_range = value_range
         self.device = device
         self.dtype = dtype
         self.tta = check_mode(self.card.tta if tta is None else tta)
+        if net is not None:
+            self.dtype = torch.float32  # an int8 model: its precision is its own
+            self.model = with_tta(net, self.tta)
+            return
         # batch norms folded into their convolutions (a copy: the checkpoint is untouched)
-        net = fuse_for_inference(checkpoint.model).to(device)
-        self.model = with_tta(net.to(memory_format=torch.channels_last), self.tta)
+        folded = fuse_for_inference(checkpoint.model).to(device)
+        self.model = with_tta(folded.to(memory_format=torch.channels_last), self.tta)
 
     @torch.inference_mode()
     def __call__(self, images: npt.NDArray[Any]) -> npt.NDArray[np.float32]:
@@ -87,6 +95,38 @@ class TilePredictor:
             logits = self.model(x)
         prob = torch.sigmoid(logits.float())
         return prob.cpu().numpy()
+
+
+def make_predictor(
+    checkpoint: Checkpoint,
+    device: torch.device,
+    precision: str,
+    value_range: tuple[float, float] | None = None,
+    tta: str | None = None,
+) -> tuple[TilePredictor, str, str]:
+    """The tile predictor for a precision, int8 included.
+
+    ``int8`` runs the checkpoint's int8 model with OpenVINO (:mod:`geounet.model.int8`) on
+    the CPU; where it cannot (a GPU, OpenVINO missing, no int8 model beside the checkpoint,
+    or one made from another checkpoint) prediction falls back to ``auto`` with a note.
+
+    Returns:
+        The predictor, the precision it runs at, and the note (empty if none).
+
+    Raises:
+        InputError: If the precision is unknown, or float16 is asked for on the CPU.
+    """
+    if precision != "int8":
+        dtype = resolve_precision(device, precision)
+        predictor = TilePredictor(checkpoint, device, dtype, value_range, tta)
+        return predictor, str(dtype).removeprefix("torch."), ""
+    net, why = (None, "int8 runs on the CPU") if device.type != "cpu" else load_int8(checkpoint)
+    if net is None:
+        dtype = resolve_precision(device, "auto")
+        name = str(dtype).removeprefix("torch.")
+        predictor = TilePredictor(checkpoint, device, dtype, value_range, tta)
+        return predictor, name, f"--precision int8: {why}; predicted in {name}"
+    return TilePredictor(checkpoint, device, torch.float32, value_range, tta, net), "int8", ""
 
 
 def infer_batch(

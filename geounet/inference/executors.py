@@ -30,6 +30,7 @@ from geounet.errors import InputError
 from geounet.inference.engine import (
     TilePredictor,
     infer_batch,
+    make_predictor,
     plan_batches,
     read_tiles,
     working_grid,
@@ -38,7 +39,7 @@ from geounet.inference.options import PredictOptions
 from geounet.io.raster import GDAL_LOCK, Reader, ground_pixel_size_m, open_scene
 from geounet.io.remote import is_local
 from geounet.model.checkpoint import Checkpoint, ModelCard
-from geounet.model.device import resolve_precision, select_device
+from geounet.model.device import select_device
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -132,10 +133,10 @@ def _worker_predictor(
     """Load the model once per worker process (cached across tasks)."""
     from geounet.model.checkpoint import load_checkpoint
 
-    dev = select_device(device)
-    return TilePredictor(
-        load_checkpoint(model), dev, resolve_precision(dev, precision), value_range, tta
+    predictor, _, _ = make_predictor(
+        load_checkpoint(model), select_device(device), precision, value_range, tta
     )
+    return predictor
 
 
 def run_batch(job: TileJob, tiles: list[Tile]) -> list[TileResult]:

@@ -19,8 +19,8 @@ from geounet.core.tiling import TilePlan
 from geounet.errors import InputError
 from geounet.footprints.vectorize import SPLIT_CHANNELS, vectorize, write_footprints
 from geounet.inference.engine import (
-    TilePredictor,
     local_tile_batches,
+    make_predictor,
     warp_to_scene,
     working_grid,
 )
@@ -48,7 +48,7 @@ from geounet.io.raster import (
 from geounet.io.remote import is_local, source_stem
 from geounet.io.styles import write_probability_style
 from geounet.model.checkpoint import Checkpoint, bundled_model_path, load_checkpoint
-from geounet.model.device import resolve_precision, select_device
+from geounet.model.device import select_device
 from geounet.model.tta import check_mode
 
 
@@ -106,7 +106,6 @@ def predict_scene(
     if opts.scheduler:
         check_scheduler(opts.scheduler)  # before any work: a bad address fails at once
     device = select_device(opts.device)
-    dtype = resolve_precision(device, opts.precision)
 
     with (
         rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES),
@@ -119,10 +118,12 @@ def predict_scene(
         check_outputs(outputs + ([split_path] if keep_split else []), opts.overwrite)
         px_m = ground_pixel_size_m(src)
         resampled = needs_resampling(px_m, card.pixel_size_m, opts.resample)
-        predictor = TilePredictor(ckpt, device, dtype, opts.value_range, tta)
+        predictor, precision, note = make_predictor(
+            ckpt, device, opts.precision, opts.value_range, tta
+        )
         batch = opts.batch_size or default_batch_size(device)
         timings: dict[str, float] = {}
-        notes: list[str] = []
+        notes: list[str] = [note] if note else []
         # the raster's companion (footprints, or the split raster) is written under a
         # temporary name and renamed right after the raster: the outputs land together
         # without --overwrite an output lands only if no other run wrote it meanwhile
@@ -216,7 +217,7 @@ def predict_scene(
         model_pixel_size_m=card.pixel_size_m,
         resampled=resampled,
         device=str(device),
-        precision=str(dtype).removeprefix("torch."),
+        precision=precision,
         redundancy=plan.redundancy,
         tta=tta,
         timings=timings,

@@ -176,13 +176,17 @@ class Ensemble(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Return the logits of the members' mean probability, in float32."""
+        return torch.logit(self.probabilities(x), eps=self.EPS)
+
+    def probabilities(self, x: torch.Tensor) -> torch.Tensor:
+        """Return the members' mean probability, in float32."""
         probs = []
         for member, scale, shift in zip(
             self.members, self.input_scale, self.input_shift, strict=True
         ):
             xi = x * scale.to(x.dtype)[:, None, None] + shift.to(x.dtype)[:, None, None]
             probs.append(torch.sigmoid(member(xi).float()))
-        return torch.logit(torch.stack(probs).mean(dim=0), eps=self.EPS)
+        return torch.stack(probs).mean(dim=0)
 
 
 class UNet(nn.Module):

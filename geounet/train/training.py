@@ -268,7 +268,8 @@ def calibrate(
             f"{model} has no body channel (channels: {', '.join(card.class_names)}); "
             "drop --body-threshold"
         )
-    resolve_precision(select_device(device), precision)  # bad values fail before any work
+    # bad values fail before any work (int8 falls back by itself, with a note)
+    resolve_precision(select_device(device), "auto" if precision == "int8" else precision)
     inspect_scenes([Path(p) for p in images])
     best = choose_thresholds(
         ck,

@@ -1,0 +1,163 @@
+"""int8 inference on a CPU: the model quantised by NNCF and run by OpenVINO.
+
+Measured on this project's machine (``benchmarks/int8_candidates.py``): OpenVINO's int8
+runs a member network twice as fast as PyTorch's bfloat16 autocast, where PyTorch's own
+int8 gained a quarter and ONNX Runtime was slower. The quantised model is an OpenVINO IR
+beside its checkpoint, ``<stem>.int8.xml`` and ``<stem>.int8.bin`` (XML and raw weights:
+nothing is unpickled), and records the SHA-256 of the checkpoint it was made from, so a
+retrained checkpoint never runs with an old quantisation. OpenVINO and NNCF are optional
+(``pip install geounet[int8]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from geounet.core.provenance import file_sha256
+from geounet.errors import InputError
+from geounet.model.checkpoint import Checkpoint
+from geounet.model.network import Ensemble, fuse_for_inference
+
+SUFFIX = ".int8.xml"
+EPS = Ensemble.EPS
+"""Probabilities are clamped to ``[EPS, 1 - EPS]`` before the logit, as ensembles do."""
+RT_KEY = ["geounet", "model_sha256"]
+
+
+def int8_path(checkpoint: Path) -> Path:
+    """Where the int8 model of a checkpoint lives: ``<stem>.int8.xml`` beside it."""
+    return checkpoint.with_name(checkpoint.name.removesuffix(".safetensors") + SUFFIX)
+
+
+def openvino_missing() -> str | None:
+    """Why int8 cannot run here (``None`` if OpenVINO is installed)."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return "OpenVINO is not installed (pip install geounet[int8])"
+    return None
+
+
+def quantize(checkpoint: Checkpoint, calibration: Sequence[torch.Tensor], out: Path) -> Path:
+    """Quantise a model to int8 with NNCF, calibrated on normalised tiles; write its IR.
+
+    Args:
+        checkpoint: The model (loaded from a file: its SHA-256 binds the IR to it).
+        calibration: Normalised tiles, each (1, bands, H, W), from validation data.
+        out: The ``.int8.xml`` to write (its ``.bin`` beside it).
+
+    Returns:
+        ``out``.
+
+    Raises:
+        InputError: If OpenVINO or NNCF is missing, the checkpoint has no file, or there
+            is no calibration tile.
+    """
+    try:
+        import nncf
+        import openvino as ov
+    except ImportError as exc:
+        raise InputError(
+            f"quantising needs OpenVINO and NNCF ({exc.name} is missing): pip install geounet[int8]"
+        ) from exc
+    if checkpoint.source is None:
+        raise InputError("only a checkpoint read from a file can be quantised")
+    if not calibration:
+        raise InputError("no calibration tile: the validation strips hold no whole tile")
+    net = _probability_net(checkpoint.model).eval()
+    bands = checkpoint.card.model.in_channels
+    with torch.inference_mode():
+        model = ov.convert_model(
+            net,
+            example_input=calibration[0],
+            input=[ov.PartialShape([-1, bands, -1, -1])],
+        )
+    data = nncf.Dataset([t.contiguous().numpy() for t in calibration])
+    quantised = nncf.quantize(model, data, subset_size=len(calibration))
+    quantised.set_rt_info(file_sha256(checkpoint.source), RT_KEY)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp.xml")
+    ov.save_model(quantised, str(tmp), compress_to_fp16=False)
+    tmp.with_suffix(".bin").replace(out.with_suffix(".bin"))
+    tmp.replace(out)
+    return out
+
+
+class _Probabilities(nn.Module):
+    """A network's probabilities (OpenVINO has no logit: the logit is taken after it)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if isinstance(self.net, Ensemble):
+            return self.net.probabilities(x)
+        return torch.sigmoid(self.net(x).float())
+
+
+def _probability_net(model: nn.Module) -> _Probabilities:
+    """The model's probabilities, batch norms folded.
+
+    An ensemble is folded member by member: folding traces a network, and the trace of a
+    whole ensemble would end in its logit, which OpenVINO cannot convert.
+    """
+    if isinstance(model, Ensemble):
+        folded = Ensemble([fuse_for_inference(m) for m in model.members])
+        folded.input_scale = model.input_scale.clone()
+        folded.input_shift = model.input_shift.clone()
+        return _Probabilities(folded)
+    return _Probabilities(fuse_for_inference(model))
+
+
+class OpenVinoNet(nn.Module):
+    """A compiled OpenVINO model behind PyTorch's interface: tensor in, logits out."""
+
+    def __init__(self, compiled: Any):
+        super().__init__()
+        self.compiled = compiled
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits of ``x`` (float32, on the CPU)."""
+        array = np.ascontiguousarray(x.detach().float().cpu().numpy())
+        prob = torch.from_numpy(np.asarray(self.compiled(array)[0]))
+        return torch.logit(prob, eps=EPS)
+
+
+def load_int8(checkpoint: Checkpoint, threads: int | None = None) -> tuple[OpenVinoNet | None, str]:
+    """The int8 model of a checkpoint, compiled for this CPU, or why there is none.
+
+    Args:
+        checkpoint: The model; its int8 IR is looked for beside its file.
+        threads: Inference threads (default: torch's).
+
+    Returns:
+        ``(model, "")``, or ``(None, reason)`` when OpenVINO is missing, the checkpoint
+        has no int8 model, or the int8 model was made from another checkpoint.
+    """
+    missing = openvino_missing()
+    if missing:
+        return None, missing
+    if checkpoint.source is None:
+        return None, "the model was not read from a file"
+    path = int8_path(checkpoint.source)
+    if not path.is_file() or not path.with_suffix(".bin").is_file():
+        return None, f"{checkpoint.source.name} has no int8 model ({path.name}; geounet quantize)"
+    import openvino as ov
+
+    core = ov.Core()
+    model = core.read_model(str(path))
+    made_from = model.get_rt_info(RT_KEY).astype(str) if model.has_rt_info(RT_KEY) else ""
+    if made_from != file_sha256(checkpoint.source):
+        return None, f"{path.name} was made from another {checkpoint.source.name} (quantise again)"
+    config = {
+        "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
+        "INFERENCE_PRECISION_HINT": "f32",  # int8 layers stay int8; the rest in float32
+    }
+    return OpenVinoNet(core.compile_model(model, "CPU", config)), ""

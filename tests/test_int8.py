@@ -1,0 +1,111 @@
+"""int8 prediction on the CPU: quantised on the validation strips, close to float, safe to load."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from typer.testing import CliRunner
+
+from geounet.cli import app
+from geounet.inference.options import PredictOptions
+from geounet.inference.scene import predict_scene
+from geounet.model.checkpoint import load_checkpoint, save_checkpoint
+from geounet.model.int8 import int8_path
+from geounet.train.quantize import quantize_model, strip_tiles
+from tests.conftest import MakeScene
+
+pytest.importorskip("openvino")
+pytest.importorskip("nncf")
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def quantised(split_model: Path, make_scene: MakeScene, tmp_path: Path) -> tuple[Path, Path]:
+    """A copy of the three-channel test model, quantised on a scene's strip, and the scene."""
+    model = tmp_path / "three.safetensors"
+    shutil.copy(split_model, model)
+    scene = make_scene(height=160, width=400, name="town.tif")
+    path, tiles = quantize_model(model, [scene])
+    assert path == int8_path(model) and tiles == 4
+    return model, scene
+
+
+def test_calibration_tiles_come_from_the_strip_only(
+    split_model: Path, make_scene: MakeScene
+) -> None:
+    scene = make_scene(height=160, width=400, name="town.tif")
+    with rasterio.open(scene) as src:
+        strip = src.read((1, 2, 3))[:, :, 320:]  # the eastern 20 %
+    ck = load_checkpoint(split_model)
+    tiles = strip_tiles(ck, [scene])
+    assert len(tiles) == 4 and all(t.shape == (1, 3, 160, 80) for t in tiles)
+    raw = tiles[0][0] * np.asarray(ck.card.normalization.std)[:, None, None]
+    raw = (
+        raw + np.asarray(ck.card.normalization.mean)[:, None, None]
+    ) / ck.card.normalization.scale
+    np.testing.assert_allclose(raw.numpy(), strip[:, :160, :80], atol=0.01)
+
+
+def test_int8_predicts_close_to_float32_and_loads_without_pickle(
+    quantised: tuple[Path, Path], tmp_path: Path
+) -> None:
+    model, scene = quantised
+    xml = int8_path(model)
+    assert xml.read_bytes().startswith(b"<?xml") and xml.with_suffix(".bin").is_file()
+    probs = {}
+    for precision in ("float32", "int8"):
+        opts = PredictOptions(precision=precision, footprints=False, float32=True)
+        result = predict_scene(scene, tmp_path / precision, model, opts)
+        assert result.precision == precision and not result.warnings
+        with rasterio.open(result.probability) as src:
+            probs[precision] = src.read(1)
+    diff = np.abs(probs["int8"] - probs["float32"])
+    assert diff.mean() < 0.02 and diff.max() < 0.25  # int8 ranges of a random network
+
+
+def test_without_an_int8_model_prediction_falls_back_with_a_note(
+    quantised: tuple[Path, Path], split_model: Path, tmp_path: Path
+) -> None:
+    model, scene = quantised
+    opts = PredictOptions(precision="int8", footprints=False)
+    plain = predict_scene(scene, tmp_path / "plain", split_model, opts)
+    assert plain.precision in ("bfloat16", "float32")
+    assert plain.warnings == [
+        f"--precision int8: {split_model.name} has no int8 model "
+        f"({int8_path(split_model).name}; geounet quantize); predicted in {plain.precision}"
+    ]
+    # a checkpoint changed since it was quantised: its int8 model is not used
+    ck = load_checkpoint(model)
+    save_checkpoint(model, ck.card, ck.model.apply(_nudge))
+    stale = predict_scene(scene, tmp_path / "stale", model, opts)
+    assert stale.precision != "int8" and "made from another" in stale.warnings[0]
+
+
+def _nudge(module: object) -> None:
+    weight = getattr(module, "weight", None)
+    if weight is not None and hasattr(weight, "data"):
+        weight.data += 0.01
+
+
+def test_cli_quantize_and_predict_int8(
+    split_model: Path, make_scene: MakeScene, tmp_path: Path
+) -> None:
+    model = tmp_path / "m.safetensors"
+    shutil.copy(split_model, model)
+    scene = make_scene(height=160, width=400, name="town.tif")
+    result = runner.invoke(app, ["quantize", str(model), "--images", str(scene)])
+    assert result.exit_code == 0, result.output
+    assert "calibrated on 4 tiles of the validation strips" in result.output
+    out = runner.invoke(
+        app, ["predict", str(scene), "--model", str(model), "--precision", "int8",
+              "--out-dir", str(tmp_path / "out")],
+    )  # fmt: skip
+    assert out.exit_code == 0, out.output
+    assert "int8" in out.output
+    bad = runner.invoke(app, ["quantize", str(tmp_path / "none.safetensors"), "-i", str(scene)])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output
