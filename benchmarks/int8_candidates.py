@@ -122,7 +122,7 @@ def ort_int8(
         dynamo=False, opset_version=17,
     )  # fmt: skip
 
-    class Reader(CalibrationDataReader):  # type: ignore[misc]
+    class Reader(CalibrationDataReader):
         def __init__(self) -> None:
             self.items = iter(
                 [{"x": calib[k : k + 1].contiguous().numpy()} for k in range(len(calib))]

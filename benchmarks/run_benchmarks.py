@@ -53,7 +53,7 @@ from geounet.inference.options import PredictOptions
 from geounet.inference.scene import predict_scene
 t = time.perf_counter()
 r = predict_scene(sys.argv[1], sys.argv[2], sys.argv[3] if sys.argv[3] != "-" else None,
-                  PredictOptions(overwrite=True))
+                  PredictOptions(overwrite=True, precision=sys.argv[4]))
 print(json.dumps({"wall_s": time.perf_counter() - t, "tiles": r.tiles,
                   "buildings": r.buildings, "redundancy": r.redundancy,
                   "timings": r.timings, "precision": r.precision, "device": r.device,
@@ -61,10 +61,10 @@ print(json.dumps({"wall_s": time.perf_counter() - t, "tiles": r.tiles,
 """
 
 
-def end_to_end(scene: Path, model: str | None) -> dict[str, Any]:
+def end_to_end(scene: Path, model: str | None, precision: str = "auto") -> dict[str, Any]:
     """Run geounet predict on a scene in a fresh process; timings and peak RSS."""
     with tempfile.TemporaryDirectory() as out:
-        cmd = [sys.executable, "-c", CHILD, str(scene), out, model or "-"]
+        cmd = [sys.executable, "-c", CHILD, str(scene), out, model or "-", precision]
         done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 

@@ -79,6 +79,10 @@ def figures(score: ThresholdScore) -> dict[str, Any]:
     }
 
 
+PRECISION = "auto"
+"""The precision the scenes are predicted at (``--precision``)."""
+
+
 def score(
     model: Path, images: Sequence[Path], labels: Sequence[Path], whole: bool
 ) -> dict[str, Any]:
@@ -86,7 +90,8 @@ def score(
     ck = load_checkpoint(model)
     split = scene_split(list(images), VAL_FRACTION)
     roi = shapely.union_all([split.train_roi, split.val_roi]) if whole else split.val_roi
-    strips = predict_strips(ck, images, labels, roi, split.crs, PredictOptions(tta=ck.card.tta))
+    options = PredictOptions(tta=ck.card.tta, precision=PRECISION)
+    strips = predict_strips(ck, images, labels, roi, split.crs, options)
     body = (ck.card.body_threshold,) if "body" in ck.card.class_names else (0.5,)
     (result,) = sweep_strips(strips, (ck.card.threshold,), body)
     return figures(result)
@@ -186,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lopo", type=Path, help="folder with lopo_<place>.safetensors")
     parser.add_argument("--lopo-from", type=Path, help="copy the lopo rows from this results file")
     parser.add_argument("--name", default="model")
+    parser.add_argument("--precision", default="auto", help="auto, float32, bfloat16 or int8")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--card", nargs="+", type=Path, help="print tables of these results")
     parser.add_argument(
@@ -201,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.model is None or args.json is None:
         parser.error("give MODEL and --json, or --card")
+    global PRECISION
+    PRECISION = args.precision
     if args.lopo is not None and args.lopo_from is not None:
         parser.error("give --lopo or --lopo-from, not both")
     rows = measure(args.model, args.lopo, args.name, args.lopo_from)

@@ -122,6 +122,17 @@ def extent_lines(card: Any) -> list[str]:
     ] or ["- (not recorded)"]
 
 
+def int8_note(results: list[dict[str, Any]]) -> str:
+    """What the int8 rows are, when the results hold some."""
+    if not any("int8" in r["name"] for r in results):
+        return ""
+    return (
+        " The int8 rows are the same model run with `geounet predict --precision int8`"
+        " (its OpenVINO int8 version, written by `bash scripts/quantize_bundled_model.sh`,"
+        " calibrated on the strips), thresholds unchanged."
+    )
+
+
 def lopo_source(result: dict[str, Any]) -> str:
     """Where the leave-one-place-out rows come from, when not measured with the others."""
     source = result.get("lopo_source")
@@ -194,7 +205,7 @@ precision / recall by the SpaceNet rule (one-to-one at IoU >= 0.5).
 The strips chose this model's epochs and thresholds: they are validation figures, somewhat
 optimistic. Kampala b and the leave-one-place-out rows are test figures. The
 leave-one-place-out networks are single networks of member 1's recipe (not ensembles),
-each calibrated on its three training places' strips.{lopo_source(results[0])}
+each calibrated on its three training places' strips.{lopo_source(results[0])}{int8_note(results)}
 
 {tables(results)}
 ## Against the goals (issue 21)

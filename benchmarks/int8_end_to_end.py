@@ -1,0 +1,56 @@
+"""End-to-end ``geounet predict`` at bfloat16 and int8 on the benchmark scenes.
+
+Each scene (mirror-tiled Kampala, ``make_scenes.py``) is predicted in a fresh process per
+precision, twice, and the faster run of each is kept: wall time of ``predict_scene``
+(reading, the model, stitching, writing, vectorising), peak RSS, buildings found. int8
+runs the bundled model's OpenVINO int8 model (``geounet quantize``; ``pip install
+geounet[int8]``).
+
+Usage:
+    python benchmarks/int8_end_to_end.py [--sizes 4096 8192] [--model M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))
+from make_scenes import make_scene  # noqa: E402
+from run_benchmarks import end_to_end  # noqa: E402
+
+
+def main() -> None:
+    """Print one row per scene: both precisions and their ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 8192])
+    parser.add_argument("--model", default=None, help="checkpoint (default: bundled)")
+    parser.add_argument("--scenes", type=Path, default=ROOT / "scenes")
+    args = parser.parse_args()
+    print(
+        "| scene px | bfloat16 s | int8 s | speed-up | bfloat16 peak RSS MB | int8 peak RSS MB "
+        "| buildings bfloat16 / int8 |"
+    )
+    print("|---|---|---|---|---|---|---|")
+    for size in args.sizes:
+        scene = args.scenes / f"kampala_mirror_{size}.tif"
+        if not scene.exists():
+            make_scene(size, scene)
+        runs = {
+            p: min((end_to_end(scene, args.model, p) for _ in range(2)), key=lambda r: r["wall_s"])
+            for p in ("bfloat16", "int8")
+        }
+        bf, i8 = runs["bfloat16"], runs["int8"]
+        assert i8["precision"] == "int8", "no int8 model: run geounet quantize first"
+        print(
+            f"| {size} | {bf['wall_s']:.1f} | {i8['wall_s']:.1f} | {bf['wall_s'] / i8['wall_s']:.2f} "
+            f"| {bf['peak_rss_mb']:.0f} | {i8['peak_rss_mb']:.0f} "
+            f"| {bf['buildings']} / {i8['buildings']} |",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
