@@ -305,12 +305,13 @@ def qgis_project_inputs(wildcards):
         "footprints": [f"{RESULTS}/{sid}/{sid}.buildings.gpkg" for sid in SCENES],
         "plans": [f"{RESULTS}/{sid}/{sid}.tiles.gpkg" for sid in SCENES],
         "reports": [f"{RESULTS}/{sid}/evaluation/report.json" for sid in scenes_with_truth()],
+        "conflations": [f"{RESULTS}/{sid}/{sid}.conflation.gpkg" for sid in scenes_with_existing()],
     }
 
 
 def qgis_project_options(wildcards):
     """`--scene ID=IMAGE --prob ID=P ...` of `geounet qgis-project` for every scene, quoted;
-    `--objects` only for the scenes with truth."""
+    `--objects` only for the scenes with truth, `--conflation` for those with `existing`."""
     opts = []
     for sid, scene in SCENES.items():
         files = [
@@ -321,5 +322,7 @@ def qgis_project_options(wildcards):
         ]
         if scene.truth is not None:
             files.append(("--objects", f"{RESULTS}/{sid}/evaluation/objects.gpkg"))
+        if scene.existing is not None:
+            files.append(("--conflation", f"{RESULTS}/{sid}/{sid}.conflation.gpkg"))
         opts += [f"{flag} {shlex.quote(f'{sid}={path}')}" for flag, path in files]
     return " ".join(opts)

@@ -214,6 +214,7 @@ def test_workflow_end_to_end(project: Path) -> None:
         "../../scenes/area a.tif",
     ]
     assert groups["crop_b"] == [
+        "./crop_b/crop_b.conflation.gpkg|layername=conflation",
         "./crop_b/crop_b.buildings.gpkg|layername=buildings",
         "./crop_b/crop_b.tiles.gpkg|layername=tiles",
         "./crop_b/crop_b.prob.tif",

@@ -62,6 +62,14 @@ def qgis_project(
             "--objects", metavar="ID=PATH", help=f"objects.gpkg of geounet evaluate: {_PAIR_HELP}"
         ),
     ] = None,
+    conflation: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--conflation",
+            metavar="ID=PATH",
+            help=f"<stem>.conflation.gpkg of geounet conflate: {_PAIR_HELP}",
+        ),
+    ] = None,
     title: Annotated[
         str | None, typer.Option(help="Project title; default: the file's stem.")
     ] = None,
@@ -84,6 +92,7 @@ def qgis_project(
                 ("--footprints", footprints),
                 ("--plan", plan),
                 ("--objects", objects),
+                ("--conflation", conflation),
             )
         }
         for option, files in extras.items():
@@ -98,6 +107,7 @@ def qgis_project(
                 footprints=extras["--footprints"].get(sid),
                 objects=extras["--objects"].get(sid),
                 tile_plan=extras["--plan"].get(sid),
+                conflation=extras["--conflation"].get(sid),
                 name=sid,
             )
             for sid, image in scenes.items()

@@ -33,7 +33,10 @@ from rasterio.errors import RasterioError
 
 from geounet.errors import InputError
 from geounet.io.atomic import atomic_path
+from geounet.io.layers import CONFLATION as CONFLATION_LAYER
 from geounet.io.qml import (
+    CONFLATION_ABSTRACT,
+    CONFLATION_CLASSES,
     FOOTPRINTS_ABSTRACT,
     FOOTPRINTS_LAYER,
     OBJECTS_ABSTRACT,
@@ -66,6 +69,8 @@ class SceneLayers:
         footprints: ``<stem>.buildings.gpkg`` of ``geounet predict`` (layer ``buildings``).
         objects: ``objects.gpkg`` of ``geounet evaluate`` (layer ``objects``, TP / FP / FN).
         tile_plan: Tile plan GeoPackage of ``geounet plan`` (layer ``tiles``).
+        conflation: ``<stem>.conflation.gpkg`` of ``geounet conflate`` (layer
+            ``conflation``: new / match / conflict / missing).
         name: The scene's layer group in a project of several scenes (e.g. its catalogue
             id); default: the scene file's stem.
     """
@@ -75,6 +80,7 @@ class SceneLayers:
     footprints: Path | None = None
     objects: Path | None = None
     tile_plan: Path | None = None
+    conflation: Path | None = None
     name: str | None = None
 
 
@@ -230,6 +236,17 @@ def _scene_layers(s: SceneLayers, home: Path) -> list[_Layer]:
     scene = _raster_info(s.scene, "scene")
     stem = source_stem(s.scene)
     layers: list[_Layer] = []
+    if s.conflation is not None:
+        layers.append(
+            _vector(
+                s.conflation,
+                CONFLATION_LAYER,
+                "Conflation with mapped buildings",
+                CONFLATION_ABSTRACT,
+                objects_renderer(CONFLATION_CLASSES),
+                home,
+            )
+        )
     if s.objects is not None:
         layers.append(
             _vector(
