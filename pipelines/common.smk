@@ -42,6 +42,7 @@ for _sid, _scene in SCENES.items():
         ("image", _scene.image),
         ("truth", _scene.truth),
         ("existing", _scene.existing),
+        ("finetune_labels", _scene.finetune_labels),
     ):
         if _file is not None and is_local(_file) and not Path(_file).is_file():
             print(
@@ -132,9 +133,39 @@ def trained_card():
     return card
 
 
+def finetuned(wildcards):
+    """Whether a scene is mapped with a model fine-tuned on its own footprints."""
+    return SCENES[wildcards.scene].finetune_labels is not None
+
+
+def finetuned_model(wildcards):
+    """The model fine-tuned for a scene (its catalogue names finetune_labels)."""
+    return R(f"{wildcards.scene}/model/{wildcards.scene}.safetensors")
+
+
+def finetuned_card(wildcards):
+    """The card of a scene's fine-tuned model. `finetune` is a checkpoint: until it has
+    run this raises, and the jobs whose input functions call it wait for it."""
+    checkpoints.finetune.get(scene=wildcards.scene)
+    from geounet.model.checkpoint import read_card
+
+    return read_card(finetuned_model(wildcards))
+
+
+def scene_card(wildcards):
+    """The card of the model a scene is mapped with, once that model exists."""
+    if finetuned(wildcards):
+        return finetuned_card(wildcards)
+    return trained_card() if config["train"] else CARD
+
+
 def card_input(wildcards):
-    """The trained model, for the rules whose params read its card (nothing without
-    training: the card was read when the workflow was parsed)."""
+    """The model a scene is mapped with, when it is made by the workflow (trained or
+    fine-tuned), for the rules whose params read its card; nothing otherwise (the card was
+    read when the workflow was parsed)."""
+    if finetuned(wildcards):
+        finetuned_card(wildcards)
+        return [finetuned_model(wildcards)]
     if config["train"]:
         trained_card()
         return [TRAINED_MODEL]
@@ -142,23 +173,57 @@ def card_input(wildcards):
 
 
 def card_threshold(wildcards):
-    """The footprint threshold: the config's, else the model card's (the trained model's
-    once it exists; its rules take card_input as an input)."""
-    if config["train"] and config["threshold"] is None:
-        return trained_card().threshold
+    """The footprint threshold: the config's, else the card's of the model the scene is
+    mapped with (a trained or fine-tuned model's once it exists; its rules take
+    card_input as an input)."""
+    if config["threshold"] is not None:
+        return config["threshold"]
+    if finetuned(wildcards) or config["train"]:
+        return scene_card(wildcards).threshold
     return THRESHOLD
 
 
-def model_input(wildcards):
-    """The model as an input file (nothing for the bundled model)."""
+def base_model_input(wildcards):
+    """The workflow's model as an input file (nothing for the bundled model)."""
     path = model_path()
     return [path] if path else []
 
 
-def model_option(wildcards):
+def base_model_option(wildcards):
     """`--model PATH` for geounet, or nothing for the bundled model."""
     path = model_path()
     return f"--model {shlex.quote(path)}" if path else ""
+
+
+def model_input(wildcards):
+    """The model a scene is mapped with, as an input file (its fine-tuned model, else the
+    workflow's; nothing for the bundled model)."""
+    return [finetuned_model(wildcards)] if finetuned(wildcards) else base_model_input(wildcards)
+
+
+def model_option(wildcards):
+    """`--model PATH` of the model a scene is mapped with, or nothing for the bundled model."""
+    if finetuned(wildcards):
+        return f"--model {shlex.quote(finetuned_model(wildcards))}"
+    return base_model_option(wildcards)
+
+
+def scene_finetune_labels(wildcards):
+    """The footprints digitised in a scene to fine-tune on."""
+    return str(SCENES[wildcards.scene].finetune_labels)
+
+
+def scene_finetune_labels_input(wildcards):
+    """The fine-tuning footprints as a rule input; nothing when the file is missing (the
+    job then fails alone with geounet's one-line error)."""
+    labels = scene_finetune_labels(wildcards)
+    return [labels] if Path(labels).is_file() else []
+
+
+def finetune_options(wildcards):
+    """`--minutes M` of geounet finetune from the config (nothing: its default)."""
+    minutes = config["finetune_minutes"]
+    return "" if minutes is None else f"--minutes {float(minutes)}"
 
 
 def tiling_options(wildcards):
@@ -284,7 +349,7 @@ def split_option(wildcards, input):
     body/contact channels (P: the model card's; a trained model's once it exists)."""
     if not SPLIT:
         return ""
-    card = trained_card() if config["train"] else CARD
+    card = scene_card(wildcards)
     return f"--split {shlex.quote(input.split)} --body-threshold {card.body_threshold}"
 
 

@@ -8,12 +8,12 @@
 rule plan:
     input:
         image=scene_image_input,
-        model=model_input,
+        model=base_model_input,
     output:
         plan=R("{scene}/{scene}.tiles.gpkg"),
     params:
         image=scene_image,
-        model=model_option,
+        model=base_model_option,
         tiling=tiling_options,
     conda:
         "envs/geounet.yaml"

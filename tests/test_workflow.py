@@ -1,5 +1,6 @@
 """The Snakemake workflow: lint, config validation, and a real run on two small scenes."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -11,12 +12,15 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
+import pyogrio
 import pytest
 import rasterio
 import yaml
 from rasterio.windows import Window
 
-from geounet.model.checkpoint import read_card
+from geounet.core.provenance import Provenance, file_sha256
+from geounet.model.checkpoint import load_checkpoint, read_card, save_checkpoint
+from geounet.train.targets import TargetOptions
 from tests.conftest import SAMPLE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -305,3 +309,41 @@ def test_two_catalogues_keep_two_consistent_result_folders(project: Path) -> Non
     assert not (only_b / "summary.json").exists()  # no truth in it: no stale summary either
     summary = json.loads((project / "results" / "catalogue" / "summary.json").read_text())
     assert [row["scene"] for row in summary["scenes"]] == ["crop_a"]
+
+
+def test_a_scene_with_its_own_footprints_is_mapped_with_its_fine_tuned_model(
+    project: Path,
+) -> None:
+    # a base whose card says what its channels learn, as geounet train writes it
+    base = load_checkpoint(project / "tiny.safetensors")
+    targets = dataclasses.asdict(TargetOptions(contact_radius=3.0, body_erosion=3.0))
+    save_checkpoint(
+        project / "tiny.safetensors", dataclasses.replace(base.card, targets=targets), base.model
+    )
+    (project / "scenes" / "catalogue.csv").write_text(
+        "scene_id,image,truth,finetune_labels\n"
+        "crop_a,area a.tif,truth.gpkg,\ncrop_b,b.tif,,truth.gpkg\n"
+    )
+    config = [*CONFIG, "finetune_minutes=0.1"]
+    targets = [f"results/catalogue/{sid}/{sid}.buildings.gpkg" for sid in ("crop_a", "crop_b")]
+    result = snakemake(*targets, "--cores", "2", *config, cwd=project)
+    results = project / "results" / "catalogue"
+    logs = "".join(f"\n{p}:\n{p.read_text()[-1500:]}" for p in results.glob("**/logs/*.log"))
+    assert result.returncode == 0, result.stderr[-3000:] + logs
+    tuned = results / "crop_b" / "model" / "crop_b.safetensors"
+    card = read_card(tuned)
+    assert card.class_names == read_card(project / "tiny.safetensors").class_names
+    # crop_b is predicted with its own model and vectorised at its card's thresholds,
+    # crop_a with the workflow's model (the outputs' provenance names the model)
+    made = {}
+    for sid in ("crop_a", "crop_b"):
+        with rasterio.open(results / sid / f"{sid}.prob.tif") as src:
+            made[sid] = Provenance.from_tags(dict(src.tags()))
+    assert made["crop_b"] is not None and made["crop_b"].model == "crop_b.safetensors"
+    assert made["crop_b"].model_sha256 == file_sha256(tuned)
+    assert made["crop_a"] is not None and made["crop_a"].model == "tiny.safetensors"
+    assert not (results / "crop_a" / "model").exists()
+    vectorised = (results / "crop_b" / "logs" / "vectorise.log").read_text()
+    footprints = results / "crop_b" / "crop_b.buildings.gpkg"
+    meta = pyogrio.read_info(footprints, layer="buildings")["layer_metadata"]
+    assert float(meta["GEOUNET_THRESHOLD"]) == pytest.approx(card.threshold), vectorised

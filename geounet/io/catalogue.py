@@ -3,14 +3,16 @@
 Two forms are accepted:
 
 * a CSV or TSV table with the columns ``scene_id``, ``image`` and optionally ``truth``
-  and ``existing`` (buildings already mapped there, to conflate the footprints with;
-  paths relative to the catalogue file; other columns are ignored, ``#`` starts a
-  comment line);
+  and ``existing`` (buildings already mapped there, to conflate the footprints with) and
+  ``finetune_labels`` (footprints digitised in the scene, to fine-tune the model on before
+  mapping it; paths relative to the catalogue file; other columns are ignored, ``#``
+  starts a comment line);
 * a STAC ItemCollection, Catalog or Collection JSON (read with pystac) whose items carry
   the image as an asset keyed ``image`` (or the first asset with role ``data``, or the
   first GeoTIFF asset) and, optionally, the truth as an asset keyed ``labels``/``truth``
-  or with role ``labels``/``label``, and the existing buildings as an asset keyed
-  ``existing``; the item id is the scene id.
+  or with role ``labels``/``label``, the existing buildings as an asset keyed
+  ``existing`` and the fine-tuning footprints as one keyed ``finetune_labels``; the item
+  id is the scene id.
 
 Every row is checked against :data:`ROW_SCHEMA`; scene ids must be unique (case-insensitive,
 for case-insensitive file systems) and safe as folder names, so that no catalogue entry can
@@ -47,6 +49,7 @@ ROW_SCHEMA: dict[str, Any] = {
         "image": {"type": "string", "minLength": 1},
         "truth": {"type": ["string", "null"]},
         "existing": {"type": ["string", "null"]},
+        "finetune_labels": {"type": ["string", "null"]},
     },
 }
 
@@ -67,12 +70,15 @@ class Scene:
         truth: Absolute path of its true footprints, or ``None``.
         existing: Absolute path of the buildings already mapped there (an OSM extract,
             open buildings, a city layer), or ``None``.
+        finetune_labels: Absolute path of footprints digitised in the scene to fine-tune
+            the model on before mapping it, or ``None``.
     """
 
     scene_id: str
     image: Path | str
     truth: Path | None = None
     existing: Path | None = None
+    finetune_labels: Path | None = None
 
 
 def read_catalogue(path: str | os.PathLike[str], check_files: bool = True) -> list[Scene]:
@@ -140,7 +146,7 @@ def _table_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
         cells = {h: v.strip() for h, v in zip(header, values, strict=False)}
         row: dict[str, Any] = {"scene_id": cells.get("scene_id", "")}
         row["image"] = _resolve(path.parent, cells.get("image", ""))
-        for column in ("truth", "existing"):
+        for column in ("truth", "existing", "finetune_labels"):
             value = cells.get(column, "")
             row[column] = _resolve(path.parent, value) if value else None
         rows.append((f"line {n}", row))
@@ -184,6 +190,7 @@ def _stac_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
             continue
         truth = _pick_asset(item.assets, TRUTH_KEYS, TRUTH_ROLES, ())
         existing = item.assets.get("existing")
+        tune = item.assets.get("finetune_labels")
         self_href = item.get_self_href()
         base = Path(self_href).parent if self_href else path.parent
         try:
@@ -192,6 +199,7 @@ def _stac_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
                 "image": _stac_href(image, base),
                 "truth": _stac_href(truth, base) if truth is not None else None,
                 "existing": _stac_href(existing, base) if existing is not None else None,
+                "finetune_labels": _stac_href(tune, base) if tune is not None else None,
             }
         except InputError as exc:
             rows.append((where, {"__error__": str(exc)}))
@@ -265,16 +273,14 @@ def _validate(path: Path, rows: list[tuple[str, dict[str, Any]]], check_files: b
             continue
         seen[sid.lower()] = where
         if check_files:
-            for col in ("image", "truth", "existing"):
+            for col in ("image", "truth", "existing", "finetune_labels"):
                 f = row.get(col)
                 if f and is_local(f) and not Path(f).is_file():
                     what = "is a directory" if Path(f).is_dir() else "not found"
                     problems.append(f"{where} (scene {sid}): {col} {f} {what}")
-        truth, existing = row.get("truth"), row.get("existing")
+        files = [row.get(c) for c in ("truth", "existing", "finetune_labels")]
         image = Path(row["image"]) if is_local(row["image"]) else row["image"]
-        scenes.append(
-            Scene(sid, image, Path(truth) if truth else None, Path(existing) if existing else None)
-        )
+        scenes.append(Scene(sid, image, *(Path(f) if f else None for f in files)))
     if problems:
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise InputError(f"catalogue {path}, {problems[0]}{more}")
