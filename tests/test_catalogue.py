@@ -47,6 +47,9 @@ def test_existing_buildings_to_conflate_with(files: Path) -> None:
     cat = write(files / "cat.csv", "scene_id,image,existing\na,img/a.tif,osm.gpkg\nb,img/b.tif,\n")
     a, b = read_catalogue(cat)
     assert a.existing == files / "osm.gpkg" and a.truth is None and b.existing is None
+    tune = write(files / "tune.csv", "scene_id,image,finetune_labels\na,img/a.tif,truth.gpkg\n")
+    (scene,) = read_catalogue(tune)
+    assert scene.finetune_labels == files / "truth.gpkg" and scene.existing is None
     gone = write(files / "gone.csv", "scene_id,image,existing\na,img/a.tif,nothere.gpkg\n")
     with pytest.raises(InputError) as exc:
         read_catalogue(gone)
