@@ -79,18 +79,18 @@ def figures(score: ThresholdScore) -> dict[str, Any]:
     }
 
 
-PRECISION = "auto"
-"""The precision the scenes are predicted at (``--precision``)."""
-
-
 def score(
-    model: Path, images: Sequence[Path], labels: Sequence[Path], whole: bool
+    model: Path,
+    images: Sequence[Path],
+    labels: Sequence[Path],
+    whole: bool,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Predict the scenes whole and score their strips (or, with ``whole``, all of them)."""
     ck = load_checkpoint(model)
     split = scene_split(list(images), VAL_FRACTION)
     roi = shapely.union_all([split.train_roi, split.val_roi]) if whole else split.val_roi
-    options = PredictOptions(tta=ck.card.tta, precision=PRECISION)
+    options = PredictOptions(tta=ck.card.tta, precision=precision)
     strips = predict_strips(ck, images, labels, roi, split.crs, options)
     body = (ck.card.body_threshold,) if "body" in ck.card.class_names else (0.5,)
     (result,) = sweep_strips(strips, (ck.card.threshold,), body)
@@ -98,7 +98,11 @@ def score(
 
 
 def measure(
-    model: Path, lopo: Path | None, name: str, lopo_from: Path | None = None
+    model: Path,
+    lopo: Path | None,
+    name: str,
+    lopo_from: Path | None = None,
+    precision: str = "auto",
 ) -> dict[str, Any]:
     """Every row for one model (see the module's description)."""
     rows: dict[str, Any] = {"name": name, "model": str(model), "strip": {}, "test": {}, "lopo": {}}
@@ -107,14 +111,15 @@ def measure(
         rows["lopo"] = earlier["lopo"]
         rows["lopo_source"] = earlier.get("lopo_source", str(lopo_from))
     for place, (images, labels) in places().items():
-        rows["strip"][place] = score(model, images, labels, whole=False)
+        rows["strip"][place] = score(model, images, labels, False, precision)
         print(f"{name} strip {place}: {rows['strip'][place]}", file=sys.stderr)
         if lopo is not None:
-            rows["lopo"][place] = score(lopo / f"lopo_{place}.safetensors", images, labels, True)
+            lopo_model = lopo / f"lopo_{place}.safetensors"
+            rows["lopo"][place] = score(lopo_model, images, labels, True, precision)
             print(f"{name} lopo {place}: {rows['lopo'][place]}", file=sys.stderr)
     for scene in TEST_SCENES:
         rows["test"][scene] = score(
-            model, [SAMPLE / f"{scene}.tif"], [SAMPLE / "buildings.gpkg"], whole=True
+            model, [SAMPLE / f"{scene}.tif"], [SAMPLE / "buildings.gpkg"], True, precision
         )
         print(f"{name} test {scene}: {rows['test'][scene]}", file=sys.stderr)
     return rows
@@ -207,11 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.model is None or args.json is None:
         parser.error("give MODEL and --json, or --card")
-    global PRECISION
-    PRECISION = args.precision
     if args.lopo is not None and args.lopo_from is not None:
         parser.error("give --lopo or --lopo-from, not both")
-    rows = measure(args.model, args.lopo, args.name, args.lopo_from)
+    rows = measure(args.model, args.lopo, args.name, args.lopo_from, args.precision)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(rows, indent=1) + "\n")
     return 0

@@ -25,6 +25,7 @@ import csv
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,9 @@ from geounet.train.datasets import scene_split
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
 TEST = ("kampala_b_z21",)
+
+SHAPE_FIELDS = tuple(f.name for f in fields(ShapeFigures))
+"""The summed outline figures a result row carries (:class:`ShapeFigures`' fields)."""
 
 Variant = Callable[[gpd.GeoDataFrame, float], gpd.GeoDataFrame]
 """Footprints in, footprints out, given the pixel size in CRS units."""
@@ -141,7 +145,15 @@ def measure(variants: list[str], work: Path, simplify_m: float | None = None) ->
             shapes = shape_figures(list(p_m), list(t_m))
             overlaps = _overlaps(pred)
             row = results[name].setdefault(
-                place, {"tp": 0, "fp": 0, "fn": 0, "iou_sum": 0.0, "overlaps": 0, **_zero()}
+                place,
+                {
+                    "tp": 0,
+                    "fp": 0,
+                    "fn": 0,
+                    "iou_sum": 0.0,
+                    "overlaps": 0,
+                    **asdict(ShapeFigures()),
+                },
             )
             c = matching.counts
             row["tp"] += c.tp
@@ -149,26 +161,11 @@ def measure(variants: list[str], work: Path, simplify_m: float | None = None) ->
             row["fn"] += c.fn
             row["iou_sum"] += c.iou_sum
             row["overlaps"] += overlaps
-            for key, value in _sums(shapes).items():
+            for key, value in asdict(shapes).items():
                 row[key] += value
             print(f"{name} {place} {image.stem}: {c.tp}/{c.fp}/{c.fn} {shapes.to_dict()}",
                   file=sys.stderr)  # fmt: skip
     return results
-
-
-def _zero() -> dict[str, float]:
-    return dict.fromkeys(_sums(ShapeFigures()), 0)
-
-
-def _sums(s: ShapeFigures) -> dict[str, float]:
-    return {
-        "pairs": s.pairs,
-        "predicted_vertices": s.predicted_vertices,
-        "truth_vertices": s.truth_vertices,
-        "predicted_offset_sum": s.predicted_offset_sum,
-        "truth_offset_sum": s.truth_offset_sum,
-        "polis_sum": s.polis_sum,
-    }
 
 
 def _overlaps(gdf: gpd.GeoDataFrame) -> int:
@@ -195,10 +192,7 @@ def table(results: dict[str, Any]) -> str:
         pooled = {key: sum(r[key] for r in strips) for key in strips[0]} if strips else {}
         rows = {**places, "four strips, pooled": pooled} if pooled else places
         for place, r in rows.items():
-            f = ShapeFigures(
-                r["pairs"], r["predicted_vertices"], r["truth_vertices"],
-                r["predicted_offset_sum"], r["truth_offset_sum"], r["polis_sum"],
-            )  # fmt: skip
+            f = ShapeFigures(**{key: r[key] for key in SHAPE_FIELDS})
             tp, fp, fn = r["tp"], r["fp"], r["fn"]
             f1 = 2 * tp / max(2 * tp + fp + fn, 1)
             iou = r["iou_sum"] / max(tp, 1)

@@ -106,12 +106,12 @@ class ShapeFigures:
     @property
     def predicted_offset(self) -> float:
         """Mean offset of the predicted corners from a right angle, degrees."""
-        return self.predicted_offset_sum / self.predicted_vertices if self.pairs else 0.0
+        return self.predicted_offset_sum / max(self.predicted_vertices, 1)
 
     @property
     def truth_offset(self) -> float:
         """Mean offset of the true corners from a right angle, degrees."""
-        return self.truth_offset_sum / self.truth_vertices if self.pairs else 0.0
+        return self.truth_offset_sum / max(self.truth_vertices, 1)
 
     @property
     def polis(self) -> float:

@@ -18,11 +18,10 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pandas as pd
 import pyogrio
 import shapely
 
-from geounet.core.objects import match_objects
+from geounet.core.objects import greedy_matches, pair_ious
 from geounet.errors import InputError
 from geounet.footprints.merge import read_footprints
 from geounet.footprints.vectorize import area_m2
@@ -93,22 +92,13 @@ def conflate(
     """
     pred = np.asarray(predicted.geometry.to_list(), dtype=object)
     have = np.asarray(existing.to_list(), dtype=object)
-    matching = match_objects(pred, have, iou_threshold)
-    status = np.full(len(pred), "new", dtype=object)
+    pi, ei, pair_iou = pair_ious(pred, have)  # every overlapping pair, once
     iou = np.zeros(len(pred))
+    np.maximum.at(iou, pi, pair_iou)  # each prediction's best overlap (0: none)
+    status = np.where(iou > 0, "conflict", "new").astype(object)
     matched_existing = np.zeros(len(have), dtype=bool)
-    for p, e, value in matching.matches:
+    for p, e, value in greedy_matches(pi, ei, pair_iou, iou_threshold):
         status[p], iou[p], matched_existing[e] = "match", value, True
-    if len(have) and len(pred):
-        tree = shapely.STRtree(have)
-        pi, ei = tree.query(pred, predicate="intersects")
-        inter = shapely.area(shapely.intersection(pred[pi], have[ei]))
-        union = shapely.area(shapely.union(pred[pi], have[ei]))
-        overlap = inter > 0
-        best = pd.Series(inter[overlap] / union[overlap]).groupby(pi[overlap]).max()
-        for p, value in best.items():
-            if status[int(p)] == "new":
-                status[int(p)], iou[int(p)] = "conflict", value
     area = shapely.union_all(pred).envelope if len(pred) else shapely.Polygon()
     missing = [k for k in np.flatnonzero(~matched_existing) if have[k].intersects(area)]
     frame = gpd.GeoDataFrame(

@@ -29,8 +29,6 @@ from geounet.io.atomic import atomic_path
 COORDINATE_DIGITS = 7
 """Decimals of longitude and latitude written (OSM's own precision, about a centimetre)."""
 
-FORMATS = ("osm", "geojson")
-
 
 @dataclass(frozen=True)
 class Exported:

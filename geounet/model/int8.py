@@ -21,6 +21,7 @@ from torch import nn
 
 from geounet.core.provenance import file_sha256
 from geounet.errors import InputError
+from geounet.io.atomic import atomic_path
 from geounet.model.checkpoint import Checkpoint
 from geounet.model.network import Ensemble, fuse_for_inference
 
@@ -81,11 +82,9 @@ def quantize(checkpoint: Checkpoint, calibration: Sequence[torch.Tensor], out: P
     data = nncf.Dataset([t.contiguous().numpy() for t in calibration])
     quantised = nncf.quantize(model, data, subset_size=len(calibration))
     quantised.set_rt_info(file_sha256(checkpoint.source), RT_KEY)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.xml")
-    ov.save_model(quantised, str(tmp), compress_to_fp16=False)
-    tmp.with_suffix(".bin").replace(out.with_suffix(".bin"))
-    tmp.replace(out)
+    with atomic_path(out) as tmp:  # the XML lands last: an IR without it is never read
+        ov.save_model(quantised, str(tmp), compress_to_fp16=False)
+        tmp.with_suffix(".bin").replace(out.with_suffix(".bin"))
     return out
 
 

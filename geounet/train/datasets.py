@@ -24,6 +24,7 @@ import numpy.typing as npt
 import pandas as pd
 import rasterio
 import rasterio.features
+import rasterio.transform
 import rasterio.warp
 import shapely
 from rasterio.crs import CRS
@@ -33,9 +34,10 @@ from rasterio.transform import from_origin
 from rasterio.vrt import WarpedVRT
 from shapely.geometry.base import BaseGeometry
 
+from geounet.core.extents import Extent
 from geounet.core.resampling import check_resampling
 from geounet.errors import ChipSizeError, InputError
-from geounet.io.raster import ground_pixel_size_m, scene_extent
+from geounet.io.raster import ground_pixel_size_m, lonlat_bounds
 from geounet.train.arrays import SceneArrays, TrainingData, chip_origins, count_footprints
 from geounet.train.targets import SceneLayout, TargetOptions
 
@@ -338,6 +340,15 @@ def _read_scene(
     return image, valid, transform, scale
 
 
+def _extent(
+    path: Path, crs: CRS, transform: rasterio.Affine, shape: tuple[int, int]
+) -> Extent | None:
+    """A scene's extent for the card's ``trained_on``, from the grid it was read onto."""
+    bounds = rasterio.transform.array_bounds(shape[0], shape[1], transform)
+    lonlat = lonlat_bounds(crs, bounds)
+    return None if lonlat is None else Extent.around(path.stem, lonlat)
+
+
 def build_training_data(
     images: Sequence[Path],
     labels: Sequence[Path],
@@ -432,7 +443,7 @@ def build_training_data(
                 trainable=trainable,
                 val_start=val_start,
                 held_out=held_out,
-                extent=scene_extent(path),
+                extent=_extent(path, split.crs, transform, (height, width)),
             )
         )
     if not any(int(s.instances.max(initial=0)) > 0 for s in scenes):

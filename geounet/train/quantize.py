@@ -16,10 +16,11 @@ import torch
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
-from geounet.errors import InputError
 from geounet.io.raster import ground_pixel_size_m, select_bands
 from geounet.model.checkpoint import Checkpoint, load_checkpoint
 from geounet.model.int8 import int8_path, quantize
+from geounet.train.datasets import scene_split
+from geounet.train.strip import strip_window
 
 TILE = 512
 """Side of a calibration tile on the model's grid, in pixels."""
@@ -46,8 +47,7 @@ def strip_tiles(
     Raises:
         InputError: If ``val_fraction`` is not in (0, 1).
     """
-    if not 0.0 < val_fraction < 1.0:
-        raise InputError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
+    split = scene_split(images, val_fraction)  # the strips training and calibrate cut
     card = checkpoint.card
     multiple = card.model.size_multiple
     out: list[torch.Tensor] = []
@@ -55,15 +55,17 @@ def strip_tiles(
         with rasterio.open(image) as src:
             bands = select_bands(src, card.model.in_channels)
             factor = ground_pixel_size_m(src) / card.pixel_size_m  # model px per scene px
-            left = int(src.width * (1 - val_fraction))
-            width = min(TILE, int((src.width - left) * factor) // multiple * multiple)
-            height = min(TILE, int(src.height * factor) // multiple * multiple)
+            strip = strip_window(src, split.val_roi, split.crs)
+            if strip is None:
+                continue
+            width = min(TILE, int(strip.width * factor) // multiple * multiple)
+            height = min(TILE, int(strip.height * factor) // multiple * multiple)
             if width < multiple or height < multiple:
                 continue
             span = (width / factor, height / factor)  # the tile in scene pixels
-            rows = np.linspace(0, max(src.height - span[1], 0), per_scene)
-            for row in rows:
-                window = Window(left, float(row), span[0], span[1])
+            top, bottom = strip.row_off, strip.row_off + strip.height - span[1]
+            for row in np.linspace(top, max(bottom, top), per_scene):
+                window = Window(strip.col_off, float(row), span[0], span[1])
                 raw = src.read(
                     bands, window=window, out_shape=(len(bands), height, width),
                     resampling=Resampling.bilinear,
