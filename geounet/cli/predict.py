@@ -8,18 +8,12 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
+from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from geounet.cli._app import app, fail, user_errors
 from geounet.cli._choices import Device, Precision, Tta
 from geounet.footprints import SIMPLIFY_M
+from geounet.io.progress import progress_display
 
 
 def _parse_range(text: str | None) -> tuple[float, float] | None:
@@ -211,14 +205,13 @@ def predict(
         tta=tta,
     )
     console = Console(stderr=True)
-    bar = Progress(
+    bar = progress_display(
         TextColumn("[bold]{task.description:<10}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
         console=console,
         disable=quiet,
-        transient=False,
     )
     tasks: dict[str, TaskID] = {}
 

@@ -24,12 +24,13 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
 from geounet.core.extents import merge_extents
 from geounet.errors import CheckpointError, InputError, OutputExistsError
+from geounet.io.progress import progress_display
 from geounet.model.checkpoint import ModelCard, Normalization, load_checkpoint, save_checkpoint
 from geounet.model.device import autocast, resolve_precision, select_device
 from geounet.model.network import ModelConfig, build_model
@@ -267,6 +268,14 @@ def _time_left(elapsed: float, step: int, total_steps: int, budget: float | None
     return f"about {max(left, 0.0) / 60:.0f} min left" if step else ""
 
 
+def _done_fraction(elapsed: float, step: int, total_steps: int, budget: float | None) -> float:
+    """How much of the run is done: by its steps, or by its time budget when that is nearer."""
+    done = step / max(total_steps, 1)
+    if budget is not None:
+        done = max(done, elapsed / budget)
+    return min(done, 1.0)
+
+
 def _infinite(loader: DataLoader[Any]) -> Iterator[dict[str, Any]]:
     while True:
         yield from loader
@@ -491,7 +500,7 @@ def run(
         f"{data.pixel_size_m:.4f} m pixels, {device.type} {str(dtype).replace('torch.', '')}; "
         f"{len(vset.chips)} validation chips"
     )
-    progress = Progress(
+    progress = progress_display(
         TextColumn("epoch {task.fields[epoch]}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} loss {task.fields[loss]:.4f}"),
@@ -506,7 +515,12 @@ def run(
         while record["epoch"] < cfg.epochs:
             epoch = int(record["epoch"]) + 1
             task = progress.add_task(
-                "train", total=cfg.steps_per_epoch, epoch=epoch, loss=0.0, left=""
+                f"training epoch {epoch}/{cfg.epochs}",
+                total=cfg.steps_per_epoch,
+                epoch=epoch,
+                loss=0.0,
+                left="",
+                overall=None,
             )
             losses: list[float] = []
             for _ in range(cfg.steps_per_epoch):
@@ -552,11 +566,13 @@ def run(
                     ema.update_parameters(model)
                 record["step"] += 1
                 losses.append(float(loss.detach()))
+                elapsed = time.monotonic() - start
                 progress.update(
                     task,
                     advance=1,
                     loss=float(np.mean(losses)),
-                    left=_time_left(time.monotonic() - start, record["step"], total_steps, budget),
+                    left=_time_left(elapsed, record["step"], total_steps, budget),
+                    overall=_done_fraction(elapsed, record["step"], total_steps, budget),
                 )
             progress.remove_task(task)
             val_loss, scores = _evaluate(
