@@ -147,7 +147,7 @@ def main() -> None:
     parser.add_argument("--model")
     parser.add_argument("--options", default="")
     parser.add_argument("--xyz", help="URL template of an XYZ tile layer to map instead")
-    parser.add_argument("--extent", help="extent to map: xmin,xmax,ymin,ymax [EPSG:4326]")
+    parser.add_argument("--extent", help="extent to map: xmin,xmax,ymin,ymax [CRS]")
     parser.add_argument("--zoom", type=int)
     parser.add_argument("--minutes", type=float, default=0.1)
     parser.add_argument(
@@ -188,7 +188,9 @@ def main() -> None:
         uri = f"type=xyz&url={quote(args.xyz, safe=':/')}&zmax={args.zoom or 19}&zmin=0"
         layer = QgsRasterLayer(uri, "my tiles", "wms")
         QgsProject.instance().addMapLayer(layer)
-        params.update(INPUT=layer.id(), EXTENT=args.extent, ZOOM=args.zoom)
+        params.update(INPUT=layer.id(), ZOOM=args.zoom)
+    if args.extent:
+        params["EXTENT"] = args.extent
     if args.scenario == "predict":
         report["predict"] = run("geounet:predict", params, Recorder())
         if args.truth:

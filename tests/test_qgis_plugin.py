@@ -411,3 +411,38 @@ def test_finetune_in_qgis_writes_a_model_for_predict(
     assert any(line.startswith(f"wrote {out}") for line in tune["log_tail"])
     card = read_card(out)
     assert card.model.base_width == TINY["width"]  # the base model's card was kept
+
+
+@needs_qgis
+def test_an_extent_maps_that_part_of_a_file(installed_plugin: Path, tmp_path: Path) -> None:
+    scene = SAMPLE / "kampala_b_z21.tif"
+    with rasterio.open(scene) as src:
+        left, bottom, right, top = src.bounds
+        crs = src.crs
+        full_width = src.width
+    middle = (left + right) / 2
+    out = tmp_path / "out"
+    report = _qgis_check(
+        installed_plugin,
+        "predict",
+        "--scene",
+        str(scene),
+        "--extent",
+        f"{left},{middle},{bottom},{top} [EPSG:{crs.to_epsg()}]",
+        "--out",
+        str(out),
+    )
+    assert report["predict"]["error"] is None
+    assert report["files"] == [
+        "kampala_b_z21.buildings.gpkg",
+        "kampala_b_z21.prob.qmd",
+        "kampala_b_z21.prob.qml",
+        "kampala_b_z21.prob.tif",
+    ]  # named after the scene, nothing else left in the folder
+    with rasterio.open(out / "kampala_b_z21.prob.tif") as prob:
+        assert prob.crs == crs
+        assert abs(prob.bounds.left - left) < 0.1 and abs(prob.bounds.right - middle) < 0.1
+        assert abs(prob.width - full_width / 2) <= 1
+    footprints = gpd.read_file(out / "kampala_b_z21.buildings.gpkg")
+    assert len(footprints) and footprints.total_bounds[0] >= left - 0.1
+    assert footprints.total_bounds[2] <= middle + 0.1

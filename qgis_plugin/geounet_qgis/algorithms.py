@@ -268,7 +268,7 @@ class PredictAlgorithm(GeounetAlgorithm):
         out_dir = Path(self.parameterAsString(parameters, self.OUTPUT, context))
         out_dir.mkdir(parents=True, exist_ok=True)
         area = self._area(parameters, context, layer)
-        scene, name, extra = self._scene(parameters, context, layer, area, out_dir)
+        scene, name, extra = self._scene(parameters, context, layer, area)
         args = ["predict", scene, "--out-dir", str(out_dir), "--name", name, "--overwrite"]
         args += extra
         model = self.parameterAsFile(parameters, self.MODEL, context)
@@ -331,7 +331,6 @@ class PredictAlgorithm(GeounetAlgorithm):
         context: QgsProcessingContext,
         layer: QgsRasterLayer,
         area: QgsRectangle | None,
-        out_dir: Path,
     ) -> tuple[str, str, list[str]]:
         """What geounet predicts: ``(scene, output stem, extra arguments)``."""
         source = layer.source()
@@ -351,7 +350,7 @@ class PredictAlgorithm(GeounetAlgorithm):
         from osgeo import gdal
 
         gdal.UseExceptions()
-        crop = Path(tempfile.mkdtemp(prefix="geounet-", dir=out_dir)) / f"{stem}.vrt"
+        crop = Path(tempfile.mkdtemp(dir=QgsProcessingUtils.tempFolder())) / f"{stem}.vrt"
         window = [area.xMinimum(), area.yMaximum(), area.xMaximum(), area.yMinimum()]
         try:
             gdal.Translate(str(crop), source, format="VRT", projWin=window)
