@@ -14,10 +14,10 @@ from typing import Any
 from urllib.parse import parse_qs
 
 from qgis.core import (
+    Qgis,
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsMapLayer,
-    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
@@ -50,13 +50,41 @@ TTA_CHOICES = ["none", "flips", "d4"]
 WGS84 = "EPSG:4326"
 
 
+def _enum(new: str, old: str) -> Any:
+    """An enum value by its ``Qgis`` name (QGIS 3.36 on, the only one in QGIS 4) or its old one.
+
+    Args:
+        new: ``Enum.Member`` under ``qgis.core.Qgis``.
+        old: ``Class.Member`` under ``qgis.core`` (QGIS 3.22 to 3.34).
+    """
+    import qgis.core
+
+    for root, path in ((Qgis, new), (qgis.core, old)):
+        value: Any = root
+        try:
+            for part in path.split("."):
+                value = getattr(value, part)
+        except AttributeError:
+            continue
+        return value
+    raise AttributeError(f"neither Qgis.{new} nor {old} in this QGIS")
+
+
+POLYGONS = _enum("ProcessingSourceType.VectorPolygon", "QgsProcessing.TypeVectorPolygon")
+DOUBLE = _enum("ProcessingNumberParameterType.Double", "QgsProcessingParameterNumber.Double")
+FOLDER = _enum("ProcessingFileParameterBehavior.Folder", "QgsProcessingParameterFile.Folder")
+ADVANCED = _enum(
+    "ProcessingParameterFlag.Advanced", "QgsProcessingParameterDefinition.FlagAdvanced"
+)
+
+
 def _tr(text: str) -> str:
     return QCoreApplication.translate("geounet", text)
 
 
 def advanced(parameter: QgsProcessingParameterDefinition) -> QgsProcessingParameterDefinition:
     """Show a parameter under "Advanced Parameters" (folded) in the dialog."""
-    parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    parameter.setFlags(parameter.flags() | ADVANCED)
     return parameter
 
 
@@ -196,7 +224,7 @@ class PredictAlgorithm(GeounetAlgorithm):
             QgsProcessingParameterVectorLayer(
                 self.AOI,
                 _tr("Area of interest (its bounding box is mapped)"),
-                [QgsProcessing.TypeVectorPolygon],
+                [POLYGONS],
                 optional=True,
             )
         )
@@ -224,7 +252,7 @@ class PredictAlgorithm(GeounetAlgorithm):
                 QgsProcessingParameterNumber(
                     self.THRESHOLD,
                     _tr("Probability threshold (default: the model's)"),
-                    type=QgsProcessingParameterNumber.Double,
+                    type=DOUBLE,
                     minValue=0.0,
                     maxValue=1.0,
                     optional=True,
@@ -414,14 +442,14 @@ class FinetuneAlgorithm(GeounetAlgorithm):
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, _tr("Scene")))
         self.addParameter(
             QgsProcessingParameterVectorLayer(
-                self.LABELS, _tr("Your building footprints"), [QgsProcessing.TypeVectorPolygon]
+                self.LABELS, _tr("Your building footprints"), [POLYGONS]
             )
         )
         self.addParameter(
             QgsProcessingParameterVectorLayer(
                 self.AOI,
                 _tr("Area where the footprints are complete"),
-                [QgsProcessing.TypeVectorPolygon],
+                [POLYGONS],
                 optional=True,
             )
         )
@@ -437,7 +465,7 @@ class FinetuneAlgorithm(GeounetAlgorithm):
             QgsProcessingParameterNumber(
                 self.MINUTES,
                 _tr("Time budget (minutes)"),
-                type=QgsProcessingParameterNumber.Double,
+                type=DOUBLE,
                 minValue=0.1,
                 defaultValue=12.0,
             )
@@ -503,15 +531,13 @@ class EvaluateAlgorithm(GeounetAlgorithm):
     def initAlgorithm(self, config: dict[str, Any] | None = None) -> None:  # noqa: D102, N802
         self.addParameter(QgsProcessingParameterRasterLayer(self.INPUT, _tr("Scene")))
         self.addParameter(
-            QgsProcessingParameterVectorLayer(
-                self.TRUTH, _tr("True footprints"), [QgsProcessing.TypeVectorPolygon]
-            )
+            QgsProcessingParameterVectorLayer(self.TRUTH, _tr("True footprints"), [POLYGONS])
         )
         self.addParameter(
             QgsProcessingParameterFile(
                 self.PREDICTION,
                 _tr("Output folder of 'Map buildings'"),
-                behavior=QgsProcessingParameterFile.Folder,
+                behavior=FOLDER,
             )
         )
         self.addParameter(
