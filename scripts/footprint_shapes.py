@@ -63,11 +63,19 @@ def _none(gdf: gpd.GeoDataFrame, pixel: float) -> gpd.GeoDataFrame:
     return gdf
 
 
-def _squared(simplify_px: float, parallel_px: float, allow_45: bool = True) -> Variant:
+def _squared(
+    simplify_px: float,
+    parallel_px: float,
+    allow_45: bool = True,
+    allow_circles: bool = True,
+    min_fit: float | None = None,
+) -> Variant:
     """Regularised by buildingregulariser with these settings, then overlaps cut."""
 
     def variant(gdf: gpd.GeoDataFrame, pixel: float) -> gpd.GeoDataFrame:
-        squared = regularize_footprints(gdf, pixel, simplify_px, parallel_px, allow_45)
+        squared = regularize_footprints(
+            gdf, pixel, simplify_px, parallel_px, allow_45, allow_circles, min_fit
+        )
         return remove_overlaps(squared)
 
     return variant
@@ -82,10 +90,17 @@ VARIANTS: dict[str, Variant] = {
     "reg_s5_p4": _squared(5, 4),
     "reg_s6_p4": _squared(6, 4),
     "reg_s4_p4_no45": _squared(4, 4, allow_45=False),
+    "reg_s6_p4_nocircle": _squared(6, 4, allow_circles=False),
+    "reg_s6_p4_fit0.8": _squared(6, 4, min_fit=0.8),
+    "reg_s6_p4_fit0.85": _squared(6, 4, min_fit=0.85),
+    "reg_s6_p4_fit0.9": _squared(6, 4, min_fit=0.9),
+    "reg_s6_p4_nocircle_fit0.85": _squared(6, 4, allow_circles=False, min_fit=0.85),
 }
 """The variants measured, by name: ``regularize`` is ``geounet predict --regularize``
 (simplify 6 px, parallel 4 px, then overlaps cut); ``reg_sS_pP`` the same at other
-settings; ``before`` the settings of geounet until 2026-12-04."""
+settings; ``before`` the settings of geounet until 2026-12-04; ``nocircle`` without
+buildingregulariser's circles; ``fitF`` keeps the traced outline of a footprint whose
+squared one overlaps it with an IoU below F."""
 
 
 def scenes() -> list[tuple[str, Path, Path, bool]]:

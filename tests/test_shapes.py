@@ -78,3 +78,23 @@ def test_two_touching_roofs_stay_touching_without_overlap() -> None:
     assert shapely.intersection(out[0], out[1]).area < 1e-6  # no overlap
     assert shapely.distance(out[0], out[1]) < 1e-6  # still touching
     assert all(len(outer_ring(g)) == 4 for g in out)
+
+
+def test_min_fit_keeps_the_outlines_squaring_would_change_too_much() -> None:
+    (stairs,) = traced(affinity.rotate(box(30, 40, 90, 70), 20, origin="centroid"))
+    (blob,) = traced(shapely.Point(60, 60).buffer(25).intersection(box(0, 0, 120, 75)))
+    gdf = frame(stairs, blob).assign(id=[1, 2])
+    plain = regularize_footprints(gdf, pixel=1.0)
+    fits = [shapely.area(g.intersection(t)) / shapely.area(g.union(t))
+            for g, t in zip(plain.geometry, (stairs, blob), strict=True)]  # fmt: skip
+    cut = (min(fits) + max(fits)) / 2  # one footprint fits better than the other
+    kept = regularize_footprints(gdf, pixel=1.0, min_fit=cut)
+    assert list(kept["id"]) == [1, 2] and set(kept.columns) == set(gdf.columns)
+    worse = int(np.argmin(fits))
+    better = 1 - worse
+    # the poorer fit keeps its traced outline (simplified, not squared); the other is squared
+    original = (stairs, blob)[worse]
+    back = kept.geometry[worse]
+    iou = shapely.area(back.intersection(original)) / shapely.area(back.union(original))
+    assert not back.equals(plain.geometry[worse]) and iou > fits[worse]
+    assert kept.geometry[better].equals(plain.geometry[better])

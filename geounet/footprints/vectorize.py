@@ -488,6 +488,8 @@ def regularize_footprints(
     simplify_px: float = 6.0,
     parallel_px: float = 4.0,
     allow_45: bool = True,
+    allow_circles: bool = True,
+    min_fit: float | None = None,
 ) -> gpd.GeoDataFrame:
     """Align footprint edges to right angles (and 45 degrees) with buildingregulariser.
 
@@ -507,20 +509,35 @@ def regularize_footprints(
         simplify_px: Simplification before aligning, in pixels.
         parallel_px: Nearly parallel edges closer than this merge, in pixels.
         allow_45: Allow edges at 45 degrees to the main direction.
+        allow_circles: Replace nearly round outlines by circles.
+        min_fit: Keep a footprint's traced outline (simplified at ``simplify_px``, not
+            squared) where its squared one overlaps it with an IoU below this (None: square
+            every footprint).
 
     Returns:
         The footprints with regular outlines; attributes are kept.
     """
     from buildingregulariser import regularize_geodataframe
 
+    traced = gdf.reset_index(drop=True)
     out = regularize_geodataframe(
-        gdf,
+        traced.assign(_row=np.arange(len(traced))),
         parallel_threshold=parallel_px * pixel,
         simplify_tolerance=simplify_px * pixel,
         allow_45_degree=allow_45,
+        allow_circles=allow_circles,
         num_cores=1,
+        include_metadata=True,
     )
     out = out[~out.geometry.is_empty & out.geometry.notna()]
+    if min_fit is not None and len(out):
+        poor = (out["iou"].to_numpy() < min_fit) & ~out["_row"].duplicated(keep=False).to_numpy()
+        rows = out["_row"].to_numpy()[poor]
+        kept = shapely.simplify(
+            traced.geometry.to_numpy()[rows], simplify_px * pixel, preserve_topology=True
+        )
+        out.loc[poor, "geometry"] = kept
+    out = out.drop(columns=[c for c in ("_row", "iou", "main_direction") if c in out.columns])
     return gpd.GeoDataFrame(out.reset_index(drop=True), geometry="geometry", crs=gdf.crs)
 
 
