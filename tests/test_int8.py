@@ -115,7 +115,8 @@ def test_cli_quantize_and_predict_int8(
 def test_the_bundled_model_in_int8_agrees_with_bfloat16_on_the_sample(tmp_path: Path) -> None:
     """The stated tolerance: on Kampala b (never used to calibrate), calibrated on the four
     places' strips as scripts/quantize_bundled_model.sh does, int8 probabilities are within
-    0.05 of bfloat16's on average (0.029 measured) and the footprint count within 5 %."""
+    0.01 of bfloat16's on average (0.004 measured; 0.028 before the calibration took global
+    activation ranges) and the footprint count within 3 % (82 against 81 measured)."""
     from geounet.model.checkpoint import bundled_model_path
     from tests.conftest import SAMPLE
 
@@ -134,5 +135,5 @@ def test_the_bundled_model_in_int8_agrees_with_bfloat16_on_the_sample(tmp_path: 
         with rasterio.open(result.probability) as src:
             probs[precision] = src.read(1, masked=True).astype(np.float64) / 255
     diff = np.abs(probs["int8"] - probs["bfloat16"])
-    assert diff.mean() < 0.05
-    assert abs(counts["int8"] - counts["bfloat16"]) <= 0.05 * counts["bfloat16"]
+    assert diff.mean() < 0.01
+    assert abs(counts["int8"] - counts["bfloat16"]) <= 0.03 * counts["bfloat16"]
