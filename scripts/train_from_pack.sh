@@ -9,7 +9,8 @@
 #   lopo_<place>.safetensors one network per place, trained on the other three (the
 #                            leave-one-place-out figures of the model card).
 # With PARALLEL=1 all seven run at once (a GPU has room for them); otherwise one by one
-# (on a 2-core CPU about 1.5 h each; each run resumes with RESUME=1). Logs go to
+# (on a 2-core CPU about 1.5 h each; each run resumes with RESUME=1); ONLY="lopo_banepa"
+# trains the named runs only. Logs go to
 # OUTDIR/<name>.log. The thresholds are chosen afterwards where the scenes are
 # (`bash scripts/train_bundled_model.sh finish`).
 set -euo pipefail
@@ -48,6 +49,13 @@ train_run() {
 }
 
 EXTRA=("$@")
+if [ -n "${ONLY:-}" ]; then  # ONLY="lopo_banepa member1": just these runs
+  kept=()
+  for run in "${runs[@]}"; do
+    case " $ONLY " in *" ${run%%|*} "*) kept+=("$run") ;; esac
+  done
+  runs=("${kept[@]}")
+fi
 if [ "${PARALLEL:-0}" = 1 ]; then
   for run in "${runs[@]}"; do train_run "$run" & done
   wait
