@@ -29,7 +29,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import csv
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -38,24 +38,12 @@ import numpy as np
 import torch
 
 from geounet.model.checkpoint import bundled_model_path, load_checkpoint
-from geounet.model.int8 import _probability_net
+from geounet.model.int8 import _first_convolutions, _probability_net
 from geounet.train.quantize import strip_tiles
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def training_scenes() -> dict[str, list[Path]]:
-    """The bundled model's training scenes by place (``sample_data/places.csv``)."""
-    places: dict[str, list[Path]] = {}
-    with (ROOT / "sample_data" / "places.csv").open(newline="") as f:
-        for row in csv.DictReader(f):
-            places.setdefault(row["place"], []).append(ROOT / "sample_data" / row["image"])
-    return places
-
-
-def _weight_shape(op: Any) -> list[int] | None:
-    shape = op.input_value(1).get_partial_shape()
-    return list(shape.to_shape()) if shape.is_static else None
+sys.path.insert(0, str(ROOT / "scripts"))
+from evaluate_places import places as training_places  # noqa: E402
 
 
 def main() -> None:
@@ -82,7 +70,7 @@ def main() -> None:
 
     ck = load_checkpoint(bundled_model_path())
     threshold = ck.card.threshold
-    places = training_scenes()
+    places = {place: images for place, (images, _) in training_places().items()}
     bands = ck.card.model.in_channels
     net = _probability_net(ck.model).eval()
     calibration = {p: strip_tiles(ck, images, per_scene=4) for p, images in places.items()}
@@ -96,10 +84,12 @@ def main() -> None:
         model = ov.convert_model(
             net, example_input=example, input=[ov.PartialShape([-1, bands, -1, -1])]
         )
-    convs = [op for op in model.get_ordered_ops() if op.get_type_name() == "Convolution"]
-    first = [op.get_friendly_name() for op in convs if (_weight_shape(op) or [0, 0])[1] == bands]
-    heads = [
-        op.get_friendly_name() for op in convs if (_weight_shape(op) or [0, 0, 0])[2:] == [1, 1]
+    first = _first_convolutions(model, bands)
+    heads = [  # the 1x1 output convolutions
+        op.get_friendly_name()
+        for op in model.get_ordered_ops()
+        if op.get_type_name() == "Convolution"
+        and list(op.input_value(1).get_partial_shape().to_shape())[2:] == [1, 1]
     ]
     minmax = AdvancedQuantizationParameters(
         activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX

@@ -34,7 +34,7 @@ class LineProgress(Progress):
         """Track tasks as rich does; write lines to ``stream`` (stderr by default)."""
         super().__init__(*columns, disable=True)
         self._stream = stream
-        self._said: dict[TaskID, tuple[int, str]] = {}
+        self._said: dict[TaskID, int] = {}  # the last percent written, per task
 
     def update(self, task_id: TaskID, **kwargs: Any) -> None:  # noqa: D102
         super().update(task_id, **kwargs)
@@ -53,13 +53,12 @@ class LineProgress(Progress):
             percent = int(100 * min(task.completed / task.total, 1.0))
         else:
             return
-        total = f"/{task.total:.0f}" if task.total is not None else ""
-        description = f"{task.description} {task.completed:.0f}{total}"
-        if self._said.get(task_id, (-1, ""))[0] == percent:
+        if self._said.get(task_id) == percent:
             return
-        self._said[task_id] = (percent, description)
+        self._said[task_id] = percent
+        total = f"/{task.total:.0f}" if task.total is not None else ""
         stream = self._stream or sys.stderr
-        stream.write(f"{PREFIX} {percent} {description}\n")
+        stream.write(f"{PREFIX} {percent} {task.description} {task.completed:.0f}{total}\n")
         stream.flush()
 
 

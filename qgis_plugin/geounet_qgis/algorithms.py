@@ -169,6 +169,15 @@ class GeounetAlgorithm(QgsProcessingAlgorithm):
     def helpUrl(self) -> str:  # noqa: D102, N802
         return "https://github.com/geounet/geounet/blob/main/docs/QGIS.md"
 
+    def scene_file(self, parameters: dict[str, Any], context: QgsProcessingContext) -> str:
+        """The INPUT raster's file (or GDAL path); tile services and other providers refused."""
+        layer = self.parameterAsRasterLayer(parameters, "INPUT", context)
+        if layer is None or layer.providerType() != "gdal":
+            raise QgsProcessingException(
+                _tr(f"{self.displayName()} needs the scene as a raster file (a GeoTIFF or COG)")
+            )
+        return str(layer.source())
+
     def run_geounet(
         self,
         args: list[str],
@@ -315,7 +324,7 @@ class PredictAlgorithm(GeounetAlgorithm):
         args += shlex.split(self.parameterAsString(parameters, self.OPTIONS, context) or "")
         probability = out_dir / f"{name}.prob.tif"
         footprints = out_dir / f"{name}.buildings.gpkg"
-        sidecars = [probability.with_suffix(".qml"), Path(f"{probability}.aux.xml")]
+        sidecars = [probability.with_suffix(".qml"), probability.with_suffix(".qmd")]
         self.run_geounet(
             args,
             feedback,
@@ -487,12 +496,10 @@ class FinetuneAlgorithm(GeounetAlgorithm):
         context: QgsProcessingContext,
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None or layer.providerType() != "gdal":
-            raise QgsProcessingException(_tr("fine-tuning needs a raster file (GeoTIFF)"))
+        scene = self.scene_file(parameters, context)
         labels = vector_path(self, parameters, self.LABELS, context, feedback)
         out = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
-        args = ["finetune", "--images", layer.source(), "--labels", str(labels), "--out", out]
+        args = ["finetune", "--images", scene, "--labels", str(labels), "--out", out]
         aoi = vector_path(self, parameters, self.AOI, context, feedback)
         if aoi:
             args += ["--aoi", aoi]
@@ -557,14 +564,12 @@ class EvaluateAlgorithm(GeounetAlgorithm):
         context: QgsProcessingContext,
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None or layer.providerType() != "gdal":
-            raise QgsProcessingException(_tr("evaluation needs the scene as a raster file"))
+        scene = self.scene_file(parameters, context)
         truth = vector_path(self, parameters, self.TRUTH, context, feedback)
         prediction = Path(self.parameterAsFile(parameters, self.PREDICTION, context))
-        stem = Path(layer.source()).stem
+        stem = Path(scene).stem
         out_dir = Path(self.parameterAsString(parameters, self.OUTPUT, context))
-        args = ["evaluate", layer.source(), "--truth", str(truth), "--out-dir", str(out_dir)]
+        args = ["evaluate", scene, "--truth", str(truth), "--out-dir", str(out_dir)]
         found = False
         for option, suffix in (("--prob", ".prob.tif"), ("--footprints", ".buildings.gpkg")):
             path = prediction / f"{stem}{suffix}"
