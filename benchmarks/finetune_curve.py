@@ -10,6 +10,10 @@ around each fine-tuning (training, then choosing thresholds on the area's own he
 part). Writes ``OUT/curve.json``, ``OUT/curve.md`` and ``OUT/curve.png``.
 
 Usage: python benchmarks/finetune_curve.py BASE.safetensors --out-dir docs/finetune [--minutes 12]
+       [--patience N] [--counts 25 50 all]
+
+``--counts`` reruns only those points and keeps the other rows of ``OUT/curve.json``;
+``--patience`` overrides ``geounet finetune``'s early stopping for the measurement.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ LABELS = ROOT / "sample_data" / "banepa" / "buildings.gpkg"
 COUNTS = (25, 50, 100, 200, None)  # None: every building of the training part
 
 
-def subsets(work: Path) -> list[tuple[str, Path, Path]]:
+def subsets(work: Path, counts: tuple[int | None, ...] = COUNTS) -> list[tuple[str, Path, Path]]:
     """(name, labels, area) of each run: the nearest buildings and their convex hull."""
     split = scene_split([SCENE], 0.2)
     frame = gpd.read_file(LABELS).to_crs(split.crs)
@@ -43,7 +47,7 @@ def subsets(work: Path) -> list[tuple[str, Path, Path]]:
     middle = split.train_roi.centroid
     train = train.assign(d=train.geometry.centroid.distance(middle)).sort_values("d")
     runs = []
-    for n in COUNTS:
+    for n in counts:
         part = train if n is None else train.iloc[:n]
         name = "all" if n is None else str(n)
         labels = work / f"labels_{name}.gpkg"
@@ -86,6 +90,8 @@ def main() -> int:
     parser.add_argument("base", type=Path)
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--minutes", type=float, default=12.0)
+    parser.add_argument("--patience", type=int, help="early stopping (default: finetune's)")
+    parser.add_argument("--counts", nargs="+", help="rerun these points only (25 ... all)")
     parser.add_argument("--replot", action="store_true", help="redraw OUT/curve.png only")
     args = parser.parse_args()
     if args.replot:
@@ -97,19 +103,30 @@ def main() -> int:
         return 0
     work = args.out_dir / "work"
     work.mkdir(parents=True, exist_ok=True)
-    rows = [{"buildings": 0, "name": "zero-shot", "minutes": 0.0,
-             **score(args.base, [SCENE], [LABELS], whole=False)}]  # fmt: skip
-    print(rows[-1], flush=True)
-    for name, labels, aoi in subsets(work):
+    schedule = {} if args.patience is None else {"patience": args.patience}
+    counts = COUNTS
+    rows: list[dict[str, object]] = []
+    if args.counts:
+        counts = tuple(None if c == "all" else int(c) for c in args.counts)
+        rows = json.loads((args.out_dir / "curve.json").read_text())
+    else:
+        rows = [{"buildings": 0, "name": "zero-shot", "minutes": 0.0,
+                 **score(args.base, [SCENE], [LABELS], whole=False)}]  # fmt: skip
+        print(rows[-1], flush=True)
+    for name, labels, aoi in subsets(work, counts):
         out = work / f"tuned_{name}.safetensors"
         start = time.monotonic()
         result, area = finetune([SCENE], [labels], out, model=args.base, aoi=aoi,
-                                minutes=args.minutes, overwrite=True, progress=False)  # fmt: skip
+                                minutes=args.minutes, overwrite=True, progress=False,
+                                **schedule)  # fmt: skip
         wall = (time.monotonic() - start) / 60
-        rows.append({"buildings": area.buildings, "name": name, "minutes": round(wall, 1),
-                     "epochs": result.epochs_run, "strip_buildings": result.strip_buildings,
-                     **score(out, [SCENE], [LABELS], whole=False)})  # fmt: skip
-        print(rows[-1], flush=True)
+        row = {"buildings": area.buildings, "name": name, "minutes": round(wall, 1),
+               "epochs": result.epochs_run, "stopped": result.stopped,
+               "strip_buildings": result.strip_buildings, **schedule,
+               **score(out, [SCENE], [LABELS], whole=False)}  # fmt: skip
+        rows = [r for r in rows if r["name"] != name] + [row]
+        print(row, flush=True)
+    rows.sort(key=lambda r: int(r["buildings"]))  # type: ignore[call-overload]
     (args.out_dir / "curve.json").write_text(json.dumps(rows, indent=1) + "\n")
     lines = ["| local buildings | wall time (min) | pixel IoU | object F1 | object P / R |",
              "|---|---|---|---|---|"]  # fmt: skip

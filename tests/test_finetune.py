@@ -132,6 +132,33 @@ def test_the_progress_bar_says_how_long_is_left() -> None:
     assert _time_left(200.0, 10, 100, 120.0) == "about 0 min left"
 
 
+@pytest.mark.parametrize(("argv", "patience"), [([], 0), (["--patience", "5"], 5)])
+def test_finetune_spends_its_whole_budget_unless_told_to_stop_early(
+    crop: tuple[Path, Path, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    patience: int,
+) -> None:
+    import geounet.train.training as module
+
+    scene, gpkg, _ = crop
+    base = _base(scene, gpkg, tmp_path / "base.safetensors")
+    seen: list[TrainConfig] = []
+
+    def record(cfg: TrainConfig, **_: object) -> None:
+        seen.append(cfg)
+        raise InputError("recorded")
+
+    monkeypatch.setattr(module, "train", record)
+    out = tmp_path / "tuned.safetensors"
+    command = ["finetune", "-i", str(scene), "-l", str(gpkg), "-o", str(out), "--model", str(base)]
+    done = CliRunner().invoke(app, [*command, *argv])
+    assert done.exit_code != 0 and "recorded" in done.output
+    assert [cfg.patience for cfg in seen] == [patience]
+    assert TrainConfig(images=[scene], labels=[gpkg], out=out).patience > 0  # training's rule
+
+
 def test_a_spent_time_budget_ends_the_run_within_the_epoch(
     crop: tuple[Path, Path, Path], tmp_path: Path
 ) -> None:

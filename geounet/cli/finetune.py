@@ -43,6 +43,14 @@ def finetune_command(
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = float(
         FINETUNE_DEFAULTS["lr"]
     ),
+    patience: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Stop after this many epochs without progress on the held-out part; "
+            "0 spends the whole budget.",
+        ),
+    ] = int(FINETUNE_DEFAULTS["patience"]),
     batch_size: Annotated[int, typer.Option(min=1, help="Chips per step.")] = 8,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
     device: Annotated[Device, typer.Option(help="Where to train.")] = "auto",
@@ -63,6 +71,7 @@ def finetune_command(
             console=Console(stderr=True, soft_wrap=True),
             minutes=minutes,
             lr=lr,
+            patience=patience,
             batch_size=batch_size,
             seed=seed,
             device=device,
