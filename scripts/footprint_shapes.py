@@ -69,21 +69,24 @@ def _squared(
     allow_45: bool = True,
     allow_circles: bool = True,
     min_fit: float | None = None,
+    match_area: bool = False,
 ) -> Variant:
     """Regularised by buildingregulariser with these settings, then overlaps cut."""
 
     def variant(gdf: gpd.GeoDataFrame, pixel: float) -> gpd.GeoDataFrame:
         squared = regularize_footprints(
-            gdf, pixel, simplify_px, parallel_px, allow_45, allow_circles, min_fit
+            gdf, pixel, simplify_px, parallel_px, allow_45, allow_circles, min_fit, match_area
         )
-        return remove_overlaps(squared)
+        return remove_overlaps(squared, snap=pixel / 2 if match_area else 0.0)
 
     return variant
 
 
 VARIANTS: dict[str, Variant] = {
     "none": _none,
-    "regularize": lambda gdf, pixel: remove_overlaps(regularize_footprints(gdf, pixel)),
+    "regularize": lambda gdf, pixel: remove_overlaps(
+        regularize_footprints(gdf, pixel), snap=pixel / 2
+    ),
     "reg_s1.5_p2 (before)": _squared(1.5, 2),
     "reg_s3_p3": _squared(3, 3),
     "reg_s4_p4": _squared(4, 4),
@@ -95,12 +98,17 @@ VARIANTS: dict[str, Variant] = {
     "reg_s6_p4_fit0.85": _squared(6, 4, min_fit=0.85),
     "reg_s6_p4_fit0.9": _squared(6, 4, min_fit=0.9),
     "reg_s6_p4_nocircle_fit0.85": _squared(6, 4, allow_circles=False, min_fit=0.85),
+    "reg_s6_p4_area": _squared(6, 4, match_area=True),
+    "reg_s4_p4_area": _squared(4, 4, match_area=True),
+    "reg_s5_p4_area": _squared(5, 4, match_area=True),
+    "reg_s8_p4_area": _squared(8, 4, match_area=True),
 }
 """The variants measured, by name: ``regularize`` is ``geounet predict --regularize``
 (simplify 6 px, parallel 4 px, then overlaps cut); ``reg_sS_pP`` the same at other
 settings; ``before`` the settings of geounet until 2026-12-04; ``nocircle`` without
 buildingregulariser's circles; ``fitF`` keeps the traced outline of a footprint whose
-squared one overlaps it with an IoU below F."""
+squared one overlaps it with an IoU below F; ``area`` moves the squared walls until
+the outline has its traced area."""
 
 
 def scenes() -> list[tuple[str, Path, Path, bool]]:

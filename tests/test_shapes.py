@@ -33,7 +33,8 @@ def frame(*geoms: Polygon) -> gpd.GeoDataFrame:
 
 
 def squared(*geoms: Polygon) -> list[Polygon]:
-    return list(remove_overlaps(regularize_footprints(frame(*geoms), pixel=1.0)).geometry)
+    squared = regularize_footprints(frame(*geoms), pixel=1.0)
+    return list(remove_overlaps(squared, snap=0.5).geometry)
 
 
 def test_outline_figures() -> None:
@@ -84,11 +85,11 @@ def test_min_fit_keeps_the_outlines_squaring_would_change_too_much() -> None:
     (stairs,) = traced(affinity.rotate(box(30, 40, 90, 70), 20, origin="centroid"))
     (blob,) = traced(shapely.Point(60, 60).buffer(25).intersection(box(0, 0, 120, 75)))
     gdf = frame(stairs, blob).assign(id=[1, 2])
-    plain = regularize_footprints(gdf, pixel=1.0)
+    plain = regularize_footprints(gdf, pixel=1.0, match_area=False)
     fits = [shapely.area(g.intersection(t)) / shapely.area(g.union(t))
             for g, t in zip(plain.geometry, (stairs, blob), strict=True)]  # fmt: skip
     cut = (min(fits) + max(fits)) / 2  # one footprint fits better than the other
-    kept = regularize_footprints(gdf, pixel=1.0, min_fit=cut)
+    kept = regularize_footprints(gdf, pixel=1.0, min_fit=cut, match_area=False)
     assert list(kept["id"]) == [1, 2] and set(kept.columns) == set(gdf.columns)
     worse = int(np.argmin(fits))
     better = 1 - worse
@@ -98,3 +99,16 @@ def test_min_fit_keeps_the_outlines_squaring_would_change_too_much() -> None:
     iou = shapely.area(back.intersection(original)) / shapely.area(back.union(original))
     assert not back.equals(plain.geometry[worse]) and iou > fits[worse]
     assert kept.geometry[better].equals(plain.geometry[better])
+
+
+def test_match_area_gives_the_squared_outline_the_traced_area_and_keeps_its_corners() -> None:
+    # a roof traced with rounded corners: simplifying and squaring it loses area
+    rounded = box(30, 40, 90, 70).buffer(-6).buffer(6)
+    (blobby,) = traced(affinity.rotate(rounded, 20, origin="centroid"))
+    gdf = frame(blobby)
+    plain = regularize_footprints(gdf, pixel=1.0, match_area=False).geometry[0]
+    moved = regularize_footprints(gdf, pixel=1.0).geometry[0]
+    assert abs(plain.area - blobby.area) > 0.01 * blobby.area  # squaring changed the area
+    assert moved.area == pytest.approx(blobby.area, rel=0.01)
+    assert len(outer_ring(moved)) == len(outer_ring(plain))
+    assert right_angle_offsets(moved).max() < 1.0

@@ -303,7 +303,7 @@ def vectorize(
         {"confidence": np.asarray(conf, dtype=np.float64)}, geometry=geoms, crs=crs
     )
     if regularize and len(gdf):
-        gdf = remove_overlaps(regularize_footprints(gdf, pixel=abs(a.a)))
+        gdf = remove_overlaps(regularize_footprints(gdf, pixel=abs(a.a)), snap=abs(a.a) / 2)
     if len(gdf):
         order = np.lexsort(
             (gdf.geometry.bounds["minx"].to_numpy(), -gdf.geometry.bounds["maxy"].to_numpy())
@@ -490,6 +490,7 @@ def regularize_footprints(
     allow_45: bool = True,
     allow_circles: bool = True,
     min_fit: float | None = None,
+    match_area: bool = True,
 ) -> gpd.GeoDataFrame:
     """Align footprint edges to right angles (and 45 degrees) with buildingregulariser.
 
@@ -497,11 +498,13 @@ def regularize_footprints(
     is first simplified at ``simplify_px`` (Douglas-Peucker), so that each wall is one
     edge before edges are aligned to the footprint's main direction: at a smaller
     tolerance the alignment turns every leftover step of a slanted wall into a staircase
-    of right angles. The defaults were chosen on the four places' validation strips
-    (``scripts/footprint_shapes.py``): of the settings tried, the one with the highest
-    object F1 among those with at most 1.5 corners per true corner and corners at most
-    10 degrees off a right angle on average. Touching outlines can overlap afterwards;
-    :func:`remove_overlaps` cuts them apart.
+    of right angles. Simplifying cuts corners, so the squared walls are then moved out (or
+    in) until the outline has its traced area again. The defaults were chosen on the four
+    places' validation strips (``scripts/footprint_shapes.py``): of the settings tried,
+    the one with the highest object F1 among those with at most 1.5 corners per true
+    corner and corners at most 10 degrees off a right angle on average. Touching outlines
+    can overlap afterwards; :func:`remove_overlaps` cuts them apart (snapping within half
+    a pixel).
 
     Args:
         gdf: Footprints in a projected CRS.
@@ -513,6 +516,10 @@ def regularize_footprints(
         min_fit: Keep a footprint's traced outline (simplified at ``simplify_px``, not
             squared) where its squared one overlaps it with an IoU below this (None: square
             every footprint).
+        match_area: Move the walls of each squared outline in or out, all by the same
+            distance (a mitred buffer, so right angles stay right), until its area is the
+            traced outline's: simplifying cuts the corners of a roof, and squaring keeps
+            the loss.
 
     Returns:
         The footprints with regular outlines; attributes are kept.
@@ -530,6 +537,12 @@ def regularize_footprints(
         include_metadata=True,
     )
     out = out[~out.geometry.is_empty & out.geometry.notna()]
+    if match_area and len(out):
+        single = ~out["_row"].duplicated(keep=False).to_numpy()
+        rows = out["_row"].to_numpy()[single]
+        out.loc[single, "geometry"] = _area_matched(
+            out.geometry.to_numpy()[single], traced.geometry.to_numpy()[rows]
+        )
     if min_fit is not None and len(out):
         poor = (out["iou"].to_numpy() < min_fit) & ~out["_row"].duplicated(keep=False).to_numpy()
         rows = out["_row"].to_numpy()[poor]
@@ -541,7 +554,19 @@ def regularize_footprints(
     return gpd.GeoDataFrame(out.reset_index(drop=True), geometry="geometry", crs=gdf.crs)
 
 
-def remove_overlaps(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+def _area_matched(
+    squared: npt.NDArray[np.object_], traced: npt.NDArray[np.object_]
+) -> npt.NDArray[np.object_]:
+    """Each squared outline offset by (traced area - its area) / its perimeter, mitred."""
+    offset = (shapely.area(traced) - shapely.area(squared)) / np.maximum(
+        shapely.length(squared), 1e-12
+    )
+    moved = shapely.buffer(squared, offset, join_style="mitre", mitre_limit=10.0)
+    ok = shapely.is_valid(moved) & ~shapely.is_empty(moved) & (shapely.get_type_id(moved) == 3)
+    return np.where(ok, moved, squared)
+
+
+def remove_overlaps(gdf: gpd.GeoDataFrame, snap: float = 0.0) -> gpd.GeoDataFrame:
     """Cut the overlaps between footprints: each keeps what no more confident one holds.
 
     Squaring two touching outlines moves their shared wall twice, so they overlap; the
@@ -551,6 +576,9 @@ def remove_overlaps(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
 
     Args:
         gdf: Footprints with a ``confidence`` column.
+        snap: Before a footprint is cut, its corners within this distance (CRS units) of
+            the more confident outlines are snapped onto them, so that walls meeting at a
+            hair's breadth leave no notch (0: no snapping).
 
     Returns:
         The footprints, none overlapping another; attributes kept.
@@ -565,7 +593,9 @@ def remove_overlaps(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
     for i in order:
         ahead = [j for j in tree.query(geoms[i], predicate="intersects") if placed[j]]
         if ahead:
-            rest = shapely.difference(out[i], shapely.union_all(out[ahead]))
+            cutter = shapely.union_all(out[ahead])
+            mine = shapely.make_valid(shapely.snap(out[i], cutter, snap)) if snap > 0 else out[i]
+            rest = shapely.difference(mine, cutter)
             parts = [g for g in getattr(rest, "geoms", [rest]) if g.geom_type == "Polygon"]
             out[i] = max(parts, key=lambda g: g.area) if parts else Polygon()
         placed[i] = True
