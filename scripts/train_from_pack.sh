@@ -42,9 +42,10 @@ train_run() {
   local name=${1%%|*} options=${1#*|}
   local resume=()
   [ "${RESUME:-0}" = 1 ] && [ -f "$OUTDIR/$name.safetensors" ] && resume=(--resume)
+  [ ${#resume[@]} = 0 ] && : >"$OUTDIR/$name.log"  # a fresh run starts a fresh log; a resumed one appends
   # shellcheck disable=SC2086  # the options are words
   "$PYTHON" -m geounet.train.pack "$PACK" --out "$OUTDIR/$name.safetensors" --overwrite \
-    "${RECIPE[@]}" $options "${resume[@]}" "${EXTRA[@]}" >"$OUTDIR/$name.log" 2>&1
+    "${RECIPE[@]}" $options "${resume[@]}" "${EXTRA[@]}" >>"$OUTDIR/$name.log" 2>&1
   echo "$name: $(tail -n 1 "$OUTDIR/$name.log")"
 }
 
