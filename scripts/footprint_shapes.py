@@ -101,14 +101,15 @@ VARIANTS: dict[str, Variant] = {
     "reg_s6_p4_area": _squared(6, 4, match_area=True),
     "reg_s4_p4_area": _squared(4, 4, match_area=True),
     "reg_s5_p4_area": _squared(5, 4, match_area=True),
+    "reg_s5.5_p4_area": _squared(5.5, 4, match_area=True),
     "reg_s8_p4_area": _squared(8, 4, match_area=True),
 }
 """The variants measured, by name: ``regularize`` is ``geounet predict --regularize``
-(simplify 6 px, parallel 4 px, then overlaps cut); ``reg_sS_pP`` the same at other
-settings; ``before`` the settings of geounet until 2026-12-04; ``nocircle`` without
-buildingregulariser's circles; ``fitF`` keeps the traced outline of a footprint whose
-squared one overlaps it with an IoU below F; ``area`` moves the squared walls until
-the outline has its traced area."""
+(simplify 5.5 px, parallel 4 px, walls moved back to the traced area, overlaps cut);
+``reg_sS_pP`` squaring at other settings, walls not moved; ``before`` the settings of
+geounet until 2026-12-04; ``nocircle`` without buildingregulariser's circles; ``fitF``
+keeps the traced outline of a footprint whose squared one overlaps it with an IoU below
+F; ``area`` moves the squared walls until the outline has its traced area."""
 
 
 def scenes() -> list[tuple[str, Path, Path, bool]]:

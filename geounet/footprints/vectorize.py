@@ -485,7 +485,7 @@ def split_bands(path: str | Path) -> dict[str, int]:
 def regularize_footprints(
     gdf: gpd.GeoDataFrame,
     pixel: float,
-    simplify_px: float = 6.0,
+    simplify_px: float = 5.5,
     parallel_px: float = 4.0,
     allow_45: bool = True,
     allow_circles: bool = True,
