@@ -195,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", nargs="?", type=Path)
     parser.add_argument("--lopo", type=Path, help="folder with lopo_<place>.safetensors")
     parser.add_argument("--lopo-from", type=Path, help="copy the lopo rows from this results file")
+    parser.add_argument(
+        "--lopo-place", help="with --lopo: print only this place's leave-one-place-out row"
+    )
     parser.add_argument("--name", default="model")
     parser.add_argument("--precision", default="auto", help="auto, float32, bfloat16 or int8")
     parser.add_argument("--json", type=Path, help="write the results here")
@@ -209,6 +212,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.card:
         print(tables([json.loads(p.read_text()) for p in args.card]))
+        return 0
+    if args.lopo_place:
+        if args.lopo is None:
+            parser.error("--lopo-place needs --lopo")
+        images, labels = places()[args.lopo_place]
+        model = args.lopo / f"lopo_{args.lopo_place}.safetensors"
+        print(json.dumps(score(model, images, labels, True, args.precision)))
         return 0
     if args.model is None or args.json is None:
         parser.error("give MODEL and --json, or --card")

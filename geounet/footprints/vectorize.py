@@ -537,14 +537,14 @@ def regularize_footprints(
         include_metadata=True,
     )
     out = out[~out.geometry.is_empty & out.geometry.notna()]
+    single = ~out["_row"].duplicated(keep=False).to_numpy()  # one output per input
     if match_area and len(out):
-        single = ~out["_row"].duplicated(keep=False).to_numpy()
         rows = out["_row"].to_numpy()[single]
         out.loc[single, "geometry"] = _area_matched(
             out.geometry.to_numpy()[single], traced.geometry.to_numpy()[rows]
         )
     if min_fit is not None and len(out):
-        poor = (out["iou"].to_numpy() < min_fit) & ~out["_row"].duplicated(keep=False).to_numpy()
+        poor = (out["iou"].to_numpy() < min_fit) & single
         rows = out["_row"].to_numpy()[poor]
         kept = shapely.simplify(
             traced.geometry.to_numpy()[rows], simplify_px * pixel, preserve_topology=True
