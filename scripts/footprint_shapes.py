@@ -35,6 +35,7 @@ import rasterio
 import shapely
 
 from geounet.core.objects import match_objects
+from geounet.core.resampling import detail_scale
 from geounet.core.shape import ShapeFigures, shape_figures
 from geounet.footprints import SIMPLIFY_M
 from geounet.footprints.vectorize import (
@@ -45,6 +46,7 @@ from geounet.footprints.vectorize import (
 )
 from geounet.inference.options import PredictOptions
 from geounet.inference.scene import predict_scene
+from geounet.io.raster import ground_pixel_size_m
 from geounet.model.checkpoint import bundled_model_path, load_checkpoint
 from geounet.train.datasets import scene_split
 
@@ -154,7 +156,8 @@ def measure(variants: list[str], work: Path, simplify_m: float | None = None) ->
             s = scene_split([image], 0.2)
             region = gpd.GeoSeries([s.val_roi], crs=s.crs).to_crs(base.crs).iloc[0]
         with rasterio.open(prob) as src:
-            pixel = abs(src.transform.a)
+            # squared at the model's pixel, as geounet predict --regularize does
+            pixel = abs(src.transform.a) * detail_scale(ground_pixel_size_m(src), card.pixel_size_m)
             region = region.intersection(shapely.box(*src.bounds))
         true = _inside(truth, region)
         for name in variants:

@@ -49,6 +49,7 @@ def test_predictions_record_how_they_were_made(
     )
     assert made.model == "tiny.safetensors" and made.model_sha256 == file_sha256(tiny_model)
     assert made.scene == "town.tif" and made.created.endswith("+00:00")
+    assert made.model_pixel_size_m == 0.15  # the tiny model's card
     meta = pyogrio.read_info(out / "town.buildings.gpkg", layer="buildings")["layer_metadata"]
     assert Provenance.from_tags(meta) == made
     with sqlite3.connect(out / "town.buildings.gpkg") as db:  # GeoPackage 1.2: no QGIS warning
@@ -124,3 +125,23 @@ def test_vectorize_cuts_the_raster_where_predict_did(
     assert first.geometry.area.sum() == pytest.approx(second.geometry.area.sum())
     meta = pyogrio.read_info(again, layer="buildings")["layer_metadata"]
     assert meta["GEOUNET_THRESHOLD"] == "0.42"
+
+
+def test_vectorize_squares_at_the_recorded_model_pixel(
+    predicted: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import geounet.footprints.vectorize as vectorize_module
+
+    seen: dict[str, object] = {}
+    real = vectorize_module.vectorize
+
+    def spy(*args: object, **kwargs: object) -> object:
+        seen.update(kwargs)
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(vectorize_module, "vectorize", spy)
+    _, out = predicted
+    args = ["vectorize", str(out / "town.prob.tif"), "--out", str(tmp_path / "sq.gpkg")]
+    result = runner.invoke(app, [*args, "--regularize"])
+    assert result.exit_code == 0, result.output
+    assert seen["regularize"] is True and seen["model_pixel_m"] == 0.15

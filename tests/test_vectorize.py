@@ -268,3 +268,29 @@ def test_split_per_component_equals_one_watershed_over_the_window() -> None:
     assert np.array_equal(labels > 0, mask)
     pairs = np.unique(np.stack([labels[mask], whole[mask]]), axis=1)
     assert pairs.shape[1] == n == len(np.unique(whole[mask])), "the same partition"
+
+
+def test_regularize_squares_at_the_models_pixel_on_a_finer_raster(tmp_path: Path) -> None:
+    # a 30 x 20 m roof with a 3 x 1.5 m porch: squared at 0.5 m pixels (5.5 px = 2.75 m)
+    # the porch goes; a 0.25 m raster resampled from a 0.5 m model holds no finer detail
+    # and must be squared the same way, not at half the tolerance
+    from rasterio.features import rasterize
+
+    roof = box(500005, 39975, 500035, 39995).union(box(500018, 39995, 500021, 39996.5))
+
+    def corners(res: float, model_pixel_m: float | None) -> tuple[int, float]:
+        n = int(50 / res)
+        transform = from_origin(500000.0, 40000.0, res, res)
+        mask = rasterize([roof], out_shape=(n, n), transform=transform).astype(np.float32)
+        path = write_prob(tmp_path / f"p{res}_{model_pixel_m}.tif", mask, res=res)
+        reg = vectorize(
+            path, 0.5, min_area_m2=1, simplify_m=0, regularize=True, model_pixel_m=model_pixel_m
+        )
+        assert len(reg) == 1
+        return len(reg.geometry[0].exterior.coords) - 1, float(reg.area_m2[0])
+
+    coarse, coarse_area = corners(0.5, None)
+    assert coarse == 4
+    assert corners(0.25, 0.5) == (coarse, pytest.approx(coarse_area, rel=0.01))
+    assert corners(0.25, None)[0] > coarse, "at the raster's own pixel the porch stays"
+    assert corners(0.5, 0.25)[0] == coarse, "a coarser raster keeps its own pixel"

@@ -62,10 +62,12 @@ def vectorize(
 
     with user_errors():
         made = read_provenance(prob) if prob.is_file() and model is None else None
+        model_px: float | None = None
         if made is not None:  # as the raster was made, unless a model is named
             threshold = made.threshold if threshold is None else threshold
             body_threshold = made.body_threshold if body_threshold is None else body_threshold
-        if threshold is None or body_threshold is None:
+            model_px = made.model_pixel_size_m or None
+        if threshold is None or body_threshold is None or (regularize and model_px is None):
             from geounet.errors import CheckpointError
             from geounet.model.checkpoint import ModelCard, bundled_model_path, read_card
             from geounet.model.network import ModelConfig
@@ -78,6 +80,7 @@ def vectorize(
                 card = ModelCard(ModelConfig())  # no bundled model in this installation
             threshold = card.threshold if threshold is None else threshold
             body_threshold = card.body_threshold if body_threshold is None else body_threshold
+            model_px = card.pixel_size_m if model_px is None else model_px
         if not 0.0 < threshold < 1.0:
             raise InputError(f"--threshold {threshold} must lie strictly between 0 and 1")
         if not prob.is_file():
@@ -93,6 +96,7 @@ def vectorize(
             regularize=regularize,
             split=(split, split_bands(split)) if split else None,
             body_threshold=body_threshold,
+            model_pixel_m=model_px,
         )
         metadata = replace(made, threshold=threshold).tags() if made is not None else None
         write_footprints(gdf, out, overwrite, metadata=metadata)

@@ -39,6 +39,9 @@ class Provenance:
         created: When, in UTC (ISO 8601).
         trained_on: The model card's training extents, as JSON text
             (:func:`geounet.core.extents.extents_to_json`; empty when the card has none).
+        model_pixel_size_m: The model's ground pixel, in metres (0: not recorded). A
+            raster resampled back to a finer scene holds no detail finer than this, so
+            ``geounet vectorize`` squares footprints at this scale.
     """
 
     version: str
@@ -53,6 +56,7 @@ class Provenance:
     scene: str
     created: str
     trained_on: str = ""
+    model_pixel_size_m: float = 0.0
 
     def tags(self) -> dict[str, str]:
         """GDAL metadata items: ``GEOUNET_THRESHOLD=0.35`` and so on."""

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from geounet.errors import InputError
 
+RESAMPLE_TOLERANCE = 0.15
+"""Relative pixel-size difference under which a scene is predicted on its own grid."""
+
 MAX_UPSAMPLING = 8.0
 """Largest factor by which a scene's pixels may be coarser than the model's.
 
@@ -48,3 +51,24 @@ def check_resampling(
             f"{reference} {model_px_m:.3g} m; check the scene's georeference (its CRS "
             "units and pixel size)" + (f", or pass {bypass}" if bypass else "")
         )
+
+
+def detail_scale(raster_px_m: float, model_px_m: float | None) -> float:
+    """How many of a probability raster's pixels one pixel of the model's spans.
+
+    A scene finer than the model's pixels is predicted on the model's grid and the
+    probabilities are resampled back onto the scene's: they hold no detail finer than
+    the model's pixel, so tolerances set in the model's pixels are this many raster
+    pixels.
+
+    Args:
+        raster_px_m: The raster's ground pixel size, in metres.
+        model_px_m: The model's (``None`` or 0: unknown, taken as the raster's).
+
+    Returns:
+        ``model_px_m / raster_px_m`` where the raster was resampled from coarser model
+        pixels (finer by more than :data:`RESAMPLE_TOLERANCE`), else 1.
+    """
+    if not model_px_m or model_px_m / raster_px_m - 1.0 <= RESAMPLE_TOLERANCE:
+        return 1.0
+    return model_px_m / raster_px_m

@@ -38,6 +38,7 @@ from shapely.geometry import Polygon, shape
 
 from geounet.core.codec import PROBABILITY_SCALE, uint8_table
 from geounet.core.instances import split_instances
+from geounet.core.resampling import detail_scale
 from geounet.errors import InputError
 from geounet.footprints import SIMPLIFY_M
 from geounet.io import layers
@@ -216,6 +217,7 @@ def vectorize(
     halo: int = 128,
     body_threshold: float = 0.5,
     threads: int | None = None,
+    model_pixel_m: float | None = None,
 ) -> gpd.GeoDataFrame:
     """Turn a probability raster into building footprints, block by block.
 
@@ -245,6 +247,11 @@ def vectorize(
         halo: Pixels read around each block (doubled while a building is cut by it).
         body_threshold: Body probability at or above which a pixel seeds a building.
         threads: Blocks vectorised at once (default: :func:`default_threads`).
+        model_pixel_m: Ground pixel of the model that made the probabilities, in metres
+            (``None``: the raster's). Where the raster is finer (a scene predicted on
+            the model's grid and resampled back), footprints are squared at the model's
+            pixel (:func:`~geounet.core.resampling.detail_scale`), so ``regularize``
+            does the same on a 7.5 cm scene as on a 15 cm one.
 
     Returns:
         Footprints in the raster's CRS with columns ``id``, ``area_m2``, ``confidence``
@@ -303,7 +310,8 @@ def vectorize(
         {"confidence": np.asarray(conf, dtype=np.float64)}, geometry=geoms, crs=crs
     )
     if regularize and len(gdf):
-        gdf = remove_overlaps(regularize_footprints(gdf, pixel=abs(a.a)), snap=abs(a.a) / 2)
+        pixel = abs(a.a) * detail_scale(px_m, model_pixel_m)
+        gdf = remove_overlaps(regularize_footprints(gdf, pixel=pixel), snap=pixel / 2)
     if len(gdf):
         order = np.lexsort(
             (gdf.geometry.bounds["minx"].to_numpy(), -gdf.geometry.bounds["maxy"].to_numpy())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from geounet.core.resampling import check_resampling
+from geounet.core.resampling import RESAMPLE_TOLERANCE, check_resampling
 from geounet.core.tiling import TilePlan, plan_tiles
 from geounet.errors import InputError
 from geounet.footprints import SIMPLIFY_M
@@ -16,10 +16,6 @@ from geounet.model.checkpoint import ModelCard
 
 Progress = Callable[[str, int, int], None]
 """Progress callback: ``(stage, done_increment, stage_total)``."""
-
-
-RESAMPLE_TOLERANCE = 0.15
-"""Relative pixel-size difference under which a scene is predicted on its own grid."""
 
 
 @dataclass(frozen=True)

@@ -198,6 +198,7 @@ def predict_scene(
                         regularize=opts.regularize,
                         split=(work_tmp, split_bands) if split_bands else None,
                         body_threshold=card.body_threshold,
+                        model_pixel_m=card.pixel_size_m,
                     )
                     # renamed to fp_path after the raster
                     write_footprints(gdf, fp_tmp, metadata=prov.tags())
@@ -279,6 +280,7 @@ def provenance(
         scene=opts.label or (Path(scene).name if is_local(scene) else scene),
         created=now_utc(),
         trained_on=extents_to_json(ckpt.card.trained_on),
+        model_pixel_size_m=ckpt.card.pixel_size_m,
     )
 
 
