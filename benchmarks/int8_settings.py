@@ -20,7 +20,8 @@ Settings (``nncf.quantize`` options):
 - ``float-first-and-heads``: the first convolution of each member too;
 - ``global-minmax``: activation ranges from the global minimum and maximum of the
   calibration tiles (NNCF's ``MINMAX`` estimator), with full bias correction;
-- ``global-minmax-float-first``: the same, the first convolutions left in float.
+- ``global-minmax-float-first``: the same, the first convolutions left in float;
+- ``global-minmax-float-first-and-heads``: the same, the output convolutions in float too.
 
 Usage:
     python benchmarks/int8_settings.py [--settings NAME ...] [--leave-one-place-out]
@@ -60,6 +61,7 @@ def main() -> None:
         "float-first-and-heads",
         "global-minmax",
         "global-minmax-float-first",
+        "global-minmax-float-first-and-heads",
     ]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--settings", nargs="+", default=names, choices=names)
@@ -105,6 +107,11 @@ def main() -> None:
             **full,
             "advanced_parameters": minmax,
             "ignored_scope": nncf.IgnoredScope(names=first),
+        },
+        "global-minmax-float-first-and-heads": {
+            **full,
+            "advanced_parameters": minmax,
+            "ignored_scope": nncf.IgnoredScope(names=first + heads),
         },
     }
     core = ov.Core()

@@ -137,3 +137,24 @@ def test_the_bundled_model_in_int8_agrees_with_bfloat16_on_the_sample(tmp_path: 
     diff = np.abs(probs["int8"] - probs["bfloat16"])
     assert diff.mean() < 0.01
     assert abs(counts["int8"] - counts["bfloat16"]) <= 0.03 * counts["bfloat16"]
+
+
+def test_int8_compiles_per_tile_shape_and_keeps_the_last_two(
+    quantised: tuple[Path, Path],
+) -> None:
+    import torch
+
+    from geounet.model.int8 import load_int8
+
+    model, _ = quantised
+    net, why = load_int8(load_checkpoint(model))
+    assert net is not None, why
+    tiles = {s: torch.rand(1, 3, *s, generator=torch.Generator().manual_seed(s[0])) for s in
+             [(64, 96), (96, 64), (64, 64)]}  # fmt: skip
+    first = {s: net(x) for s, x in tiles.items()}
+    assert len(net.compiled) == net.KEEP == 2
+    assert set(net.compiled) == {(1, 3, 96, 64), (1, 3, 64, 64)}  # the oldest was freed
+    again = net(tiles[(64, 96)])  # compiled anew: the same logits
+    torch.testing.assert_close(again, first[(64, 96)])
+    assert again.shape == (1, *first[(64, 96)].shape[1:])
+    assert set(net.compiled) == {(1, 3, 64, 64), (1, 3, 64, 96)}

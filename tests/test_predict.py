@@ -251,3 +251,33 @@ def test_the_tile_size_moves_the_sample_prediction_only_a_little(tmp_path: Path)
     diff = np.abs(runs[512][0] - runs[1024][0]) / 255
     assert diff.mean() <= 0.002 and diff.max() <= 0.1
     assert abs(runs[512][1] - runs[1024][1]) <= 0.01 * runs[1024][1] + 1
+
+
+def test_the_model_is_freed_before_footprints_are_vectorised(
+    make_scene: MakeScene, tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an int8 model's buffers live as long as it does: vectorising, where a run peaks,
+    # must not hold them
+    import weakref
+
+    import geounet.inference.scene as scene_module
+
+    made: list[weakref.ref[object]] = []
+    real_make, real_vectorize = scene_module.make_predictor, scene_module.vectorize
+
+    def make(*args: object, **kwargs: object) -> object:
+        predictor, precision, note = real_make(*args, **kwargs)  # type: ignore[arg-type]
+        made.append(weakref.ref(predictor))
+        return predictor, precision, note
+
+    alive: list[bool] = []
+
+    def vectorize(*args: object, **kwargs: object) -> object:
+        alive.append(made[0]() is not None)  # by reference counting, no collection
+        return real_vectorize(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scene_module, "make_predictor", make)
+    monkeypatch.setattr(scene_module, "vectorize", vectorize)
+    scene = make_scene(height=80, width=90)
+    result = predict_scene(scene, tmp_path / "out", tiny_model, PredictOptions(tile=64))
+    assert result.footprints is not None and alive == [False]

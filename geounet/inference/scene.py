@@ -165,6 +165,9 @@ def predict_scene(
                             grid, plan, batches, work_tmp, opts.float32, advance, card.class_names
                         )
                     timings["predict"] = time.perf_counter() - t
+                    # the model's buffers (OpenVINO's stay allocated while it lives) are
+                    # freed before the raster is written and vectorised
+                    del predictor, batches_ctx
                 prov = provenance(scene, ckpt, threshold, tta, plan, opts)
                 if resampled:
                     t = time.perf_counter()

@@ -145,21 +145,42 @@ def _probability_net(model: nn.Module) -> _Probabilities:
 
 
 class OpenVinoNet(nn.Module):
-    """A compiled OpenVINO model behind PyTorch's interface: tensor in, logits out."""
+    """An OpenVINO model behind PyTorch's interface: tensor in, logits out.
 
-    def __init__(self, compiled: Any):
+    The model is compiled for the shape of the tiles it is given, and again for a new
+    shape (the last :attr:`KEEP` shapes stay compiled: a rotated non-square tile comes
+    back). With a static shape OpenVINO plans its buffers for it: after a 1024 px tile the
+    peak memory was about 100 MB lower than with the model compiled once for any shape,
+    at about the same speed (``benchmarks/int8_memory.py``).
+    """
+
+    KEEP = 2
+
+    def __init__(self, core: Any, model: Any, config: dict[str, Any]):
         super().__init__()
-        self.compiled = compiled
+        self.core, self.model, self.config = core, model, config
+        self.compiled: dict[tuple[int, ...], Any] = {}
+
+    def compiled_for(self, shape: tuple[int, ...]) -> Any:
+        """The model compiled for inputs of this shape."""
+        if shape in self.compiled:
+            self.compiled[shape] = self.compiled.pop(shape)  # most recently used last
+        else:
+            while len(self.compiled) >= self.KEEP:  # free the oldest buffers first
+                del self.compiled[next(iter(self.compiled))]
+            self.model.reshape(list(shape))
+            self.compiled[shape] = self.core.compile_model(self.model, "CPU", self.config)
+        return self.compiled[shape]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of ``x`` (float32, on the CPU)."""
         array = np.ascontiguousarray(x.detach().float().cpu().numpy())
-        prob = torch.from_numpy(np.asarray(self.compiled(array)[0]))
+        prob = torch.from_numpy(np.asarray(self.compiled_for(array.shape)(array)[0]))
         return torch.logit(prob, eps=EPS)
 
 
 def load_int8(checkpoint: Checkpoint, threads: int | None = None) -> tuple[OpenVinoNet | None, str]:
-    """The int8 model of a checkpoint, compiled for this CPU, or why there is none.
+    """The int8 model of a checkpoint for this CPU (compiled per tile shape), or why not.
 
     Args:
         checkpoint: The model; its int8 IR is looked for beside its file.
@@ -188,4 +209,4 @@ def load_int8(checkpoint: Checkpoint, threads: int | None = None) -> tuple[OpenV
         "INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
         "INFERENCE_PRECISION_HINT": "f32",  # int8 layers stay int8; the rest in float32
     }
-    return OpenVinoNet(core.compile_model(model, "CPU", config)), ""
+    return OpenVinoNet(core, model, config), ""
