@@ -247,3 +247,21 @@ def test_report_files_are_written_atomically_and_kept(
         write_report(ev, out)
     assert paths["json"].stat().st_mtime_ns == before
     write_report(ev, out, overwrite=True)
+
+
+def test_outline_figures_leave_out_pairs_cut_by_the_edge(tmp_path: Path) -> None:
+    # E and E' run into the no-data columns (60..66): both are matched, both cut there,
+    # and their cut is not a wall; A and A' lie inside and are measured
+    scene = write_scene(tmp_path / "scene.tif", H, W, valid=VALID)
+    truth = [px_box(*TRUTH["A"]), px_box(50, 20, 66, 30)]
+    pred = [px_box(*PRED["A'"]), px_box(51, 20, 66, 30)]
+    rep = evaluate_scene(
+        scene,
+        write_polygons(tmp_path / "truth.gpkg", truth),
+        footprints=write_polygons(tmp_path / "pred.gpkg", pred),
+    ).report
+    ob = rep["objects"]
+    assert ob["tp"] == 2
+    assert ob["shape"]["pairs"] == 1
+    assert ob["shape"]["predicted_vertices"] == ob["shape"]["truth_vertices"] == 4
+    assert "cut" in ob["shape"]["rule"]

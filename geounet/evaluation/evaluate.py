@@ -42,6 +42,7 @@ import rasterio
 import shapely
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
+from shapely.geometry.base import BaseGeometry
 
 from geounet import __version__
 from geounet.core.extents import SEEN_FRACTION, overlap
@@ -157,7 +158,8 @@ SHAPE_RULE = (
     "Outlines of the matched pairs, in the local UTM zone: vertex_ratio = predicted corners "
     "over true corners (collinear points not counted); right-angle offset = mean distance of "
     "each corner's angle from 90 or 270 degrees; polis_m = mean PoLiS distance (corners to "
-    "the other outline, both ways, halved), metres."
+    "the other outline, both ways, halved), metres. Pairs that the edge of the evaluated "
+    "area (the scene, less its no-data) cuts are left out: a cut is not a wall."
 )
 
 
@@ -166,12 +168,29 @@ def matched_shapes(
     truth: npt.NDArray[np.object_],
     matches: Sequence[tuple[int, int, float]],
     crs: CRS,
+    area: BaseGeometry | None = None,
 ) -> ShapeFigures:
-    """Outline figures (:mod:`geounet.core.shape`) of the matched pairs, in metres."""
-    if not matches:
-        return ShapeFigures()
+    """Outline figures (:mod:`geounet.core.shape`) of the matched pairs, in metres.
+
+    Args:
+        pred: Predicted footprints (clipped to ``area``).
+        truth: True footprints (clipped to ``area``).
+        matches: ``(pred index, truth index, IoU)`` of the matched pairs.
+        crs: Their CRS.
+        area: The evaluated area: pairs with an outline on its edge (cut by the scene's
+            edge or its no-data, so part of the outline is the cut) are left out.
+    """
     p_idx = [p for p, _, _ in matches]
     t_idx = [t for _, t, _ in matches]
+    if area is not None and matches:
+        shapely.prepare(area)
+        whole = shapely.contains_properly(area, pred[p_idx]) & shapely.contains_properly(
+            area, truth[t_idx]
+        )
+        p_idx = [p for p, keep in zip(p_idx, whole, strict=True) if keep]
+        t_idx = [t for t, keep in zip(t_idx, whole, strict=True) if keep]
+    if not p_idx:
+        return ShapeFigures()
     both = gpd.GeoSeries([*pred[p_idx], *truth[t_idx]], crs=crs)
     geoms = list(both.to_crs(both.estimate_utm_crs()))  # ground metres, whatever the CRS
     return shape_figures(geoms[: len(p_idx)], geoms[len(p_idx) :])
@@ -413,7 +432,9 @@ def evaluate_scene(
             "truth_best_iou": [round(float(v), 4) for v in ious],
             "shape": {
                 "rule": SHAPE_RULE,
-                **matched_shapes(obj.pred, obj.truth, obj.matching.matches, grid.crs).to_dict(),
+                **matched_shapes(
+                    obj.pred, obj.truth, obj.matching.matches, grid.crs, area
+                ).to_dict(),
             },
         },
         "sweep": sweep,
