@@ -15,7 +15,7 @@ from geounet.cli import app
 from geounet.inference.options import PredictOptions
 from geounet.inference.scene import predict_scene
 from geounet.model.checkpoint import load_checkpoint, save_checkpoint
-from geounet.model.int8 import int8_path
+from geounet.model.int8 import int8_path, int8_units
 from geounet.train.quantize import quantize_model, strip_tiles
 from tests.conftest import MakeScene
 
@@ -158,3 +158,73 @@ def test_int8_compiles_per_tile_shape_and_keeps_the_last_two(
     torch.testing.assert_close(again, first[(64, 96)])
     assert again.shape == (1, *first[(64, 96)].shape[1:])
     assert set(net.compiled) == {(1, 3, 64, 64), (1, 3, 64, 96)}
+
+
+def _strip_labels(scene: Path, path: Path) -> Path:
+    """Four 3 x 3 m roofs in the scene's eastern strip."""
+    import geopandas as gpd
+    from shapely.geometry import box
+
+    with rasterio.open(scene) as src:
+        left, bottom, right, top = src.bounds
+        crs = src.crs
+    x0 = left + 0.82 * (right - left)
+    roofs = [box(x0 + 4 * i, top - 8 - 5 * i, x0 + 4 * i + 3, top - 5 - 5 * i) for i in range(2)]
+    gpd.GeoDataFrame(geometry=roofs, crs=crs).to_file(path, layer="buildings")
+    return path
+
+
+@pytest.mark.skipif(not int8_units(), reason="no int8 instructions on this CPU")
+def test_auto_runs_int8_only_where_it_was_checked_within_tolerance(
+    quantised: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import geounet.train.quantize as quantize_module
+    from geounet.model.int8 import check_path, int8_checked
+    from geounet.train.quantize import check_int8
+
+    model, scene = quantised
+    labels = _strip_labels(scene, tmp_path / "labels.gpkg")
+    opts = PredictOptions(footprints=False)
+
+    def auto(run: str) -> str:
+        return predict_scene(scene, tmp_path / run, model, opts).precision
+
+    assert auto("unchecked") != "int8"  # quantised, never checked
+    monkeypatch.setattr(quantize_module, "TOLERANCE", {"pixel_iou": 1.0, "object_f1": 1.0})
+    reference, checks = check_int8(model, [scene], [labels])
+    assert reference in ("bfloat16", "float32") and len(checks) == 1
+    (c,) = checks
+    assert (c.place, c.scenes, c.buildings, c.within) == (str(labels), 1, 2, True)
+    record = json.loads(check_path(model).read_text())
+    assert record["within"] is True and record["places"][0]["int8"] == list(c.int8)
+    assert int8_checked(model) and auto("checked") == "int8"
+    assert predict_scene(scene, tmp_path / "forced", model, PredictOptions(
+        footprints=False, precision=reference)).precision == reference  # fmt: skip
+    # out of tolerance (a negative one: nothing is within it): auto keeps autocasting
+    monkeypatch.setattr(quantize_module, "TOLERANCE", {"pixel_iou": -1.0, "object_f1": -1.0})
+    check_int8(model, [scene], [labels])
+    assert not int8_checked(model) and auto("outside") == reference
+    # quantised again: the new int8 model is unchecked
+    monkeypatch.setattr(quantize_module, "TOLERANCE", {"pixel_iou": 1.0, "object_f1": 1.0})
+    check_int8(model, [scene], [labels])
+    quantize_model(model, [scene])
+    assert not check_path(model).exists() and auto("requantised") == reference
+
+
+def test_quantize_labels_must_pair_with_the_scenes(
+    split_model: Path, make_scene: MakeScene, tmp_path: Path
+) -> None:
+    scene = make_scene(height=160, width=400, name="town.tif")
+    args = ["quantize", str(split_model), "-i", str(scene), "-i", str(scene)]
+    labels = [_strip_labels(scene, tmp_path / f"{k}.gpkg") for k in range(3)]
+    result = runner.invoke(app, [*args, *[x for p in labels for x in ("-l", str(p))]])
+    assert result.exit_code != 0 and "3 --labels for 2 --images" in result.output
+    assert not int8_path(split_model).exists()  # refused before quantising
+    model = tmp_path / "m.safetensors"
+    shutil.copy(split_model, model)
+    one = runner.invoke(app, ["quantize", str(model), "-i", str(scene), "-l", str(labels[0])])
+    assert one.exit_code == 0, one.output
+    assert f"{labels[0]} (2 buildings in 1 strip(s)): pixel IoU" in one.output  # its labels
+    assert "tolerance (pixel IoU within 0.005, object F1 within 0.01)" in one.output

@@ -19,6 +19,17 @@ def quantize(
         list[Path],
         typer.Option("--images", "-i", help="Scene(s) the model was trained on; repeatable."),
     ],
+    labels: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--labels",
+            "-l",
+            help="Footprints of each scene (repeatable, in the order of --images; scenes "
+            "sharing a file are one place), or one file for all: int8 is then scored "
+            "against the default precision on every place's strip, and --precision auto "
+            "runs it where all are within tolerance.",
+        ),
+    ] = None,
     val_fraction: Annotated[
         float, typer.Option(help="Eastern fraction of each scene held out, as in training.")
     ] = 0.2,
@@ -26,11 +37,38 @@ def quantize(
     """Write MODEL's int8 model beside it, calibrated on its validation strips.
 
     `geounet predict --precision int8` then runs it with OpenVINO on the CPU, about
-    twice as fast as bfloat16 (pip install geounet[int8]). For the bundled model, run
-    scripts/quantize_bundled_model.sh in a source checkout.
+    twice as fast as bfloat16 (pip install geounet[int8]). With --labels it is checked
+    too, and `--precision auto` runs it where its figures are within tolerance. For the
+    bundled model, run scripts/quantize_bundled_model.sh in a source checkout.
     """
-    from geounet.train.quantize import quantize_model  # `geounet --help` stays fast
+    from geounet.model.int8 import TOLERANCE, check_path  # `geounet --help` stays fast
+    from geounet.train.quantize import check_int8, quantize_model
 
     with user_errors():
+        if labels and len(labels) not in (1, len(images)):
+            check_int8(model, images, labels)  # the one-line error, before quantising
         path, tiles = quantize_model(model, images, val_fraction=val_fraction)
-    typer.echo(f"{path} (+ .bin): int8, calibrated on {tiles} tiles of the validation strips")
+        typer.echo(f"{path} (+ .bin): int8, calibrated on {tiles} tiles of the validation strips")
+        if not labels:
+            typer.echo("not checked (no --labels): --precision auto does not run it")
+            return
+        reference, checks = check_int8(model, images, labels, val_fraction)
+    for c in checks:
+        typer.echo(
+            f"  {c.place} ({c.buildings} buildings in {c.scenes} strip(s)): pixel IoU "
+            f"{c.reference[0]:.3f} -> {c.int8[0]:.3f}, object F1 {c.reference[1]:.3f} -> "
+            f"{c.int8[1]:.3f} ({reference} -> int8){'' if c.within else '  OUT OF TOLERANCE'}"
+        )
+    tolerance = (
+        f"pixel IoU within {TOLERANCE['pixel_iou']}, object F1 within {TOLERANCE['object_f1']}"
+    )
+    check = f"(check: {check_path(model)})"
+    if all(c.within for c in checks):
+        verdict = f"within tolerance ({tolerance}) on every place: --precision auto runs it"
+    else:
+        out = ", ".join(c.place for c in checks if not c.within)
+        verdict = (
+            f"out of tolerance ({tolerance}) on {out}: --precision auto keeps {reference}; "
+            "--precision int8 forces it"
+        )
+    typer.echo(f"int8 is {verdict} {check}")

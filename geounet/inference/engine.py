@@ -27,7 +27,7 @@ from geounet.io.raster import (
 )
 from geounet.model.checkpoint import Checkpoint
 from geounet.model.device import autocast, resolve_precision
-from geounet.model.int8 import load_int8
+from geounet.model.int8 import int8_checked, int8_units, load_int8
 from geounet.model.network import TRACE_GUARD, fuse_for_inference
 from geounet.model.tta import check_mode, with_tta
 
@@ -109,6 +109,9 @@ def make_predictor(
     ``int8`` runs the checkpoint's int8 model with OpenVINO (:mod:`geounet.model.int8`) on
     the CPU; where it cannot (a GPU, OpenVINO missing, no int8 model beside the checkpoint,
     or one made from another checkpoint) prediction falls back to ``auto`` with a note.
+    ``auto`` on a CPU with int8 instructions runs the int8 model too where one was checked
+    within :data:`~geounet.model.int8.TOLERANCE` of the default precision on the model's
+    validation strips (``geounet quantize --labels``); otherwise it autocasts.
 
     Returns:
         The predictor, the precision it runs at, and the note (empty if none).
@@ -116,6 +119,18 @@ def make_predictor(
     Raises:
         InputError: If the precision is unknown, or float16 is asked for on the CPU.
     """
+    checked = (
+        precision == "auto"
+        and device.type == "cpu"
+        and checkpoint.source is not None
+        and int8_checked(checkpoint.source)
+        and int8_units()
+    )
+    if checked:
+        net, _ = load_int8(checkpoint)
+        if net is not None:
+            int8 = TilePredictor(checkpoint, device, torch.float32, value_range, tta, net)
+            return int8, "int8", ""
     if precision != "int8":
         dtype = resolve_precision(device, precision)
         predictor = TilePredictor(checkpoint, device, dtype, value_range, tta)

@@ -11,6 +11,8 @@ retrained checkpoint never runs with an old quantisation. OpenVINO and NNCF are 
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +28,10 @@ from geounet.model.checkpoint import Checkpoint
 from geounet.model.network import Ensemble, fuse_for_inference
 
 SUFFIX = ".int8.xml"
+CHECK_SUFFIX = ".int8.json"
+TOLERANCE = {"pixel_iou": 0.005, "object_f1": 0.01}
+"""How far int8's figures may be from the default precision's on every place's validation
+strip for ``--precision auto`` to run it (``geounet quantize --labels`` measures them)."""
 EPS = Ensemble.EPS
 """Probabilities are clamped to ``[EPS, 1 - EPS]`` before the logit, as ensembles do."""
 RT_KEY = ["geounet", "model_sha256"]
@@ -34,6 +40,44 @@ RT_KEY = ["geounet", "model_sha256"]
 def int8_path(checkpoint: Path) -> Path:
     """Where the int8 model of a checkpoint lives: ``<stem>.int8.xml`` beside it."""
     return checkpoint.with_name(checkpoint.name.removesuffix(".safetensors") + SUFFIX)
+
+
+def check_path(checkpoint: Path) -> Path:
+    """Where the int8 model's check lives: ``<stem>.int8.json`` beside the checkpoint."""
+    return checkpoint.with_name(checkpoint.name.removesuffix(".safetensors") + CHECK_SUFFIX)
+
+
+def int8_checked(checkpoint: Path) -> bool:
+    """Whether the checkpoint's int8 model was checked within :data:`TOLERANCE`.
+
+    The check (written by ``geounet quantize --labels``) must name this checkpoint and
+    this int8 model by their SHA-256: a retrained checkpoint or a new quantisation is
+    unchecked until it is measured again.
+    """
+    path, ir = check_path(checkpoint), int8_path(checkpoint).with_suffix(".bin")
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(record, dict)
+        and record.get("within") is True
+        and ir.is_file()
+        and record.get("model_sha256") == file_sha256(checkpoint)
+        and record.get("int8_sha256") == file_sha256(ir)
+    )
+
+
+def int8_units() -> bool:
+    """Whether OpenVINO finds int8 instructions on this CPU (VNNI, AMX...)."""
+    if openvino_missing():
+        return False
+    import openvino as ov
+
+    try:
+        return "INT8" in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    except RuntimeError:
+        return False
 
 
 def openvino_missing() -> str | None:
@@ -160,6 +204,9 @@ class OpenVinoNet(nn.Module):
         super().__init__()
         self.core, self.model, self.config = core, model, config
         self.compiled: dict[tuple[int, ...], Any] = {}
+        # one call at a time: a compiled model's own request is not thread-safe, and a
+        # dask worker may run several tasks in threads
+        self.lock = threading.Lock()
 
     def compiled_for(self, shape: tuple[int, ...]) -> Any:
         """The model compiled for inputs of this shape."""
@@ -175,8 +222,9 @@ class OpenVinoNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of ``x`` (float32, on the CPU)."""
         array = np.ascontiguousarray(x.detach().float().cpu().numpy())
-        prob = torch.from_numpy(np.asarray(self.compiled_for(array.shape)(array)[0]))
-        return torch.logit(prob, eps=EPS)
+        with self.lock:  # the output is the request's buffer: read before the next call
+            prob = torch.from_numpy(np.asarray(self.compiled_for(array.shape)(array)[0]))
+            return torch.logit(prob, eps=EPS)
 
 
 def load_int8(checkpoint: Checkpoint, threads: int | None = None) -> tuple[OpenVinoNet | None, str]:

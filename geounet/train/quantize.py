@@ -7,7 +7,9 @@ grid: never from a test scene, and from every place the model was trained on.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,11 +18,16 @@ import torch
 from rasterio.enums import Resampling
 from rasterio.windows import Window
 
+from geounet.core.provenance import file_sha256
+from geounet.errors import InputError
+from geounet.inference.options import PredictOptions
+from geounet.io.atomic import atomic_path
 from geounet.io.raster import ground_pixel_size_m, select_bands
 from geounet.model.checkpoint import Checkpoint, load_checkpoint
-from geounet.model.int8 import int8_path, quantize
+from geounet.model.device import resolve_precision
+from geounet.model.int8 import TOLERANCE, check_path, int8_path, quantize
 from geounet.train.datasets import scene_split
-from geounet.train.strip import strip_window
+from geounet.train.strip import predict_strips, strip_window, sweep_strips
 
 TILE = 512
 """Side of a calibration tile on the model's grid, in pixels."""
@@ -93,4 +100,101 @@ def quantize_model(
     checkpoint = load_checkpoint(model)
     tiles = strip_tiles(checkpoint, images, val_fraction)
     target = out or int8_path(Path(model))
+    check_path(Path(model)).unlink(missing_ok=True)  # a new int8 model is unchecked
     return quantize(checkpoint, tiles, target), len(tiles)
+
+
+@dataclass(frozen=True)
+class PlaceCheck:
+    """int8 against the default precision on one place's validation strips.
+
+    Attributes:
+        place: The labels file, as given.
+        scenes: Its scenes.
+        buildings: True footprints in its strips.
+        reference: Pixel IoU and object F1 at the default precision.
+        int8: The same with the int8 model.
+    """
+
+    place: str
+    scenes: int
+    buildings: int
+    reference: tuple[float, float]
+    int8: tuple[float, float]
+
+    @property
+    def within(self) -> bool:
+        """Whether both figures lie within :data:`~geounet.model.int8.TOLERANCE`."""
+        return (
+            abs(self.int8[0] - self.reference[0]) <= TOLERANCE["pixel_iou"]
+            and abs(self.int8[1] - self.reference[1]) <= TOLERANCE["object_f1"]
+        )
+
+
+def check_int8(
+    model: Path, images: Sequence[Path], labels: Sequence[Path], val_fraction: float = 0.2
+) -> tuple[str, list[PlaceCheck]]:
+    """Score the int8 model against the default precision on each place's strips.
+
+    A place is the scenes that share a labels file. The check is written beside the
+    checkpoint (:func:`~geounet.model.int8.check_path`); ``--precision auto`` runs the
+    int8 model only where every place lies within :data:`~geounet.model.int8.TOLERANCE`.
+
+    Args:
+        model: The checkpoint, quantised (its int8 model beside it).
+        images: Its training scenes.
+        labels: One footprint file per scene, or one for all of them.
+        val_fraction: Eastern fraction of each scene held out, as in training.
+
+    Returns:
+        The default precision's name and one check per place.
+
+    Raises:
+        InputError: If the labels do not pair with the scenes, or there is no int8 model.
+    """
+    if len(labels) not in (1, len(images)):
+        raise InputError(
+            f"{len(labels)} --labels for {len(images)} --images: give one per scene (the "
+            "scenes of a place share its file) or one for all"
+        )
+    ir = int8_path(Path(model))
+    if not ir.with_suffix(".bin").is_file():
+        raise InputError(f"{model} has no int8 model to check; quantise it first")
+    checkpoint = load_checkpoint(model)
+    card = checkpoint.card
+    cpu = torch.device("cpu")
+    reference = str(resolve_precision(cpu, "auto")).removeprefix("torch.")
+    split = scene_split(list(images), val_fraction)
+    places: dict[Path, list[Path]] = {}
+    for image, label in zip(images, list(labels) * (len(images) // len(labels)), strict=True):
+        places.setdefault(Path(label), []).append(Path(image))
+    body = (card.body_threshold,) if "body" in card.class_names else (0.5,)
+    checks = []
+    for label, scenes in places.items():
+        figures = {}
+        for precision in (reference, "int8"):
+            options = PredictOptions(tta=card.tta, precision=precision, device="cpu")
+            strips = predict_strips(checkpoint, scenes, [label], split.val_roi, split.crs, options)
+            (score,) = sweep_strips(strips, (card.threshold,), body)
+            figures[precision] = score
+        ref, low = figures[reference], figures["int8"]
+        checks.append(
+            PlaceCheck(
+                str(label),
+                len(scenes),
+                ref.objects.tp + ref.objects.fn,
+                (ref.pixels.iou, ref.objects.f1),
+                (low.pixels.iou, low.objects.f1),
+            )
+        )
+    record = {
+        "model_sha256": file_sha256(Path(model)),
+        "int8_sha256": file_sha256(ir.with_suffix(".bin")),
+        "reference": reference,
+        "tolerance": TOLERANCE,
+        "places": [asdict(c) | {"within": c.within} for c in checks],
+        "within": all(c.within for c in checks),
+    }
+    with atomic_path(check_path(Path(model))) as tmp:
+        tmp.write_text(json.dumps(record, indent=1) + "\n")
+    return reference, checks
