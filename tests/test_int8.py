@@ -12,6 +12,7 @@ import rasterio
 from typer.testing import CliRunner
 
 from geounet.cli import app
+from geounet.core.provenance import Provenance
 from geounet.inference.options import PredictOptions
 from geounet.inference.scene import predict_scene
 from geounet.model.checkpoint import load_checkpoint, save_checkpoint
@@ -200,6 +201,9 @@ def test_auto_runs_int8_only_where_it_was_checked_within_tolerance(
     record = json.loads(check_path(model).read_text())
     assert record["within"] is True and record["places"][0]["int8"] == list(c.int8)
     assert int8_checked(model) and auto("checked") == "int8"
+    with rasterio.open(tmp_path / "checked" / "town.prob.tif") as src:
+        made = Provenance.from_tags(dict(src.tags()))
+    assert made is not None and made.precision == "int8"  # the raster says what ran
     assert predict_scene(scene, tmp_path / "forced", model, PredictOptions(
         footprints=False, precision=reference)).precision == reference  # fmt: skip
     # out of tolerance (a negative one: nothing is within it): auto keeps autocasting

@@ -50,6 +50,7 @@ def test_predictions_record_how_they_were_made(
     assert made.model == "tiny.safetensors" and made.model_sha256 == file_sha256(tiny_model)
     assert made.scene == "town.tif" and made.created.endswith("+00:00")
     assert made.model_pixel_size_m == 0.15  # the tiny model's card
+    assert made.precision in ("bfloat16", "float32")  # what it ran at, int8 included
     meta = pyogrio.read_info(out / "town.buildings.gpkg", layer="buildings")["layer_metadata"]
     assert Provenance.from_tags(meta) == made
     with sqlite3.connect(out / "town.buildings.gpkg") as db:  # GeoPackage 1.2: no QGIS warning

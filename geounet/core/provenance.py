@@ -42,6 +42,8 @@ class Provenance:
         model_pixel_size_m: The model's ground pixel, in metres (0: not recorded). A
             raster resampled back to a finer scene holds no detail finer than this, so
             ``geounet vectorize`` squares footprints at this scale.
+        precision: What the model ran at: ``bfloat16``, ``float32``, ``float16`` or
+            ``int8`` (empty: not recorded).
     """
 
     version: str
@@ -57,6 +59,7 @@ class Provenance:
     created: str
     trained_on: str = ""
     model_pixel_size_m: float = 0.0
+    precision: str = ""
 
     def tags(self) -> dict[str, str]:
         """GDAL metadata items: ``GEOUNET_THRESHOLD=0.35`` and so on."""

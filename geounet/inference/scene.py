@@ -168,7 +168,7 @@ def predict_scene(
                     # the model's buffers (OpenVINO's stay allocated while it lives) are
                     # freed before the raster is written and vectorised
                     del predictor, batches_ctx
-                prov = provenance(scene, ckpt, threshold, tta, plan, opts)
+                prov = provenance(scene, ckpt, threshold, tta, plan, opts, precision)
                 if resampled:
                     t = time.perf_counter()
                     regridded = final_tmp.with_name(final_tmp.name + ".regrid.tif")
@@ -259,7 +259,13 @@ def predict_to_raster(
 
 
 def provenance(
-    scene: str, ckpt: Checkpoint, threshold: float, tta: str, plan: TilePlan, opts: PredictOptions
+    scene: str,
+    ckpt: Checkpoint,
+    threshold: float,
+    tta: str,
+    plan: TilePlan,
+    opts: PredictOptions,
+    precision: str = "",
 ) -> Provenance:
     """The record of how a prediction is made (see :mod:`geounet.core.provenance`)."""
     source = ckpt.source
@@ -284,6 +290,7 @@ def provenance(
         created=now_utc(),
         trained_on=extents_to_json(ckpt.card.trained_on),
         model_pixel_size_m=ckpt.card.pixel_size_m,
+        precision=precision,
     )
 
 
