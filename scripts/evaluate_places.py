@@ -42,7 +42,7 @@ import shapely
 from geounet.inference.options import PredictOptions
 from geounet.model.checkpoint import load_checkpoint
 from geounet.train.datasets import scene_split
-from geounet.train.strip import predict_strips, sweep_strips
+from geounet.train.strip import score_at_card
 from geounet.train.validation import ThresholdScore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -91,10 +91,7 @@ def score(
     split = scene_split(list(images), VAL_FRACTION)
     roi = shapely.union_all([split.train_roi, split.val_roi]) if whole else split.val_roi
     options = PredictOptions(tta=ck.card.tta, precision=precision)
-    strips = predict_strips(ck, images, labels, roi, split.crs, options)
-    body = (ck.card.body_threshold,) if "body" in ck.card.class_names else (0.5,)
-    (result,) = sweep_strips(strips, (ck.card.threshold,), body)
-    return figures(result)
+    return figures(score_at_card(ck, images, labels, roi, split.crs, options))
 
 
 def measure(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from pathlib import Path
 
@@ -146,3 +147,22 @@ def test_vectorize_squares_at_the_recorded_model_pixel(
     result = runner.invoke(app, [*args, "--regularize"])
     assert result.exit_code == 0, result.output
     assert seen["regularize"] is True and seen["model_pixel_m"] == 0.15
+
+
+def test_file_digest_follows_the_file(tmp_path: Path) -> None:
+    import hashlib
+
+    path = tmp_path / "m.bin"
+    for content in (b"a" * 10, b"b" * 10):  # the same size, written in place
+        path.write_bytes(content)
+        assert file_sha256(path) == hashlib.sha256(content).hexdigest()
+    # an older file is remembered; one replaced by a rename (a new inode) is not confused
+    # with it, even with the same size and time
+    old = 1_700_000_000 * 10**9
+    os.utime(path, ns=(old, old))
+    assert file_sha256(path) == file_sha256(path) == hashlib.sha256(b"b" * 10).hexdigest()
+    other = tmp_path / "new.bin"
+    other.write_bytes(b"c" * 10)
+    os.utime(other, ns=(old, old))
+    other.replace(path)
+    assert file_sha256(path) == hashlib.sha256(b"c" * 10).hexdigest()

@@ -10,8 +10,10 @@ threshold from it, so a raster is scored and vectorised as it was made.
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import hashlib
 import os
+import time
 from dataclasses import MISSING, asdict, dataclass, fields
 from pathlib import Path
 
@@ -94,7 +96,30 @@ class Provenance:
 
 
 def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks."""
+    """SHA-256 of a file, read in 1 MiB blocks.
+
+    Remembered per file, inode, size and modification time (a file replaced by a rename,
+    as geounet writes them, is a new inode): a prediction asks for its
+    checkpoint's digest up to three times (provenance, the int8 model's binding and its
+    check), and a workflow once per scene.
+    """
+    stat = path.stat()
+    if time.time_ns() - stat.st_mtime_ns < RACY_NS:  # may change again within the tick
+        return _digest(path)
+    return _remembered(path.resolve(), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+RACY_NS = 2_000_000_000
+"""Files modified this recently are hashed afresh: file times are coarser than writes, so
+a file rewritten in place with the same size could keep its time (git's "racy" rule)."""
+
+
+@functools.lru_cache(maxsize=32)
+def _remembered(path: Path, inode: int, size: int, mtime_ns: int) -> str:
+    return _digest(path)
+
+
+def _digest(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(2**20), b""):

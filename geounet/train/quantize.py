@@ -27,7 +27,7 @@ from geounet.model.checkpoint import Checkpoint, load_checkpoint
 from geounet.model.device import resolve_precision
 from geounet.model.int8 import TOLERANCE, check_path, int8_path, quantize
 from geounet.train.datasets import scene_split
-from geounet.train.strip import predict_strips, strip_window, sweep_strips
+from geounet.train.strip import score_at_card, strip_window
 
 TILE = 512
 """Side of a calibration tile on the model's grid, in pixels."""
@@ -131,6 +131,27 @@ class PlaceCheck:
         )
 
 
+def places_of(images: Sequence[Path], labels: Sequence[Path]) -> dict[Path, list[Path]]:
+    """The scenes of each place: those that share a labels file.
+
+    Args:
+        images: The scenes.
+        labels: One footprint file per scene, or one for all of them.
+
+    Raises:
+        InputError: If there are neither as many labels as scenes nor one.
+    """
+    if len(labels) not in (1, len(images)):
+        raise InputError(
+            f"{len(labels)} --labels for {len(images)} --images: give one per scene (the "
+            "scenes of a place share its file) or one for all"
+        )
+    places: dict[Path, list[Path]] = {}
+    for image, label in zip(images, list(labels) * (len(images) // len(labels)), strict=True):
+        places.setdefault(Path(label), []).append(Path(image))
+    return places
+
+
 def check_int8(
     model: Path, images: Sequence[Path], labels: Sequence[Path], val_fraction: float = 0.2
 ) -> tuple[str, list[PlaceCheck]]:
@@ -152,32 +173,22 @@ def check_int8(
     Raises:
         InputError: If the labels do not pair with the scenes, or there is no int8 model.
     """
-    if len(labels) not in (1, len(images)):
-        raise InputError(
-            f"{len(labels)} --labels for {len(images)} --images: give one per scene (the "
-            "scenes of a place share its file) or one for all"
-        )
+    places = places_of(images, labels)
     ir = int8_path(Path(model))
     if not ir.with_suffix(".bin").is_file():
         raise InputError(f"{model} has no int8 model to check; quantise it first")
     checkpoint = load_checkpoint(model)
-    card = checkpoint.card
-    cpu = torch.device("cpu")
-    reference = str(resolve_precision(cpu, "auto")).removeprefix("torch.")
+    reference = str(resolve_precision(torch.device("cpu"), "auto")).removeprefix("torch.")
     split = scene_split(list(images), val_fraction)
-    places: dict[Path, list[Path]] = {}
-    for image, label in zip(images, list(labels) * (len(images) // len(labels)), strict=True):
-        places.setdefault(Path(label), []).append(Path(image))
-    body = (card.body_threshold,) if "body" in card.class_names else (0.5,)
     checks = []
     for label, scenes in places.items():
-        figures = {}
-        for precision in (reference, "int8"):
-            options = PredictOptions(tta=card.tta, precision=precision, device="cpu")
-            strips = predict_strips(checkpoint, scenes, [label], split.val_roi, split.crs, options)
-            (score,) = sweep_strips(strips, (card.threshold,), body)
-            figures[precision] = score
-        ref, low = figures[reference], figures["int8"]
+        ref, low = (
+            score_at_card(
+                checkpoint, scenes, [label], split.val_roi, split.crs,
+                PredictOptions(tta=checkpoint.card.tta, precision=precision, device="cpu"),
+            )
+            for precision in (reference, "int8")
+        )  # fmt: skip
         checks.append(
             PlaceCheck(
                 str(label),

@@ -225,3 +225,31 @@ def sweep_strips(
         ]
         scores = merge_scores(scores, part) if scores else part
     return scores
+
+
+def score_at_card(
+    checkpoint: Checkpoint,
+    images: Sequence[Path],
+    labels: Sequence[Path],
+    roi: BaseGeometry,
+    roi_crs: CRS,
+    options: PredictOptions,
+) -> ThresholdScore:
+    """Predict the scenes as ``geounet predict`` does and score ``roi`` at the card's thresholds.
+
+    Args:
+        checkpoint: The model; its card's building (and body) thresholds are scored.
+        images: The scenes.
+        labels: Footprint files (any CRS).
+        roi: The region scored (a validation strip, or more), in ``roi_crs``.
+        roi_crs: Its CRS.
+        options: How to predict (:func:`predict_strips`).
+
+    Returns:
+        The pixel and object counts over every scene the region crosses.
+    """
+    card = checkpoint.card
+    strips = predict_strips(checkpoint, images, labels, roi, roi_crs, options)
+    body = (card.body_threshold,) if "body" in card.class_names else (0.5,)
+    (score,) = sweep_strips(strips, (card.threshold,), body)
+    return score
