@@ -232,3 +232,23 @@ def test_quantize_labels_must_pair_with_the_scenes(
     assert one.exit_code == 0, one.output
     assert f"{labels[0]} (2 buildings in 1 strip(s)): pixel IoU" in one.output  # its labels
     assert "tolerance (pixel IoU within 0.005, object F1 within 0.01)" in one.output
+
+
+@pytest.mark.parametrize(("bf16_units", "hint"), [(True, "bf16"), (False, "f32")])
+def test_float_layers_run_at_the_precision_int8_is_checked_against(
+    quantised: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, bf16_units: bool, hint: str
+) -> None:
+    import openvino as ov
+
+    from geounet.model import device
+    from geounet.model.int8 import load_int8
+
+    if bf16_units and "BF16" not in ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        pytest.skip("OpenVINO finds no bfloat16 units on this CPU")
+    monkeypatch.setattr(device, "cpu_supports_bfloat16", lambda: bf16_units)
+    net, why = load_int8(load_checkpoint(quantised[0]))
+    assert net is not None, why
+    assert net.config["INFERENCE_PRECISION_HINT"] == hint
+    compiled = net.compiled_for((1, 3, 64, 64))
+    wanted = ov.Type.bf16 if bf16_units else ov.Type.f32
+    assert compiled.get_property("INFERENCE_PRECISION_HINT") == wanted
