@@ -190,3 +190,58 @@ def test_cards_without_targets_are_read_back_from_their_recorded_commands() -> N
     assert card_targets(ModelCard(model=ModelConfig())) == {}
     written = ModelCard(model=ModelConfig(), targets={"body_target": "depth"}, provenance=other)
     assert card_targets(written) == {"body_target": "depth"}  # the field wins
+
+
+def test_freeze_keeps_the_part_named_and_trains_the_rest(
+    crop: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    from geounet.model.checkpoint import load_checkpoint
+
+    scene, gpkg, _ = crop
+    base = _base(scene, gpkg, tmp_path / "base.safetensors")
+    out = tmp_path / "tuned.safetensors"
+    finetune(
+        [scene], [gpkg], out, model=base, freeze=["encoder"], minutes=None, epochs=1,
+        steps_per_epoch=2, batch_size=2, workers=0, progress=False, val_fraction=0.3,
+        chip_size=64, lr=1e-2,
+    )  # fmt: skip
+    before = dict(load_checkpoint(base).model.named_parameters())
+    after = dict(load_checkpoint(out).model.named_parameters())
+    changed = {name for name, w in after.items() if not torch.equal(w, before[name])}
+    assert changed and all(not name.startswith("encoder.") for name in changed)
+    assert any(name.startswith("decoder.") for name in changed)
+
+
+def test_freeze_refuses_a_part_it_does_not_know(
+    crop: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    scene, gpkg, _ = crop
+    out = tmp_path / "t.safetensors"  # the bundled model is the base: refused before training
+    command = ["finetune", "-i", str(scene), "-l", str(gpkg), "-o", str(out)]
+    done = CliRunner().invoke(app, [*command, "--freeze", "bottleneck", "--no-progress"])
+    assert done.exit_code != 0 and "Traceback" not in done.output
+    assert "unknown --freeze 'bottleneck'; use encoder or decoder" in " ".join(done.output.split())
+    assert not out.exists()
+
+
+def test_freeze_names_parts_anywhere_in_a_weight_name_and_refuses_absent_ones() -> None:
+    from torch import nn
+
+    from geounet.train.loop import trainable
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.members = nn.ModuleList(
+                nn.ModuleDict({"encoder": nn.Linear(2, 2), "head": nn.Linear(2, 1)})
+                for _ in range(2)
+            )  # as an ensemble names its members' weights
+
+    net = Net()
+    weights = trainable(net, ["encoder"])
+    assert {id(w) for w in weights} == {id(m["head"].weight) for m in net.members} | {
+        id(m["head"].bias) for m in net.members
+    }
+    assert not any(m["encoder"].weight.requires_grad for m in net.members)
+    with pytest.raises(InputError, match="--freeze decoder names no part of this network"):
+        trainable(net, ["decoder"])

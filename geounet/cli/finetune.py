@@ -43,6 +43,13 @@ def finetune_command(
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW).")] = float(
         FINETUNE_DEFAULTS["lr"]
     ),
+    freeze: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Keep this part of the network as it is: encoder or decoder (repeatable); "
+            "default: every weight trains, which did best in docs/finetune.md."
+        ),
+    ] = None,
     patience: Annotated[
         int,
         typer.Option(
@@ -71,6 +78,7 @@ def finetune_command(
             console=Console(stderr=True, soft_wrap=True),
             minutes=minutes,
             lr=lr,
+            freeze=list(freeze or []),
             patience=patience,
             batch_size=batch_size,
             seed=seed,

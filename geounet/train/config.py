@@ -43,6 +43,10 @@ class TrainConfig:
         minutes: Time budget in minutes (``None``: no limit); the learning-rate schedule
             follows it.
         lr: Peak learning rate (AdamW).
+        freeze: Parts of the network whose weights stay as they are: ``encoder`` (the
+            contracting path) and/or ``decoder`` (the expanding path; see
+            :data:`FREEZABLE`); empty trains every weight. Frozen parts' batch norms
+            still follow the new chips' statistics.
         weight_decay: AdamW weight decay.
         val_fraction: Fraction of each scene's width (its eastern strip) held out.
         patience: Epochs without improvement before stopping early (0 disables it).
@@ -107,6 +111,7 @@ class TrainConfig:
     steps_per_epoch: int = 50
     minutes: float | None = None
     lr: float = 2e-3
+    freeze: list[str] = field(default_factory=list)
     weight_decay: float = 1e-4
     val_fraction: float = 0.2
     patience: int = 15
@@ -163,6 +168,8 @@ class TrainResult:
 
 
 BODY_TARGETS = ("eroded", "depth")
+FREEZABLE = ("encoder", "decoder")
+"""Parts of a network that ``freeze`` may keep as they are."""
 """What the ``body`` channel learns: each roof eroded by ``--body-erosion`` pixels, or each
 roof's depth (0 on its outline, 1 along its middle; see
 :func:`geounet.train.weights.depth_map`)."""
@@ -188,6 +195,7 @@ RESUME_FIXED = (
     "chip_size",
     "batch_size",
     "lr",
+    "freeze",
     "weight_decay",
     "seed",
 )
@@ -223,6 +231,8 @@ def check_resume_options(cfg: TrainConfig, saved: dict[str, Any]) -> None:
 def as_flag(name: str, value: Any) -> str:
     """An option as typed on the command line (``--colour strong``, ``--no-augment``)."""
     flag = name.replace("_", "-")
+    if isinstance(value, list):
+        return " ".join(f"--{flag} {v}" for v in value) or f"no --{flag}"
     if isinstance(value, bool):
         return f"--{flag}" if value else f"--no-{flag}"
     return f"--{flag} {value}"

@@ -16,7 +16,7 @@ import datetime as dt
 import math
 import platform
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from rich.console import Console
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from torch.utils.data import DataLoader
 
@@ -45,6 +46,7 @@ from geounet.train.arrays import (
 from geounet.train.augment import COLOUR_JITTER, Augmenter
 from geounet.train.config import (
     BODY_TARGETS,
+    FREEZABLE,
     TrainConfig,
     check_resume_options,
     resume_options,
@@ -338,6 +340,28 @@ def save_best(
     save_checkpoint(out, final, model)
 
 
+def trainable(model: nn.Module, freeze: Sequence[str]) -> list[nn.Parameter]:
+    """The weights that train: all but those of the parts named in ``freeze``.
+
+    A part is a module name anywhere in a weight's dotted name (``encoder`` freezes
+    ``encoder.blocks.0.0.weight``, and ``members.1.encoder...`` in an ensemble).
+
+    Raises:
+        InputError: If the network has no part of that name.
+    """
+    weights = []
+    for name, weight in model.named_parameters():
+        frozen = bool(set(name.split(".")) & set(freeze))
+        weight.requires_grad_(not frozen)
+        if not frozen:
+            weights.append(weight)
+    named = {n for name, _ in model.named_parameters() for n in name.split(".")}
+    absent = [part for part in freeze if part not in named]
+    if absent:
+        raise InputError(f"--freeze {absent[0]} names no part of this network; drop it")
+    return weights
+
+
 def run(
     cfg: TrainConfig,
     data: TrainingData,
@@ -429,7 +453,9 @@ def run(
     loss_fn = SegmentationLoss(LossConfig(name=cfg.loss, pos_weight=pos_w, neg_weight=neg_w)).to(
         device
     )
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = torch.optim.AdamW(
+        trainable(model, cfg.freeze), lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
     augmenter = (
         Augmenter(COLOUR_JITTER[cfg.colour], bands=bands).to(device) if cfg.augment else None
     )
@@ -678,6 +704,9 @@ def check_options(cfg: TrainConfig) -> None:
         )
     if not 0 <= cfg.recolour <= 1:
         raise InputError(f"--recolour must be in [0, 1], got {cfg.recolour}")
+    for part in cfg.freeze:
+        if part not in FREEZABLE:
+            raise InputError(f"unknown --freeze {part!r}; use {' or '.join(FREEZABLE)}")
 
 
 def start(
