@@ -168,11 +168,12 @@ class TrainResult:
 
 
 BODY_TARGETS = ("eroded", "depth")
-FREEZABLE = ("encoder", "decoder")
-"""Parts of a network that ``freeze`` may keep as they are."""
 """What the ``body`` channel learns: each roof eroded by ``--body-erosion`` pixels, or each
 roof's depth (0 on its outline, 1 along its middle; see
 :func:`geounet.train.weights.depth_map`)."""
+
+FREEZABLE = ("encoder", "decoder")
+"""Parts of a network that ``freeze`` may keep as they are."""
 
 BODY_THRESHOLD_FIXED = "body threshold fixed at"
 """Words that end a card's ``calibration`` provenance when ``calibrate --body-threshold``

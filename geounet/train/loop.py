@@ -349,13 +349,13 @@ def trainable(model: nn.Module, freeze: Sequence[str]) -> list[nn.Parameter]:
     Raises:
         InputError: If the network has no part of that name.
     """
-    weights = []
+    weights, named = [], set()
     for name, weight in model.named_parameters():
-        frozen = bool(set(name.split(".")) & set(freeze))
-        weight.requires_grad_(not frozen)
-        if not frozen:
+        parts = set(name.split("."))
+        named |= parts
+        weight.requires_grad_(not parts & set(freeze))
+        if weight.requires_grad:
             weights.append(weight)
-    named = {n for name, _ in model.named_parameters() for n in name.split(".")}
     absent = [part for part in freeze if part not in named]
     if absent:
         raise InputError(f"--freeze {absent[0]} names no part of this network; drop it")
