@@ -66,18 +66,19 @@ def _none(gdf: gpd.GeoDataFrame, pixel: float) -> gpd.GeoDataFrame:
 
 
 def _squared(
-    simplify_px: float,
-    parallel_px: float,
+    simplify_px: float | tuple[float, ...],
+    parallel_px: float = 4.0,
     allow_45: bool = True,
     allow_circles: bool = True,
-    min_fit: float | None = None,
     match_area: bool = False,
+    fit: float = 0.0,
 ) -> Variant:
     """Regularised by buildingregulariser with these settings, then overlaps cut."""
+    tolerances = simplify_px if isinstance(simplify_px, tuple) else (simplify_px,)
 
     def variant(gdf: gpd.GeoDataFrame, pixel: float) -> gpd.GeoDataFrame:
         squared = regularize_footprints(
-            gdf, pixel, simplify_px, parallel_px, allow_45, allow_circles, min_fit, match_area
+            gdf, pixel, tolerances, fit, parallel_px, allow_45, allow_circles, match_area
         )
         return remove_overlaps(squared, snap=pixel / 2 if match_area else 0.0)
 
@@ -96,22 +97,38 @@ VARIANTS: dict[str, Variant] = {
     "reg_s6_p4": _squared(6, 4),
     "reg_s4_p4_no45": _squared(4, 4, allow_45=False),
     "reg_s6_p4_nocircle": _squared(6, 4, allow_circles=False),
-    "reg_s6_p4_fit0.8": _squared(6, 4, min_fit=0.8),
-    "reg_s6_p4_fit0.85": _squared(6, 4, min_fit=0.85),
-    "reg_s6_p4_fit0.9": _squared(6, 4, min_fit=0.9),
-    "reg_s6_p4_nocircle_fit0.85": _squared(6, 4, allow_circles=False, min_fit=0.85),
     "reg_s6_p4_area": _squared(6, 4, match_area=True),
     "reg_s4_p4_area": _squared(4, 4, match_area=True),
     "reg_s5_p4_area": _squared(5, 4, match_area=True),
-    "reg_s5.5_p4_area": _squared(5.5, 4, match_area=True),
+    "reg_s5.5_p4_area (until 2026-12-05)": _squared(5.5, 4, match_area=True),
     "reg_s8_p4_area": _squared(8, 4, match_area=True),
+    "adaptive_8-3_fit0.85": _squared((8, 5.5, 4, 3), match_area=True, fit=0.85),
+    "adaptive_8-3_fit0.875": _squared((8, 5.5, 4, 3), match_area=True, fit=0.875),
+    "adaptive_8-3_fit0.9": _squared((8, 5.5, 4, 3), match_area=True, fit=0.9),
+    "adaptive_8-4_fit0.875": _squared((8, 5.5, 4), match_area=True, fit=0.875),
+    "adaptive_8-4_fit0.9": _squared((8, 5.5, 4), match_area=True, fit=0.9),
+    "adaptive_10-4_fit0.9": _squared((10, 8, 5.5, 4), match_area=True, fit=0.9),
+    "adaptive_5.5-3_fit0.9": _squared((5.5, 4, 3), match_area=True, fit=0.9),
+    "adaptive_5.5-2_fit0.92": _squared((5.5, 4, 3, 2), match_area=True, fit=0.92),
+    "adaptive_8-3_fit0.85_no45": _squared(
+        (8, 5.5, 4, 3), allow_45=False, match_area=True, fit=0.85
+    ),
+    "adaptive_8-3_fit0.9_no45": _squared((8, 5.5, 4, 3), allow_45=False, match_area=True, fit=0.9),
+    "adaptive_8-2_fit0.9_no45": _squared(
+        (8, 5.5, 4, 3, 2), allow_45=False, match_area=True, fit=0.9
+    ),
 }
 """The variants measured, by name: ``regularize`` is ``geounet predict --regularize``
-(simplify 5.5 px, parallel 4 px, walls moved back to the traced area, overlaps cut);
-``reg_sS_pP`` squaring at other settings, walls not moved; ``before`` the settings of
-geounet until 2026-12-04; ``nocircle`` without buildingregulariser's circles; ``fitF``
-keeps the traced outline of a footprint whose squared one overlaps it with an IoU below
-F; ``area`` moves the squared walls until the outline has its traced area."""
+(:func:`~geounet.footprints.vectorize.regularize_footprints`' defaults, overlaps cut);
+``reg_sS_pP`` squaring at one simplification of S pixels, parallel edges merged within P,
+walls not moved; ``before`` the settings of geounet until 2026-12-04; ``nocircle``
+without buildingregulariser's circles; ``no45`` without 45-degree walls; ``area`` moves
+the squared walls until the outline has its traced area; ``adaptive_A-B_fitF`` squares
+each footprint at the coarsest of the tolerances A..B pixels (8, 5.5, 4, 3, 2 within
+that range) whose outline overlaps the traced one with an IoU of at least F, walls moved.
+The ``fit`` variants of 2026-12-04 (the traced outline kept where squaring changed it
+most) were measured by an option since removed; their figures are in
+``docs/footprints/shapes.json``."""
 
 
 def scenes() -> list[tuple[str, Path, Path, bool]]:

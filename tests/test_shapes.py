@@ -81,24 +81,28 @@ def test_two_touching_roofs_stay_touching_without_overlap() -> None:
     assert all(len(outer_ring(g)) == 4 for g in out)
 
 
-def test_min_fit_keeps_the_outlines_squaring_would_change_too_much() -> None:
-    (stairs,) = traced(affinity.rotate(box(30, 40, 90, 70), 20, origin="centroid"))
-    (blob,) = traced(shapely.Point(60, 60).buffer(25).intersection(box(0, 0, 120, 75)))
-    gdf = frame(stairs, blob).assign(id=[1, 2])
-    plain = regularize_footprints(gdf, pixel=1.0, match_area=False)
-    fits = [shapely.area(g.intersection(t)) / shapely.area(g.union(t))
-            for g, t in zip(plain.geometry, (stairs, blob), strict=True)]  # fmt: skip
-    cut = (min(fits) + max(fits)) / 2  # one footprint fits better than the other
-    kept = regularize_footprints(gdf, pixel=1.0, min_fit=cut, match_area=False)
-    assert list(kept["id"]) == [1, 2] and set(kept.columns) == set(gdf.columns)
-    worse = int(np.argmin(fits))
-    better = 1 - worse
-    # the poorer fit keeps its traced outline (simplified, not squared); the other is squared
-    original = (stairs, blob)[worse]
-    back = kept.geometry[worse]
-    iou = shapely.area(back.intersection(original)) / shapely.area(back.union(original))
-    assert not back.equals(plain.geometry[worse]) and iou > fits[worse]
-    assert kept.geometry[better].equals(plain.geometry[better])
+def iou(a: Polygon, b: Polygon) -> float:
+    return float(shapely.area(a.intersection(b)) / shapely.area(a.union(b)))
+
+
+def test_each_footprint_is_squared_at_the_coarsest_tolerance_that_fits_it() -> None:
+    # a roof with a 7-pixel wing, which simplifying at 8 pixels cuts off, and a rectangle
+    winged = Polygon([(20, 30), (90, 30), (90, 70), (60, 70), (60, 77), (20, 77)])
+    (wing,) = traced(affinity.rotate(winged, 20, origin="centroid"))
+    (rect,) = traced(affinity.rotate(box(30, 40, 90, 70), 20, origin="centroid"))
+    gdf = frame(wing, rect).assign(id=[1, 2])
+    coarse = regularize_footprints(gdf, pixel=1.0, tolerances_px=(8,), fit=0.0)
+    assert len(outer_ring(coarse.geometry[0])) == 4  # the wing is gone
+    cut = iou(coarse.geometry[0], wing)
+    assert cut < 0.95 <= iou(coarse.geometry[1], rect)
+    out = regularize_footprints(gdf, pixel=1.0, tolerances_px=(8, 4), fit=0.95)
+    assert list(out["id"]) == [1, 2] and set(out.columns) == set(gdf.columns)
+    assert len(outer_ring(out.geometry[0])) == 6 and iou(out.geometry[0], wing) > cut
+    assert right_angle_offsets(out.geometry[0]).max() < 1.0
+    assert out.geometry[1].equals(coarse.geometry[1])  # the rectangle fit at 8 pixels
+    # no tolerance fits: the best fitting outline is kept
+    best = regularize_footprints(gdf, pixel=1.0, tolerances_px=(8, 4), fit=1.0)
+    assert best.geometry[0].equals(out.geometry[0])
 
 
 def test_match_area_gives_the_squared_outline_the_traced_area_and_keeps_its_corners() -> None:
@@ -106,8 +110,9 @@ def test_match_area_gives_the_squared_outline_the_traced_area_and_keeps_its_corn
     rounded = box(30, 40, 90, 70).buffer(-6).buffer(6)
     (blobby,) = traced(affinity.rotate(rounded, 20, origin="centroid"))
     gdf = frame(blobby)
-    plain = regularize_footprints(gdf, pixel=1.0, match_area=False).geometry[0]
-    moved = regularize_footprints(gdf, pixel=1.0).geometry[0]
+    one = (5.5,)  # one tolerance: both outlines are squared alike
+    plain = regularize_footprints(gdf, 1.0, one, match_area=False).geometry[0]
+    moved = regularize_footprints(gdf, 1.0, one).geometry[0]
     assert abs(plain.area - blobby.area) > 0.01 * blobby.area  # squaring changed the area
     assert moved.area == pytest.approx(blobby.area, rel=0.01)
     assert len(outer_ring(moved)) == len(outer_ring(plain))

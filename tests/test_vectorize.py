@@ -270,11 +270,20 @@ def test_split_per_component_equals_one_watershed_over_the_window() -> None:
     assert pairs.shape[1] == n == len(np.unique(whole[mask])), "the same partition"
 
 
-def test_regularize_squares_at_the_models_pixel_on_a_finer_raster(tmp_path: Path) -> None:
+def test_regularize_squares_at_the_models_pixel_on_a_finer_raster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # a 30 x 20 m roof with a 3 x 1.5 m porch: squared at 0.5 m pixels (5.5 px = 2.75 m)
     # the porch goes; a 0.25 m raster resampled from a 0.5 m model holds no finer detail
     # and must be squared the same way, not at half the tolerance
+    from functools import partial
+
     from rasterio.features import rasterize
+
+    from geounet.footprints import vectorize as module
+
+    one = partial(module.regularize_footprints, tolerances_px=(5.5,), fit=0.0)
+    monkeypatch.setattr(module, "regularize_footprints", one)  # one tolerance, in pixels
 
     roof = box(500005, 39975, 500035, 39995).union(box(500018, 39995, 500021, 39996.5))
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -490,76 +490,102 @@ def split_bands(path: str | Path) -> dict[str, int]:
     return found
 
 
+SQUARING_TOLERANCES_PX: tuple[float, ...] = (8.0, 5.5, 4.0, 3.0)
+"""Simplification tolerances (model pixels) squaring tries, coarsest first."""
+
+SQUARING_FIT = 0.85
+"""The IoU with its traced outline at which a squared outline is kept (see
+:func:`regularize_footprints`)."""
+
+
 def regularize_footprints(
     gdf: gpd.GeoDataFrame,
     pixel: float,
-    simplify_px: float = 5.5,
+    tolerances_px: Sequence[float] = SQUARING_TOLERANCES_PX,
+    fit: float = SQUARING_FIT,
     parallel_px: float = 4.0,
     allow_45: bool = True,
     allow_circles: bool = True,
-    min_fit: float | None = None,
     match_area: bool = True,
 ) -> gpd.GeoDataFrame:
     """Align footprint edges to right angles (and 45 degrees) with buildingregulariser.
 
     Tolerances are in pixels, so the result does not depend on the CRS units. The outline
-    is first simplified at ``simplify_px`` (Douglas-Peucker), so that each wall is one
-    edge before edges are aligned to the footprint's main direction: at a smaller
-    tolerance the alignment turns every leftover step of a slanted wall into a staircase
-    of right angles. Simplifying cuts corners, so the squared walls are then moved out (or
-    in) until the outline has its traced area again. The defaults were chosen on the four
-    places' validation strips (``scripts/footprint_shapes.py``): of the settings tried,
-    the one with the highest object F1 among those with at most 1.5 corners per true
-    corner and corners at most 10 degrees off a right angle on average. Touching outlines
-    can overlap afterwards; :func:`remove_overlaps` cuts them apart (snapping within half
-    a pixel).
+    is first simplified (Douglas-Peucker), so that each wall is one edge before edges are
+    aligned to the footprint's main direction: at too small a tolerance the alignment turns
+    every leftover step of a slanted wall into a staircase of right angles, at too large a
+    one it cuts off the wings of an L or a T. So each footprint is squared at the coarsest
+    of ``tolerances_px`` whose squared outline overlaps its traced one with an IoU of at
+    least ``fit`` (the fewest walls that still fit the roof), or the best fitting one.
+    Simplifying cuts corners, so the squared walls are then moved out (or in) until the
+    outline has its traced area again. The defaults were chosen on the four places'
+    validation strips (``scripts/footprint_shapes.py``): of the settings tried, the one
+    with the highest object F1 among those with at most 1.5 corners per true corner and
+    corners at most 10 degrees off a right angle on average. Touching outlines can overlap
+    afterwards; :func:`remove_overlaps` cuts them apart (snapping within half a pixel).
 
     Args:
         gdf: Footprints in a projected CRS.
         pixel: Pixel size in CRS units.
-        simplify_px: Simplification before aligning, in pixels.
+        tolerances_px: Simplification tolerances before aligning, in pixels, tried in
+            this order.
+        fit: A squared outline whose IoU with its traced outline reaches this is kept;
+            the next tolerance is tried on the others (0: the first tolerance for all).
         parallel_px: Nearly parallel edges closer than this merge, in pixels.
         allow_45: Allow edges at 45 degrees to the main direction.
         allow_circles: Replace nearly round outlines by circles.
-        min_fit: Keep a footprint's traced outline (simplified at ``simplify_px``, not
-            squared) where its squared one overlaps it with an IoU below this (None: square
-            every footprint).
         match_area: Move the walls of each squared outline in or out, all by the same
             distance (a mitred buffer, so right angles stay right), until its area is the
             traced outline's: simplifying cuts the corners of a roof, and squaring keeps
             the loss.
 
     Returns:
-        The footprints with regular outlines; attributes are kept.
+        The footprints with regular outlines, in their order; attributes are kept. A
+        footprint that no tolerance squares into one polygon keeps its traced outline,
+        simplified at the finest tolerance.
     """
     from buildingregulariser import regularize_geodataframe
 
     traced = gdf.reset_index(drop=True)
-    out = regularize_geodataframe(
-        traced.assign(_row=np.arange(len(traced))),
-        parallel_threshold=parallel_px * pixel,
-        simplify_tolerance=simplify_px * pixel,
-        allow_45_degree=allow_45,
-        allow_circles=allow_circles,
-        num_cores=1,
-        include_metadata=True,
+    outlines = traced.geometry.to_numpy()
+    chosen = outlines.copy()
+    best = np.full(len(traced), -1.0)
+    todo = np.arange(len(traced))
+    for tolerance in tolerances_px:
+        if not len(todo):
+            break
+        out = regularize_geodataframe(
+            gpd.GeoDataFrame({"_row": todo}, geometry=list(outlines[todo]), crs=gdf.crs),
+            parallel_threshold=parallel_px * pixel,
+            simplify_tolerance=tolerance * pixel,
+            allow_45_degree=allow_45,
+            allow_circles=allow_circles,
+            num_cores=1,
+        )
+        out = out[~out.geometry.is_empty & out.geometry.notna()]
+        out = out.dissolve("_row").reset_index()  # an outline squaring split: its parts joined
+        out = out[out.geom_type == "Polygon"]
+        rows, squared = out["_row"].to_numpy(), out.geometry.to_numpy()
+        if match_area:
+            squared = _area_matched(squared, outlines[rows])
+        iou = _iou(squared, outlines[rows])
+        better = iou > best[rows]
+        chosen[rows[better]] = squared[better]
+        best[rows[better]] = iou[better]
+        todo = np.setdiff1d(todo, rows[iou >= fit])
+    unsquared = best < 0
+    chosen[unsquared] = shapely.simplify(
+        outlines[unsquared], min(tolerances_px) * pixel, preserve_topology=True
     )
-    out = out[~out.geometry.is_empty & out.geometry.notna()]
-    single = ~out["_row"].duplicated(keep=False).to_numpy()  # one output per input
-    if match_area and len(out):
-        rows = out["_row"].to_numpy()[single]
-        out.loc[single, "geometry"] = _area_matched(
-            out.geometry.to_numpy()[single], traced.geometry.to_numpy()[rows]
-        )
-    if min_fit is not None and len(out):
-        poor = (out["iou"].to_numpy() < min_fit) & single
-        rows = out["_row"].to_numpy()[poor]
-        kept = shapely.simplify(
-            traced.geometry.to_numpy()[rows], simplify_px * pixel, preserve_topology=True
-        )
-        out.loc[poor, "geometry"] = kept
-    out = out.drop(columns=[c for c in ("_row", "iou", "main_direction") if c in out.columns])
-    return gpd.GeoDataFrame(out.reset_index(drop=True), geometry="geometry", crs=gdf.crs)
+    return gpd.GeoDataFrame(
+        traced.drop(columns=traced.geometry.name), geometry=list(chosen), crs=gdf.crs
+    )
+
+
+def _iou(a: npt.NDArray[np.object_], b: npt.NDArray[np.object_]) -> npt.NDArray[np.float64]:
+    """The IoU of each pair of polygons."""
+    union = shapely.area(shapely.union(a, b))
+    return np.asarray(shapely.area(shapely.intersection(a, b)) / np.maximum(union, 1e-12))
 
 
 def _area_matched(
