@@ -57,6 +57,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
 names its learning rate: 5e-4 was the default until 2026-12-05, 1e-3 since)."""
 
 
+def _row(name: str, schedule: dict[str, Any], minutes: float | None, model: Path) -> dict[str, Any]:
+    """A variant's result: the model scored on the south-east scene and the west strip."""
+    return {"variant": name, "schedule": schedule, "minutes": minutes,
+            "dev": score(model, [DEV], [LABELS], whole=True),
+            "strip": score(model, [SCENE], [LABELS], whole=False)}  # fmt: skip
+
+
 def main() -> int:
     """Fine-tune and score each variant; write the JSON and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -70,11 +77,7 @@ def main() -> int:
     ((_, labels, aoi),) = subsets(args.work, (100,))
     if args.reuse_default is not None:
         shutil.copy(args.reuse_default, args.work / "lr-5e-4.safetensors")
-    rows: list[dict[str, Any]] = [
-        {"variant": "zero-shot", "schedule": {}, "minutes": 0.0,
-         "dev": score(args.base, [DEV], [LABELS], whole=True),
-         "strip": score(args.base, [SCENE], [LABELS], whole=False)}
-    ]  # fmt: skip
+    rows = [_row("zero-shot", {}, 0.0, args.base)]
     for name in args.variants:
         out = args.work / f"{name}.safetensors"
         minutes = None
@@ -83,9 +86,7 @@ def main() -> int:
             finetune([SCENE], [labels], out, model=args.base, aoi=aoi, progress=False,
                      **VARIANTS[name])  # fmt: skip
             minutes = round((time.monotonic() - start) / 60, 1)
-        rows.append({"variant": name, "schedule": VARIANTS[name], "minutes": minutes,
-                     "dev": score(out, [DEV], [LABELS], whole=True),
-                     "strip": score(out, [SCENE], [LABELS], whole=False)})  # fmt: skip
+        rows.append(_row(name, VARIANTS[name], minutes, out))
         print(rows[-1]["variant"], rows[-1]["dev"]["object_f1"], flush=True)
     args.out.write_text(json.dumps(rows, indent=1) + "\n")
     print("| variant | south-east pixel IoU | south-east object F1 | west strip pixel IoU "

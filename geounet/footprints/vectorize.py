@@ -584,8 +584,9 @@ def regularize_footprints(
 
 def _iou(a: npt.NDArray[np.object_], b: npt.NDArray[np.object_]) -> npt.NDArray[np.float64]:
     """The IoU of each pair of polygons."""
-    union = shapely.area(shapely.union(a, b))
-    return np.asarray(shapely.area(shapely.intersection(a, b)) / np.maximum(union, 1e-12))
+    inter = shapely.area(shapely.intersection(a, b))
+    union = shapely.area(a) + shapely.area(b) - inter
+    return np.asarray(inter / np.maximum(union, 1e-12))
 
 
 def _area_matched(
