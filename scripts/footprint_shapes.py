@@ -72,18 +72,24 @@ def _squared(
     allow_circles: bool = True,
     match_area: bool = False,
     fit: float = 0.0,
+    walls_px: float = 0.0,
+    overlap_weight: float = 10.0,
 ) -> Variant:
     """Regularised by buildingregulariser with these settings, then overlaps cut."""
     tolerances = simplify_px if isinstance(simplify_px, tuple) else (simplify_px,)
 
     def variant(gdf: gpd.GeoDataFrame, pixel: float) -> gpd.GeoDataFrame:
         squared = regularize_footprints(
-            gdf, pixel, tolerances, fit, parallel_px, allow_45, allow_circles, match_area
-        )
+            gdf, pixel, tolerances, fit, parallel_px, allow_45, allow_circles, match_area,
+            walls_px, overlap_weight,
+        )  # fmt: skip
         return remove_overlaps(squared, snap=pixel / 2 if match_area else 0.0)
 
     return variant
 
+
+ADAPTIVE = (8.0, 5.5, 4.0, 3.0)
+"""The tolerances ``--regularize`` tries, in pixels."""
 
 VARIANTS: dict[str, Variant] = {
     "none": _none,
@@ -110,6 +116,13 @@ VARIANTS: dict[str, Variant] = {
     "adaptive_10-4_fit0.9": _squared((10, 8, 5.5, 4), match_area=True, fit=0.9),
     "adaptive_5.5-3_fit0.9": _squared((5.5, 4, 3), match_area=True, fit=0.9),
     "adaptive_5.5-2_fit0.92": _squared((5.5, 4, 3, 2), match_area=True, fit=0.92),
+    "walls1_w10": _squared(ADAPTIVE, match_area=True, fit=0.85, walls_px=1, overlap_weight=10),
+    "walls2_w10": _squared(ADAPTIVE, match_area=True, fit=0.85, walls_px=2, overlap_weight=10),
+    "walls2_w5": _squared(ADAPTIVE, match_area=True, fit=0.85, walls_px=2, overlap_weight=5),
+    "walls2_w2": _squared(ADAPTIVE, match_area=True, fit=0.85, walls_px=2, overlap_weight=2),
+    "walls2_w1": _squared(ADAPTIVE, match_area=True, fit=0.85, walls_px=2, overlap_weight=1),
+    "walls3_w2": _squared(ADAPTIVE, match_area=True, fit=0.85, walls_px=3, overlap_weight=2),
+    "walls2_w5_fit0.9": _squared(ADAPTIVE, match_area=True, fit=0.9, walls_px=2, overlap_weight=5),
     "adaptive_8-3_fit0.85_no45": _squared(
         (8, 5.5, 4, 3), allow_45=False, match_area=True, fit=0.85
     ),
@@ -125,7 +138,10 @@ walls not moved; ``before`` the settings of geounet until 2026-12-04; ``nocircle
 without buildingregulariser's circles; ``no45`` without 45-degree walls; ``area`` moves
 the squared walls until the outline has its traced area; ``adaptive_A-B_fitF`` squares
 each footprint at the coarsest of the tolerances A..B pixels (8, 5.5, 4, 3, 2 within
-that range) whose outline overlaps the traced one with an IoU of at least F, walls moved.
+that range) whose outline overlaps the traced one with an IoU of at least F, walls moved;
+``wallsR_wW`` is ``adaptive_8-3_fit0.85`` with each wall then moved, parallel to itself, up
+to R pixels to where the outline best fits its traced one, overlaps with the neighbours
+weighed W times (:func:`~geounet.footprints.walls.fit_walls`).
 The ``fit`` variants of 2026-12-04 (the traced outline kept where squaring changed it
 most) were measured by an option since removed; their figures are in
 ``docs/footprints/shapes.json``."""

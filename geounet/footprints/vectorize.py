@@ -41,6 +41,7 @@ from geounet.core.instances import split_instances
 from geounet.core.resampling import detail_scale
 from geounet.errors import InputError
 from geounet.footprints import SIMPLIFY_M
+from geounet.footprints.walls import fit_walls
 from geounet.io import layers
 from geounet.io.atomic import atomic_path
 from geounet.io.raster import GDAL_CACHE_BYTES, ground_pixel_size_m
@@ -507,6 +508,8 @@ def regularize_footprints(
     allow_45: bool = True,
     allow_circles: bool = True,
     match_area: bool = True,
+    wall_reach_px: float = 0.0,
+    overlap_weight: float = 10.0,
 ) -> gpd.GeoDataFrame:
     """Align footprint edges to right angles (and 45 degrees) with buildingregulariser.
 
@@ -538,6 +541,10 @@ def regularize_footprints(
             distance (a mitred buffer, so right angles stay right), until its area is the
             traced outline's: simplifying cuts the corners of a roof, and squaring keeps
             the loss.
+        wall_reach_px: Then move each wall of each squared outline, parallel to itself and
+            at most this far (pixels, in quarter-pixel steps), to where the outline best
+            overlaps the traced one (:func:`~geounet.footprints.walls.fit_walls`; 0: not).
+        overlap_weight: How much wall fitting weighs the overlap with neighbours.
 
     Returns:
         The footprints with regular outlines, in their order; attributes are kept. A
@@ -574,6 +581,15 @@ def regularize_footprints(
         best[rows[better]] = iou[better]
         todo = np.setdiff1d(todo, rows[iou >= fit])
     unsquared = best < 0
+    if wall_reach_px > 0:
+        squared_rows = np.flatnonzero(~unsquared)
+        chosen[squared_rows] = fit_walls(
+            chosen[squared_rows],
+            outlines[squared_rows],
+            wall_reach_px * pixel,
+            pixel / 4,
+            overlap_weight,
+        )
     chosen[unsquared] = shapely.simplify(
         outlines[unsquared], min(tolerances_px) * pixel, preserve_topology=True
     )
