@@ -3,8 +3,10 @@
 Squaring (:func:`~geounet.footprints.vectorize.regularize_footprints`) fixes each wall's
 direction; this fixes its position. Each wall is a line, each corner the crossing of two
 consecutive lines, so moving a line along its normal keeps every angle. Each wall in turn
-takes the offset, within a reach, at which the outline overlaps the traced one best
-(coordinate ascent on the IoU), for a few passes.
+takes the offset, within a reach, at which the outline fits its roof best (coordinate
+ascent on the IoU with the traced outline, less the weighed overlap with the neighbours),
+for a few passes. Measured on the four places' strips and not on by default
+(docs/footprints.md).
 """
 
 from __future__ import annotations
