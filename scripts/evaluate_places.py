@@ -23,6 +23,8 @@ Rows:
 Usage:
   python scripts/evaluate_places.py MODEL [--lopo DIR | --lopo-from EARLIER.json] [--name NAME]
       --json OUT.json
+  python scripts/evaluate_places.py MODEL --whole-place P [--precision int8]  (one JSON row:
+      place P scored whole, its training part included: for comparing precisions)
   python scripts/evaluate_places.py --card RESULTS.json [RESULTS.json ...] > tables.md
   python scripts/evaluate_places.py --summary BUNDLED.json [PREVIOUS.json]  (README table)
 """
@@ -195,6 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--lopo-place", help="with --lopo: print only this place's leave-one-place-out row"
     )
+    parser.add_argument(
+        "--whole-place", help="with MODEL: print only this place's row, scored whole"
+    )
     parser.add_argument("--name", default="model")
     parser.add_argument("--precision", default="auto", help="auto, float32, bfloat16 or int8")
     parser.add_argument("--json", type=Path, help="write the results here")
@@ -210,11 +215,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.card:
         print(tables([json.loads(p.read_text()) for p in args.card]))
         return 0
-    if args.lopo_place:
-        if args.lopo is None:
+    if args.lopo_place or args.whole_place:
+        if args.lopo_place and args.lopo is None:
             parser.error("--lopo-place needs --lopo")
-        images, labels = places()[args.lopo_place]
-        model = args.lopo / f"lopo_{args.lopo_place}.safetensors"
+        if args.whole_place and args.model is None:
+            parser.error("--whole-place needs MODEL")
+        place = args.lopo_place or args.whole_place
+        images, labels = places()[place]
+        model = args.lopo / f"lopo_{place}.safetensors" if args.lopo_place else args.model
         print(json.dumps(score(model, images, labels, True, args.precision)))
         return 0
     if args.model is None or args.json is None:

@@ -80,8 +80,9 @@ def _squared(
 
     def variant(gdf: gpd.GeoDataFrame, pixel: float) -> gpd.GeoDataFrame:
         squared = regularize_footprints(
-            gdf, pixel, tolerances, fit, parallel_px, allow_45, allow_circles, match_area,
-            walls_px, overlap_weight,
+            gdf, pixel, tolerances, fit=fit, parallel_px=parallel_px, allow_45=allow_45,
+            allow_circles=allow_circles, match_area=match_area, wall_reach_px=walls_px,
+            overlap_weight=overlap_weight,
         )  # fmt: skip
         return remove_overlaps(squared, snap=pixel / 2 if match_area else 0.0)
 
@@ -96,6 +97,7 @@ VARIANTS: dict[str, Variant] = {
     "regularize": lambda gdf, pixel: remove_overlaps(
         regularize_footprints(gdf, pixel), snap=pixel / 2
     ),
+    "regularize_uncut": lambda gdf, pixel: regularize_footprints(gdf, pixel),
     "reg_s1.5_p2 (before)": _squared(1.5, 2),
     "reg_s3_p3": _squared(3, 3),
     "reg_s4_p4": _squared(4, 4),
@@ -133,6 +135,7 @@ VARIANTS: dict[str, Variant] = {
 }
 """The variants measured, by name: ``regularize`` is ``geounet predict --regularize``
 (:func:`~geounet.footprints.vectorize.regularize_footprints`' defaults, overlaps cut);
+``regularize_uncut`` the same before the overlaps are cut;
 ``reg_sS_pP`` squaring at one simplification of S pixels, parallel edges merged within P,
 walls not moved; ``before`` the settings of geounet until 2026-12-04; ``nocircle``
 without buildingregulariser's circles; ``no45`` without 45-degree walls; ``area`` moves
