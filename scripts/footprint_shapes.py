@@ -24,15 +24,17 @@ import argparse
 import csv
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
 import geopandas as gpd
 import numpy as np
+import numpy.typing as npt
 import rasterio
 import shapely
+from shapely.geometry import LineString, Polygon
 
 from geounet.core.objects import match_objects
 from geounet.core.resampling import detail_scale
@@ -74,6 +76,10 @@ def _squared(
     fit: float = 0.0,
     walls_px: float = 0.0,
     overlap_weight: float = 10.0,
+    rotation_deg: float = 0.0,
+    neighbour_px: float = 2.0,
+    parted: bool = False,
+    by_roof: bool = False,
 ) -> Variant:
     """Regularised by buildingregulariser with these settings, then overlaps cut."""
     tolerances = simplify_px if isinstance(simplify_px, tuple) else (simplify_px,)
@@ -82,15 +88,130 @@ def _squared(
         squared = regularize_footprints(
             gdf, pixel, tolerances, fit=fit, parallel_px=parallel_px, allow_45=allow_45,
             allow_circles=allow_circles, match_area=match_area, wall_reach_px=walls_px,
-            overlap_weight=overlap_weight,
+            overlap_weight=overlap_weight, neighbour_rotation_deg=rotation_deg,
+            neighbour_reach_px=neighbour_px,
         )  # fmt: skip
+        if by_roof:
+            squared = squared.set_geometry(
+                list(
+                    cut_by_roof(
+                        np.asarray(squared.geometry.to_list(), dtype=object),
+                        np.asarray(gdf.geometry.to_list(), dtype=object),
+                        snap=pixel / 2,
+                    )
+                )
+            )
+        if parted:
+            squared = squared.set_geometry(
+                list(part_overlaps(np.asarray(squared.geometry.to_list(), dtype=object)))
+            )
         return remove_overlaps(squared, snap=pixel / 2 if match_area else 0.0)
 
     return variant
 
 
+# Two other ways of parting touching squared outlines, measured on 2026-12-05 and not
+# kept in geounet (docs/footprints.md): ``part_overlaps`` splits each overlap down its
+# middle, ``cut_by_roof`` gives it to the outline whose traced roof holds more of it.
+
+
+def _halves(overlap: Polygon) -> tuple[Polygon, Polygon] | None:
+    """The overlap cut in two along the long axis of its minimum rotated rectangle."""
+    rect = shapely.minimum_rotated_rectangle(overlap)
+    if rect.geom_type != "Polygon":
+        return None
+    corners = np.asarray(rect.exterior.coords)[:4]
+    sides = np.roll(corners, -1, axis=0) - corners
+    lengths = np.hypot(sides[:, 0], sides[:, 1])
+    k = int(np.argmax(lengths))
+    axis = sides[k] / lengths[k]
+    centre = corners.mean(axis=0)
+    reach = 2.0 * lengths.max()
+    line = LineString([centre - axis * reach, centre + axis * reach])
+    left = shapely.buffer(line, reach, single_sided=True)  # the half-plane on one side
+    a, b = shapely.intersection(overlap, left), shapely.difference(overlap, left)
+    if a.is_empty or b.is_empty:
+        return None
+    return a, b
+
+
+def _largest(geom: shapely.Geometry) -> Polygon:
+    parts = [g for g in getattr(geom, "geoms", [geom]) if g.geom_type == "Polygon"]
+    return max(parts, key=lambda g: g.area) if parts else Polygon()
+
+
+def _overlapping_pairs(
+    out: npt.NDArray[np.object_], min_area: float
+) -> Iterator[tuple[int, int, Any]]:
+    """Each pair of outlines that overlap by more than ``min_area``, as they are when reached."""
+    if len(out) < 2:
+        return
+    first, second = shapely.STRtree(out).query(out, predicate="intersects")
+    for i, j in zip(first, second, strict=True):
+        if i < j:
+            overlap = shapely.intersection(out[i], out[j])
+            if not overlap.is_empty and overlap.area > min_area:
+                yield int(i), int(j), overlap
+
+
+def part_overlaps(geoms: npt.NDArray[np.object_], min_area: float = 0.0) -> npt.NDArray[np.object_]:
+    """Part each pair of overlapping outlines down the middle of their overlap.
+
+    Pairs are taken in order; each later pair sees the outlines the earlier ones left.
+    Where three outlines overlap, or an overlap is not split in two, some overlap can be
+    left: cut it afterwards (:func:`~geounet.footprints.vectorize.remove_overlaps`).
+
+    Args:
+        geoms: Outlines (polygons) in a projected CRS.
+        min_area: Overlaps smaller than this (CRS units squared) are left alone.
+
+    Returns:
+        The outlines, each pair's overlap split between them; an outline cut in pieces
+        keeps its largest.
+    """
+    out = np.asarray(geoms, dtype=object).copy()
+    for i, j, overlap in _overlapping_pairs(out, min_area):
+        halves = _halves(_largest(overlap))
+        if halves is None:
+            continue
+        a, b = halves
+        mine = shapely.distance(shapely.centroid(a), shapely.difference(out[i], overlap))
+        theirs = shapely.distance(shapely.centroid(b), shapely.difference(out[i], overlap))
+        if theirs < mine:
+            a, b = b, a
+        out[i] = _largest(shapely.make_valid(shapely.difference(out[i], b)))
+        out[j] = _largest(shapely.make_valid(shapely.difference(out[j], a)))
+    return out
+
+
+def cut_by_roof(
+    geoms: npt.NDArray[np.object_],
+    traced: npt.NDArray[np.object_],
+    snap: float = 0.0,
+    min_area: float = 0.0,
+) -> npt.NDArray[np.object_]:
+    """Give each pair's overlap to the outline whose traced roof holds more of it."""
+    out = np.asarray(geoms, dtype=object).copy()
+    traced = np.asarray(traced, dtype=object)
+    for i, j, overlap in _overlapping_pairs(out, min_area):
+        share_i = shapely.intersection(overlap, traced[i]).area
+        share_j = shapely.intersection(overlap, traced[j]).area
+        keep, lose = (i, j) if share_i >= share_j else (j, i)
+        mine = out[lose]
+        if snap > 0:
+            mine = shapely.make_valid(shapely.snap(mine, out[keep], snap))
+        out[lose] = _largest(shapely.make_valid(shapely.difference(mine, out[keep])))
+    return out
+
+
 ADAPTIVE = (8.0, 5.5, 4.0, 3.0)
 """The tolerances ``--regularize`` tries, in pixels."""
+
+
+def _adaptive(**options: Any) -> Variant:
+    """Squared as ``--regularize`` squares (unturned), with these further options."""
+    return _squared(ADAPTIVE, match_area=True, fit=0.85, **options)
+
 
 VARIANTS: dict[str, Variant] = {
     "none": _none,
@@ -98,6 +219,9 @@ VARIANTS: dict[str, Variant] = {
         regularize_footprints(gdf, pixel), snap=pixel / 2
     ),
     "regularize_uncut": lambda gdf, pixel: regularize_footprints(gdf, pixel),
+    "regularize_unaligned (until 2026-12-05)": lambda gdf, pixel: remove_overlaps(
+        regularize_footprints(gdf, pixel, neighbour_rotation_deg=0.0), snap=pixel / 2
+    ),
     "reg_s1.5_p2 (before)": _squared(1.5, 2),
     "reg_s3_p3": _squared(3, 3),
     "reg_s4_p4": _squared(4, 4),
@@ -125,6 +249,23 @@ VARIANTS: dict[str, Variant] = {
     "walls2_w1": _squared(ADAPTIVE, match_area=True, fit=0.85, walls_px=2, overlap_weight=1),
     "walls3_w2": _squared(ADAPTIVE, match_area=True, fit=0.85, walls_px=3, overlap_weight=2),
     "walls2_w5_fit0.9": _squared(ADAPTIVE, match_area=True, fit=0.9, walls_px=2, overlap_weight=5),
+    "align10": _adaptive(rotation_deg=10),
+    "align15": _adaptive(rotation_deg=15),
+    "align10_near4": _adaptive(rotation_deg=10, neighbour_px=4),
+    "align10_walls2_w5": _adaptive(walls_px=2, overlap_weight=5, rotation_deg=10),
+    "align5_walls2_w2": _adaptive(walls_px=2, overlap_weight=2, rotation_deg=5),
+    "align10_walls1_w10": _adaptive(walls_px=1, overlap_weight=10, rotation_deg=10),
+    "parted": _adaptive(parted=True),
+    "align10_parted": _adaptive(rotation_deg=10, parted=True),
+    "align5_parted": _adaptive(rotation_deg=5, parted=True),
+    "align10_walls2_w5_parted": _adaptive(
+        walls_px=2, overlap_weight=5, rotation_deg=10, parted=True
+    ),
+    "byroof": _adaptive(by_roof=True),
+    "align5_byroof": _adaptive(rotation_deg=5, by_roof=True),
+    "align5_walls2_w5_byroof": _adaptive(
+        walls_px=2, overlap_weight=5, rotation_deg=5, by_roof=True
+    ),
     "adaptive_8-3_fit0.85_no45": _squared(
         (8, 5.5, 4, 3), allow_45=False, match_area=True, fit=0.85
     ),
@@ -144,7 +285,12 @@ each footprint at the coarsest of the tolerances A..B pixels (8, 5.5, 4, 3, 2 wi
 that range) whose outline overlaps the traced one with an IoU of at least F, walls moved;
 ``wallsR_wW`` is ``adaptive_8-3_fit0.85`` with each wall then moved, parallel to itself, up
 to R pixels to where the outline best fits its traced one, overlaps with the neighbours
-weighed W times (:func:`~geounet.footprints.walls.fit_walls`).
+weighed W times (:func:`~geounet.footprints.walls.fit_walls`); ``alignR`` turns each
+squared outline by up to R degrees to its neighbours' direction (``regularize`` does so
+by 5 since 2026-12-05; ``regularize_unaligned`` is the one before), ``nearN`` counting
+neighbours within N pixels instead of 2; ``parted`` splits each overlap between two
+outlines down its middle and ``byroof`` gives it to the outline whose traced roof holds
+more of it, before the remaining overlaps are cut.
 The ``fit`` variants of 2026-12-04 (the traced outline kept where squaring changed it
 most) were measured by an option since removed; their figures are in
 ``docs/footprints/shapes.json``."""

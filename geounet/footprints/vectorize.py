@@ -41,6 +41,7 @@ from geounet.core.instances import split_instances
 from geounet.core.resampling import detail_scale
 from geounet.errors import InputError
 from geounet.footprints import SIMPLIFY_M
+from geounet.footprints.alignment import align_to_neighbours
 from geounet.footprints.walls import fit_walls
 from geounet.io import layers
 from geounet.io.atomic import atomic_path
@@ -498,6 +499,10 @@ SQUARING_FIT = 0.85
 """The IoU with its traced outline at which a squared outline is kept (see
 :func:`regularize_footprints`)."""
 
+NEIGHBOUR_ROTATION_DEG = 5.0
+"""How far a squared outline may turn to its touching neighbours' direction (see
+:func:`regularize_footprints`)."""
+
 
 def regularize_footprints(
     gdf: gpd.GeoDataFrame,
@@ -510,6 +515,8 @@ def regularize_footprints(
     match_area: bool = True,
     wall_reach_px: float = 0.0,
     overlap_weight: float = 10.0,
+    neighbour_rotation_deg: float = NEIGHBOUR_ROTATION_DEG,
+    neighbour_reach_px: float = 2.0,
 ) -> gpd.GeoDataFrame:
     """Align footprint edges to right angles (and 45 degrees) with buildingregulariser.
 
@@ -521,7 +528,10 @@ def regularize_footprints(
     of ``tolerances_px`` whose squared outline overlaps its traced one with an IoU of at
     least ``fit`` (the fewest walls that still fit the roof), or the best fitting one.
     Simplifying cuts corners, so the squared walls are then moved out (or in) until the
-    outline has its traced area again. The defaults were chosen on the four places'
+    outline has its traced area again, and each squared outline turns, by up to
+    ``neighbour_rotation_deg``, to the direction of the roofs it touches, so that the
+    walls two roofs share are parallel and cutting them apart leaves right angles. The
+    defaults were chosen on the four places'
     validation strips (``scripts/footprint_shapes.py``): of the settings tried, the one
     with the highest object F1 among those with at most 1.5 corners per true corner and
     corners at most 10 degrees off a right angle on average. Touching outlines can overlap
@@ -545,6 +555,11 @@ def regularize_footprints(
             at most this far (pixels, in quarter-pixel steps), to where the outline best
             overlaps the traced one (:func:`~geounet.footprints.walls.fit_walls`; 0: not).
         overlap_weight: How much wall fitting weighs the overlap with neighbours.
+        neighbour_rotation_deg: Before walls are fitted, turn each squared outline by up
+            to this many degrees to the main direction of the squared outlines within
+            ``neighbour_reach_px`` (:func:`~geounet.footprints.alignment.align_to_neighbours`;
+            0: not), so that the walls touching roofs share are parallel.
+        neighbour_reach_px: How far a neighbour may be, in pixels.
 
     Returns:
         The footprints with regular outlines, in their order; attributes are kept. A
@@ -557,6 +572,7 @@ def regularize_footprints(
     outlines = traced.geometry.to_numpy()
     chosen = outlines.copy()
     best = np.full(len(traced), -1.0)
+    direction = np.zeros(len(traced))
     todo = np.arange(len(traced))
     for tolerance in tolerances_px:
         if not len(todo):
@@ -568,6 +584,7 @@ def regularize_footprints(
             allow_45_degree=allow_45,
             allow_circles=allow_circles,
             num_cores=1,
+            include_metadata=True,
         )
         out = out[~out.geometry.is_empty & out.geometry.notna()]
         out = out.dissolve("_row").reset_index()  # an outline squaring split: its parts joined
@@ -579,8 +596,15 @@ def regularize_footprints(
         better = iou > best[rows]
         chosen[rows[better]] = squared[better]
         best[rows[better]] = iou[better]
+        direction[rows[better]] = out["main_direction"].to_numpy(float)[better]
         todo = np.setdiff1d(todo, rows[iou >= fit])
     unsquared = best < 0
+    if neighbour_rotation_deg > 0:
+        squared_rows = np.flatnonzero(~unsquared)
+        chosen[squared_rows], _ = align_to_neighbours(
+            chosen[squared_rows], direction[squared_rows], neighbour_reach_px * pixel,
+            neighbour_rotation_deg,
+        )  # fmt: skip
     if wall_reach_px > 0:
         squared_rows = np.flatnonzero(~unsquared)
         chosen[squared_rows] = fit_walls(
