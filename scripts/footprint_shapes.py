@@ -79,7 +79,7 @@ def _squared(
     rotation_deg: float = 0.0,
     neighbour_px: float = 2.0,
     parted: bool = False,
-    by_roof: bool = False,
+    by_roof: float = 0.0,
 ) -> Variant:
     """Regularised by buildingregulariser with these settings, then overlaps cut."""
     tolerances = simplify_px if isinstance(simplify_px, tuple) else (simplify_px,)
@@ -97,7 +97,9 @@ def _squared(
                     cut_by_roof(
                         np.asarray(squared.geometry.to_list(), dtype=object),
                         np.asarray(gdf.geometry.to_list(), dtype=object),
+                        squared["confidence"].to_numpy(),
                         snap=pixel / 2,
+                        decisive=by_roof,
                     )
                 )
             )
@@ -187,16 +189,27 @@ def part_overlaps(geoms: npt.NDArray[np.object_], min_area: float = 0.0) -> npt.
 def cut_by_roof(
     geoms: npt.NDArray[np.object_],
     traced: npt.NDArray[np.object_],
+    confidence: npt.NDArray[np.float64],
     snap: float = 0.0,
     min_area: float = 0.0,
+    decisive: float = 1.0,
 ) -> npt.NDArray[np.object_]:
-    """Give each pair's overlap to the outline whose traced roof holds more of it."""
+    """Give each pair's overlap to the outline whose traced roof holds more of it.
+
+    Only when it holds ``decisive`` times as much as the other's; otherwise to the more
+    confident one, as :func:`remove_overlaps` does.
+    """
     out = np.asarray(geoms, dtype=object).copy()
     traced = np.asarray(traced, dtype=object)
     for i, j, overlap in _overlapping_pairs(out, min_area):
         share_i = shapely.intersection(overlap, traced[i]).area
         share_j = shapely.intersection(overlap, traced[j]).area
-        keep, lose = (i, j) if share_i >= share_j else (j, i)
+        if share_i >= decisive * share_j:
+            keep, lose = i, j
+        elif share_j >= decisive * share_i:
+            keep, lose = j, i
+        else:
+            keep, lose = (i, j) if confidence[i] >= confidence[j] else (j, i)
         mine = out[lose]
         if snap > 0:
             mine = shapely.make_valid(shapely.snap(mine, out[keep], snap))
@@ -261,11 +274,12 @@ VARIANTS: dict[str, Variant] = {
     "align10_walls2_w5_parted": _adaptive(
         walls_px=2, overlap_weight=5, rotation_deg=10, parted=True
     ),
-    "byroof": _adaptive(by_roof=True),
-    "align5_byroof": _adaptive(rotation_deg=5, by_roof=True),
-    "align5_walls2_w5_byroof": _adaptive(
-        walls_px=2, overlap_weight=5, rotation_deg=5, by_roof=True
-    ),
+    "byroof": _adaptive(by_roof=1.0),
+    "align5_byroof": _adaptive(rotation_deg=5, by_roof=1.0),
+    "align5_byroof2": _adaptive(rotation_deg=5, by_roof=2.0),
+    "align5_byroof4": _adaptive(rotation_deg=5, by_roof=4.0),
+    "align5_byroof_inf": _adaptive(rotation_deg=5, by_roof=1e9),
+    "align5_walls2_w5_byroof": _adaptive(walls_px=2, overlap_weight=5, rotation_deg=5, by_roof=1.0),
     "adaptive_8-3_fit0.85_no45": _squared(
         (8, 5.5, 4, 3), allow_45=False, match_area=True, fit=0.85
     ),
@@ -289,8 +303,10 @@ weighed W times (:func:`~geounet.footprints.walls.fit_walls`); ``alignR`` turns 
 squared outline by up to R degrees to its neighbours' direction (``regularize`` does so
 by 5 since 2026-12-05; ``regularize_unaligned`` is the one before), ``nearN`` counting
 neighbours within N pixels instead of 2; ``parted`` splits each overlap between two
-outlines down its middle and ``byroof`` gives it to the outline whose traced roof holds
-more of it, before the remaining overlaps are cut.
+outlines down its middle and ``byroofD`` gives it to the outline whose traced roof holds
+D times as much of it as the other's (``byroof``: more of it; else to the more confident;
+``inf``: always to the more confident), pair by pair, before the remaining overlaps are
+cut.
 The ``fit`` variants of 2026-12-04 (the traced outline kept where squaring changed it
 most) were measured by an option since removed; their figures are in
 ``docs/footprints/shapes.json``."""
