@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import geopandas as gpd
 import numpy as np
 import pytest
@@ -90,3 +92,16 @@ def test_regularize_squares_touching_roofs_to_one_direction() -> None:
     assert max(right_angle_offsets(g).max() for g in cut.geometry) < 1.0
     slanted = remove_overlaps(unturned, snap=0.5)  # cut apart unturned: a slanted corner
     assert max(right_angle_offsets(g).max() for g in slanted.geometry) > 1.0
+
+
+def test_a_roof_squaring_gives_up_on_is_squared_at_a_finer_tolerance() -> None:
+    # a 5 x 8 pixel shed: at 8 pixels buildingregulariser gives up (and warns), handing
+    # back the traced staircase
+    (shed,) = traced(affinity.rotate(box(20, 20, 25, 28), 20, origin="centroid"))
+    gdf = gpd.GeoDataFrame({"confidence": [1.0]}, geometry=[shed])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no warning reaches the user
+        out = regularize_footprints(gdf, 1.0)
+    assert len(shed.exterior.coords) > 10
+    assert len(out.geometry[0].exterior.coords) == 5  # four corners
+    assert right_angle_offsets(out.geometry[0]).max() < 1.0

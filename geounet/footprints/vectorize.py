@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import threading
+import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
@@ -499,6 +500,9 @@ SQUARING_FIT = 0.85
 """The IoU with its traced outline at which a squared outline is kept (see
 :func:`regularize_footprints`)."""
 
+LIBRARY_GAVE_UP = "(Regularized polygon has low IoU|Error creating regularized polygon)"
+"""The start of buildingregulariser's warnings when it returns an outline unsquared."""
+
 NEIGHBOUR_ROTATION_DEG = 5.0
 """How far a squared outline may turn to its touching neighbours' direction (see
 :func:`regularize_footprints`)."""
@@ -531,11 +535,12 @@ def regularize_footprints(
     outline has its traced area again, and each squared outline turns, by up to
     ``neighbour_rotation_deg``, to the direction of the roofs it touches, so that the
     walls two roofs share are parallel and cutting them apart leaves right angles. The
-    defaults were chosen on the four places'
-    validation strips (``scripts/footprint_shapes.py``): of the settings tried, the one
-    with the highest object F1 among those with at most 1.5 corners per true corner and
-    corners at most 10 degrees off a right angle on average. Touching outlines can overlap
-    afterwards; :func:`remove_overlaps` cuts them apart (snapping within half a pixel).
+    defaults were chosen on the four places' validation strips
+    (``scripts/footprint_shapes.py``): of the settings tried, the one with the highest
+    object F1 among those with at most 1.5 corners per true corner and corners at most 10
+    degrees off a right angle on average (on every strip, at equal object F1). Touching
+    outlines can overlap afterwards; :func:`remove_overlaps` cuts them apart (snapping
+    within half a pixel).
 
     Args:
         gdf: Footprints in a projected CRS.
@@ -577,16 +582,20 @@ def regularize_footprints(
     for tolerance in tolerances_px:
         if not len(todo):
             break
-        out = regularize_geodataframe(
-            gpd.GeoDataFrame({"_row": todo}, geometry=list(outlines[todo]), crs=gdf.crs),
-            parallel_threshold=parallel_px * pixel,
-            simplify_tolerance=tolerance * pixel,
-            allow_45_degree=allow_45,
-            allow_circles=allow_circles,
-            num_cores=1,
-            include_metadata=True,
-        )
-        out = out[~out.geometry.is_empty & out.geometry.notna()]
+        with warnings.catch_warnings():
+            # where squaring fails, buildingregulariser warns and hands back the outline
+            # as it came (its IoU 0): it is tried at the next tolerance instead
+            warnings.filterwarnings("ignore", LIBRARY_GAVE_UP, UserWarning)
+            out = regularize_geodataframe(
+                gpd.GeoDataFrame({"_row": todo}, geometry=list(outlines[todo]), crs=gdf.crs),
+                parallel_threshold=parallel_px * pixel,
+                simplify_tolerance=tolerance * pixel,
+                allow_45_degree=allow_45,
+                allow_circles=allow_circles,
+                num_cores=1,
+                include_metadata=True,
+            )
+        out = out[~out.geometry.is_empty & out.geometry.notna() & (out["iou"] > 0)]
         out = out.dissolve("_row").reset_index()  # an outline squaring split: its parts joined
         out = out[out.geom_type == "Polygon"]
         rows, squared = out["_row"].to_numpy(), out.geometry.to_numpy()
