@@ -40,6 +40,7 @@ from geounet.core.objects import match_objects
 from geounet.core.resampling import detail_scale
 from geounet.core.shape import ShapeFigures, shape_figures
 from geounet.footprints import SIMPLIFY_M
+from geounet.footprints.geometry import largest_polygon
 from geounet.footprints.vectorize import (
     regularize_footprints,
     remove_overlaps,
@@ -137,11 +138,6 @@ def _halves(overlap: Polygon) -> tuple[Polygon, Polygon] | None:
     return a, b
 
 
-def _largest(geom: shapely.Geometry) -> Polygon:
-    parts = [g for g in getattr(geom, "geoms", [geom]) if g.geom_type == "Polygon"]
-    return max(parts, key=lambda g: g.area) if parts else Polygon()
-
-
 def _overlapping_pairs(
     out: npt.NDArray[np.object_], min_area: float
 ) -> Iterator[tuple[int, int, Any]]:
@@ -173,7 +169,7 @@ def part_overlaps(geoms: npt.NDArray[np.object_], min_area: float = 0.0) -> npt.
     """
     out = np.asarray(geoms, dtype=object).copy()
     for i, j, overlap in _overlapping_pairs(out, min_area):
-        halves = _halves(_largest(overlap))
+        halves = _halves(largest_polygon(overlap))
         if halves is None:
             continue
         a, b = halves
@@ -181,8 +177,8 @@ def part_overlaps(geoms: npt.NDArray[np.object_], min_area: float = 0.0) -> npt.
         theirs = shapely.distance(shapely.centroid(b), shapely.difference(out[i], overlap))
         if theirs < mine:
             a, b = b, a
-        out[i] = _largest(shapely.make_valid(shapely.difference(out[i], b)))
-        out[j] = _largest(shapely.make_valid(shapely.difference(out[j], a)))
+        out[i] = largest_polygon(shapely.make_valid(shapely.difference(out[i], b)))
+        out[j] = largest_polygon(shapely.make_valid(shapely.difference(out[j], a)))
     return out
 
 
@@ -213,7 +209,7 @@ def cut_by_roof(
         mine = out[lose]
         if snap > 0:
             mine = shapely.make_valid(shapely.snap(mine, out[keep], snap))
-        out[lose] = _largest(shapely.make_valid(shapely.difference(mine, out[keep])))
+        out[lose] = largest_polygon(shapely.make_valid(shapely.difference(mine, out[keep])))
     return out
 
 

@@ -43,6 +43,8 @@ from geounet.core.resampling import detail_scale
 from geounet.errors import InputError
 from geounet.footprints import SIMPLIFY_M
 from geounet.footprints.alignment import align_to_neighbours
+from geounet.footprints.geometry import iou as polygon_iou
+from geounet.footprints.geometry import largest_polygon
 from geounet.footprints.walls import fit_walls
 from geounet.io import layers
 from geounet.io.atomic import atomic_path
@@ -601,21 +603,20 @@ def regularize_footprints(
         rows, squared = out["_row"].to_numpy(), out.geometry.to_numpy()
         if match_area:
             squared = _area_matched(squared, outlines[rows])
-        iou = _iou(squared, outlines[rows])
+        iou = polygon_iou(squared, outlines[rows])
         better = iou > best[rows]
         chosen[rows[better]] = squared[better]
         best[rows[better]] = iou[better]
         direction[rows[better]] = out["main_direction"].to_numpy(float)[better]
         todo = np.setdiff1d(todo, rows[iou >= fit])
     unsquared = best < 0
+    squared_rows = np.flatnonzero(~unsquared)
     if neighbour_rotation_deg > 0:
-        squared_rows = np.flatnonzero(~unsquared)
         chosen[squared_rows], _ = align_to_neighbours(
             chosen[squared_rows], direction[squared_rows], neighbour_reach_px * pixel,
             neighbour_rotation_deg,
         )  # fmt: skip
     if wall_reach_px > 0:
-        squared_rows = np.flatnonzero(~unsquared)
         chosen[squared_rows] = fit_walls(
             chosen[squared_rows],
             outlines[squared_rows],
@@ -629,13 +630,6 @@ def regularize_footprints(
     return gpd.GeoDataFrame(
         traced.drop(columns=traced.geometry.name), geometry=list(chosen), crs=gdf.crs
     )
-
-
-def _iou(a: npt.NDArray[np.object_], b: npt.NDArray[np.object_]) -> npt.NDArray[np.float64]:
-    """The IoU of each pair of polygons."""
-    inter = shapely.area(shapely.intersection(a, b))
-    union = shapely.area(a) + shapely.area(b) - inter
-    return np.asarray(inter / np.maximum(union, 1e-12))
 
 
 def _area_matched(
@@ -680,8 +674,7 @@ def remove_overlaps(gdf: gpd.GeoDataFrame, snap: float = 0.0) -> gpd.GeoDataFram
             cutter = shapely.union_all(out[ahead])
             mine = shapely.make_valid(shapely.snap(out[i], cutter, snap)) if snap > 0 else out[i]
             rest = shapely.difference(mine, cutter)
-            parts = [g for g in getattr(rest, "geoms", [rest]) if g.geom_type == "Polygon"]
-            out[i] = max(parts, key=lambda g: g.area) if parts else Polygon()
+            out[i] = largest_polygon(rest)
         placed[i] = True
     keep = ~shapely.is_empty(out)
     return gpd.GeoDataFrame(

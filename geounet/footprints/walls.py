@@ -17,6 +17,8 @@ import shapely
 from shapely.geometry import Polygon
 from shapely.geometry.polygon import orient
 
+from geounet.footprints.geometry import iou
+
 MAX_WALLS = 64
 """Outlines with more walls are left as they are (they are not building-shaped anyway)."""
 
@@ -111,7 +113,7 @@ def _fit_one(
 
     def fit(polys: npt.NDArray[np.object_]) -> npt.NDArray[np.float64]:
         overlap = shapely.area(shapely.intersection(polys, others))
-        return np.asarray(_iou(polys, target) - weight * overlap)
+        return np.asarray(iou(polys, target) - weight * overlap)
 
     offsets = np.zeros(len(points))
     best = fit(np.array([poly], dtype=object))[0]
@@ -126,10 +128,3 @@ def _fit_one(
             if score.max() > best:
                 best, offsets = float(score.max()), trial[int(score.argmax())]
     return offsets
-
-
-def _iou(polys: npt.NDArray[np.object_], target: object) -> npt.NDArray[np.float64]:
-    """The IoU of each polygon with one target polygon."""
-    inter = shapely.area(shapely.intersection(polys, target))
-    union = shapely.area(polys) + shapely.area(target) - inter
-    return np.asarray(inter / np.maximum(union, 1e-12))
