@@ -345,12 +345,16 @@ def split_input(wildcards):
 
 
 def split_option(wildcards, input):
-    """`--split PATH --body-threshold P` for geounet vectorize, when the model has
-    body/contact channels (P: the model card's; a trained model's once it exists)."""
+    """`--split PATH --body-threshold P --seed-area A` for geounet vectorize, when the
+    model has body/contact channels (P, A: the model card's; a trained model's once it
+    exists)."""
     if not SPLIT:
         return ""
     card = scene_card(wildcards)
-    return f"--split {shlex.quote(input.split)} --body-threshold {card.body_threshold}"
+    return (
+        f"--split {shlex.quote(input.split)} --body-threshold {card.body_threshold} "
+        f"--seed-area {card.seed_area_m2}"
+    )
 
 
 def predict_outputs(prefix):

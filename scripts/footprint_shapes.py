@@ -341,6 +341,7 @@ def measure(variants: list[str], work: Path, simplify_m: float | None = None) ->
             card.threshold,
             split=split,
             body_threshold=card.body_threshold,
+            seed_area_m2=card.seed_area_m2,
             simplify_m=SIMPLIFY_M if simplify_m is None else simplify_m,
         )
         truth = gpd.read_file(labels).to_crs(base.crs)

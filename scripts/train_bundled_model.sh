@@ -49,7 +49,7 @@ fi
 if [ "$step" = all ] || [ "$step" = finish ]; then
   "$GEOUNET" ensemble "$DIR"/member{1,2,3}.safetensors --out "$DIR/ensemble.safetensors" --overwrite
   # shellcheck disable=SC2046
-  "$GEOUNET" calibrate "$DIR/ensemble.safetensors" $(places_args "${PLACES[@]}") \
+  "$GEOUNET" calibrate "$DIR/ensemble.safetensors" $(places_args "${PLACES[@]}" | grep -v -- '--place') \
     --out "$DIR/ensemble.safetensors" --overwrite --show-sweep >"$DIR/ensemble.sweep.md"
   for p in "${PLACES[@]}"; do
     mapfile -t others < <(printf '%s\n' "${PLACES[@]}" | grep -vx "$p")

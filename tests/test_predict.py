@@ -194,6 +194,45 @@ def test_split_channels_stay_internal_or_are_kept_for_vectorize(
     assert later.geometry.union_all().symmetric_difference(now.geometry.union_all()).area < 1e-9
 
 
+def test_the_cards_smallest_seed_is_recorded_and_vectorize_keeps_it(
+    make_scene: MakeScene, split_model: Path, tmp_path: Path
+) -> None:
+    import dataclasses
+
+    import pyogrio
+    from typer.testing import CliRunner
+
+    from geounet.cli import app
+    from geounet.core.provenance import Provenance
+    from geounet.model.checkpoint import save_checkpoint
+
+    ck = load_checkpoint(split_model)
+    model = tmp_path / "seeded.safetensors"
+    save_checkpoint(model, dataclasses.replace(ck.card, seed_area_m2=3.0), ck.model)
+    opts = PredictOptions(tile=64, overlap=16, threshold=0.45, footprints=False, name="area")
+    raster = predict_scene(make_scene(height=80, width=90), tmp_path / "r", model, opts)
+    with rasterio.open(raster.probability) as src:
+        made = Provenance.from_tags(dict(src.tags()))
+    assert made is not None and made.seed_area_m2 == 3.0
+    forced = dataclasses.replace(opts, seed_area_m2=7.0, name="forced")
+    raster7 = predict_scene(make_scene(height=80, width=90), tmp_path / "r", model, forced)
+    with rasterio.open(raster7.probability) as src:
+        made7 = Provenance.from_tags(dict(src.tags()))
+    assert made7 is not None and made7.seed_area_m2 == 7.0
+    with pytest.raises(InputError, match="--seed-area"):
+        predict_scene(
+            make_scene(), tmp_path / "bad", model, dataclasses.replace(opts, seed_area_m2=-1)
+        )
+    split = tmp_path / "r" / "area.split.tif"
+    for extra, recorded in (([], "3.0"), (["--seed-area", "5"], "5.0")):
+        out = tmp_path / f"fp{len(extra)}.gpkg"
+        args = ["vectorize", str(raster.probability), "--out", str(out), "--split", str(split)]
+        result = CliRunner().invoke(app, args + extra)
+        assert result.exit_code == 0, result.output
+        meta = pyogrio.read_info(out, layer="buildings")["layer_metadata"]
+        assert meta["GEOUNET_SEED_AREA_M2"] == recorded
+
+
 def test_split_is_the_same_in_one_tile_or_many(tmp_path: Path) -> None:
     """Touching roofs are split identically whatever the tiling (a pointwise model)."""
     from rasterio.transform import from_origin

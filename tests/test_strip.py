@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 import shapely
+from rasterio.windows import Window
 
 from geounet.inference.options import PredictOptions
 from geounet.inference.scene import predict_scene
@@ -122,10 +123,43 @@ def test_cli_calibrate_shows_the_sweep_it_chose_from(
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = [line.split("|")[1:-1] for line in result.output.splitlines() if line[:6] == "| 0.50"]
-    assert len(rows) == 17  # the building thresholds 0.10 ... 0.90, body fixed at 0.50
+    first = [r for r in rows if r[1].strip() == "0.5"]
+    assert len(first) == 17  # the building thresholds 0.10 ... 0.90, body fixed at 0.50
     chosen = [r for r in rows if r[-1].strip() == "chosen"]
     assert len(chosen) == 1
-    assert float(chosen[0][1]) == read_card(out).threshold
-    best_iou = max(float(r[2]) for r in rows)
-    weighed = [float(r[2]) for r in rows if r[-1].strip() in ("near", "chosen")]
+    card = read_card(out)
+    assert (float(chosen[0][2]), float(chosen[0][1])) == (card.threshold, card.seed_area_m2)
+    best_iou = max(float(r[3]) for r in rows)
+    weighed = [float(r[3]) for r in rows if r[-1].strip() in ("near", "chosen")]
     assert weighed and all(best_iou - iou <= 0.0105 for iou in weighed)
+    # the other seed areas are tried only at the building thresholds near the best IoU
+    near = {r[2] for r in first if r[-1].strip() in ("near", "chosen")}
+    others = [r for r in rows if r[1].strip() != "0.5"]
+    assert {r[1].strip() for r in others} == {"1", "2", "4", "6", "8", "12"}
+    assert {r[2] for r in others} == near and len(others) == 6 * len(near)
+
+
+def test_the_sweep_finds_the_seed_area_that_stops_a_speck_splitting_a_roof() -> None:
+    from geounet.train.strip import StripPrediction
+    from geounet.train.validation import choose_score
+
+    # one 10 x 10 m roof at 0.5 m pixels; its body has a 2.25 m2 speck in a corner
+    instances = np.zeros((40, 40), dtype=np.int64)
+    instances[5:25, 5:25] = 1
+    prob = np.where(instances > 0, 0.9, 0.0).astype(np.float32)
+    body = np.zeros_like(prob)
+    body[10:20, 10:20] = 0.9
+    body[6:9, 21:24] = 0.9
+    valid = np.ones(prob.shape, dtype=bool)
+    strip = StripPrediction(
+        Window(0, 0, 40, 40), prob, {"body": body}, instances, valid, 8.0, 4, pixel_m=0.5
+    )
+    assert strip.seed_pixels(None) == 4 and strip.seed_pixels(4.0) == 16
+    scores = sweep_strips([strip], (0.5,), (0.5,), (0.5, 4.0))
+    assert [s.seed_area_m2 for s in scores] == [0.5, 4.0]
+    speck, seed4 = scores
+    assert (speck.objects.tp, speck.objects.fp) == (1, 1), "the speck seeds a second footprint"
+    assert (seed4.objects.tp, seed4.objects.fp) == (1, 0)
+    assert speck.pixels == seed4.pixels  # the split leaves the mask as it is
+    assert choose_score(scores) is seed4
+    assert seed4.figures()["seed_area_m2"] == 4.0

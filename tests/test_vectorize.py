@@ -303,3 +303,16 @@ def test_regularize_squares_at_the_models_pixel_on_a_finer_raster(
     assert corners(0.25, 0.5) == (coarse, pytest.approx(coarse_area, rel=0.01))
     assert corners(0.25, None)[0] > coarse, "at the raster's own pixel the porch stays"
     assert corners(0.5, 0.25)[0] == coarse, "a coarser raster keeps its own pixel"
+
+
+def test_a_seed_under_the_smallest_seed_area_starts_no_footprint(tmp_path: Path) -> None:
+    prob, body = bodies_of_touching_roofs()  # each square's body: 16 m2 at body >= 0.3
+    prob_path = write_prob(tmp_path / "p.tif", prob)
+    aux = write_two_band(tmp_path / "aux.tif", prob, body)
+    kw = {"min_area_m2": 1, "simplify_m": 0, "split": (aux, {"body": 2}), "body_threshold": 0.3}
+    apart = vectorize(prob_path, 0.5, seed_area_m2=15, **kw)  # type: ignore[arg-type]
+    joined = vectorize(prob_path, 0.5, seed_area_m2=20, **kw)  # type: ignore[arg-type]
+    assert sorted(apart.area_m2) == pytest.approx([36, 36, 42])
+    # the squares' seeds are too small to split them: one footprint, the L untouched
+    assert sorted(joined.area_m2) == pytest.approx([42, 72])
+    assert joined.union_all().area == pytest.approx(apart.union_all().area)

@@ -151,7 +151,10 @@ def test_training_first_settles_in_one_run(project: Path) -> None:
     for rule in ("vectorize", "evaluate"):
         line = next(x for x in out.splitlines() if f"geounet {rule} " in x)
         assert f"--threshold {card.threshold} " in line, line
-    split = f"--split results/one/crop_a/crop_a.split.tif --body-threshold {card.body_threshold}"
+    split = (
+        f"--split results/one/crop_a/crop_a.split.tif --body-threshold {card.body_threshold} "
+        f"--seed-area {card.seed_area_m2}"
+    )
     assert split in out
     again = snakemake("-n", "--cores", "2", *config, cwd=project)
     assert again.returncode == 0, again.stderr
@@ -180,7 +183,7 @@ def test_workflow_end_to_end(project: Path) -> None:
             assert split.descriptions == ("body probability", "contact probability")
         # the split channels reach vectorise (snakemake prints the shell commands), seeded
         # at the model card's body threshold
-        split = f"--split results/catalogue/{sid}/{sid}.split.tif --body-threshold 0.5"
+        split = f"--split results/catalogue/{sid}/{sid}.split.tif --body-threshold 0.5 "
         assert split in result.stdout + result.stderr
         # every file predict wrote (style sidecars included) is named after the scene id
         files = [p.name for p in d.iterdir() if p.is_file()]

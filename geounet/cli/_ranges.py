@@ -81,6 +81,7 @@ RANGES: dict[str, Range] = {
     "--threshold": PROBABILITY,
     "--body-threshold": PROBABILITY,
     "--min-area": Range(0, 1e6, unit="m2"),
+    "--seed-area": Range(0, 1e4, unit="m2"),
     "--simplify": Range(0, 10, unit="m"),
     # evaluation
     "--min-size": Range(0, 1e6, unit="m2"),

@@ -92,6 +92,15 @@ def predict(
     min_area: Annotated[
         float, typer.Option("--min-area", help="Smallest footprint kept, in m2.")
     ] = 2.0,
+    seed_area: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Smallest roof seed, in m2, that becomes a footprint of its own where "
+            "touching roofs are split (lower: small attached houses apart; higher: fewer "
+            "roofs cut in pieces); default from the model.",
+        ),
+    ] = None,
     simplify: Annotated[
         float,
         typer.Option(
@@ -191,6 +200,7 @@ def predict(
         precision=precision,
         threshold=threshold,
         min_area_m2=min_area,
+        seed_area_m2=seed_area,
         simplify_m=simplify,
         resample=resample,
         float32=float32,

@@ -53,6 +53,14 @@ def vectorize(
             "model card's (--model or bundled)."
         ),
     ] = None,
+    seed_area: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            help="Smallest seed, in m2, that starts a footprint of its own (with --split); "
+            "default: the model card's (--model or bundled).",
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Turn building probabilities into footprint polygons (layer `buildings`)."""
@@ -66,8 +74,14 @@ def vectorize(
         if made is not None:  # as the raster was made, unless a model is named
             threshold = made.threshold if threshold is None else threshold
             body_threshold = made.body_threshold if body_threshold is None else body_threshold
+            seed_area = made.seed_area_m2 if seed_area is None else seed_area
             model_px = made.model_pixel_size_m or None
-        if threshold is None or body_threshold is None or (regularize and model_px is None):
+        if (
+            threshold is None
+            or body_threshold is None
+            or seed_area is None
+            or (regularize and model_px is None)
+        ):
             from geounet.errors import CheckpointError
             from geounet.model.checkpoint import ModelCard, bundled_model_path, read_card
             from geounet.model.network import ModelConfig
@@ -80,6 +94,7 @@ def vectorize(
                 card = ModelCard(ModelConfig())  # no bundled model in this installation
             threshold = card.threshold if threshold is None else threshold
             body_threshold = card.body_threshold if body_threshold is None else body_threshold
+            seed_area = card.seed_area_m2 if seed_area is None else seed_area
             model_px = card.pixel_size_m if model_px is None else model_px
         if not 0.0 < threshold < 1.0:
             raise InputError(f"--threshold {threshold} must lie strictly between 0 and 1")
@@ -97,7 +112,12 @@ def vectorize(
             split=(split, split_bands(split)) if split else None,
             body_threshold=body_threshold,
             model_pixel_m=model_px,
+            seed_area_m2=seed_area,
         )
-        metadata = replace(made, threshold=threshold).tags() if made is not None else None
+        metadata = None
+        if made is not None:
+            metadata = replace(
+                made, threshold=threshold, body_threshold=body_threshold, seed_area_m2=seed_area
+            ).tags()
         write_footprints(gdf, out, overwrite, metadata=metadata)
     typer.echo(f"{prob.name}: {len(gdf)} buildings at p >= {threshold:g} -> {out}")

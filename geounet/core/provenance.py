@@ -19,6 +19,7 @@ from pathlib import Path
 
 from geounet import __version__
 from geounet.core.extents import Extent, extents_from_json
+from geounet.core.thresholds import DEFAULT_SEED_AREA_M2
 
 TAG_PREFIX = "GEOUNET_"
 
@@ -46,6 +47,9 @@ class Provenance:
             ``geounet vectorize`` squares footprints at this scale.
         precision: What the model ran at: ``bfloat16``, ``float32``, ``float16`` or
             ``int8`` (empty: not recorded).
+        seed_area_m2: Smallest seed that starts a footprint of its own, in square
+            metres (split models; files written before it was recorded read as the
+            rule of then, :data:`~geounet.core.thresholds.DEFAULT_SEED_AREA_M2`).
     """
 
     version: str
@@ -62,6 +66,7 @@ class Provenance:
     trained_on: str = ""
     model_pixel_size_m: float = 0.0
     precision: str = ""
+    seed_area_m2: float = DEFAULT_SEED_AREA_M2
 
     def tags(self) -> dict[str, str]:
         """GDAL metadata items: ``GEOUNET_THRESHOLD=0.35`` and so on."""

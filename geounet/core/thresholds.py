@@ -8,3 +8,14 @@ CHOICE_THRESHOLDS: tuple[float, ...] = THRESHOLD_GRID[1:-1]
 
 BODY_THRESHOLDS: tuple[float, ...] = (0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 """Body thresholds tried when a model's thresholds are chosen on validation data."""
+
+SEED_AREAS_M2: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 6.0, 8.0, 12.0)
+"""Smallest seed areas (m2) tried when a model's thresholds are chosen on validation data.
+
+A watershed seed smaller than this does not start a footprint of its own. A body channel
+that learns each roof's depth seeds a roof with about half its area, so a seed of a few
+square metres is a roof, and a speck is a dip in one roof's depth."""
+
+DEFAULT_SEED_AREA_M2 = 0.5
+"""The smallest seed of a card that names none: a quarter of the default ``--min-area``,
+the rule before seeds were chosen on validation data."""

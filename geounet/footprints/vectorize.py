@@ -40,6 +40,7 @@ from shapely.geometry import Polygon, shape
 from geounet.core.codec import PROBABILITY_SCALE, uint8_table
 from geounet.core.instances import split_instances
 from geounet.core.resampling import detail_scale
+from geounet.core.thresholds import DEFAULT_SEED_AREA_M2
 from geounet.errors import InputError
 from geounet.footprints import SIMPLIFY_M
 from geounet.footprints.alignment import align_to_neighbours
@@ -73,20 +74,23 @@ class Piece:
     prob_sum: float
 
 
-def size_limits(min_area_m2: float, px_m: float) -> tuple[float, int]:
+def size_limits(
+    min_area_m2: float, px_m: float, seed_area_m2: float = DEFAULT_SEED_AREA_M2
+) -> tuple[float, int]:
     """The smallest footprint and the smallest seed that vectorising keeps, in pixels.
 
     Args:
         min_area_m2: Smallest footprint kept, in square metres (``--min-area``).
         px_m: Ground size of a pixel, in metres.
+        seed_area_m2: Smallest seed that starts a footprint of its own, in square metres
+            (the model card's ``seed_area_m2``).
 
     Returns:
         ``(min_pixels, min_seed)``: footprints (and holes) of fewer pixels are dropped
-        (filled); seeds of fewer pixels do not start a footprint of their own (a quarter
-        of the smallest footprint, at least 4 pixels).
+        (filled); seeds of fewer pixels (at least 4) do not start a footprint of their own.
     """
-    min_pixels = min_area_m2 / (px_m * px_m)
-    return min_pixels, max(4, int(min_pixels / 4))
+    pixel_area = px_m * px_m
+    return min_area_m2 / pixel_area, max(4, int(seed_area_m2 / pixel_area))
 
 
 @dataclass(frozen=True)
@@ -223,6 +227,7 @@ def vectorize(
     body_threshold: float = 0.5,
     threads: int | None = None,
     model_pixel_m: float | None = None,
+    seed_area_m2: float = DEFAULT_SEED_AREA_M2,
 ) -> gpd.GeoDataFrame:
     """Turn a probability raster into building footprints, block by block.
 
@@ -257,6 +262,8 @@ def vectorize(
             the model's grid and resampled back), footprints are squared at the model's
             pixel (:func:`~geounet.core.resampling.detail_scale`), so ``regularize``
             does the same on a 7.5 cm scene as on a 15 cm one.
+        seed_area_m2: Smallest seed that starts a footprint of its own when ``split``
+            divides touching buildings, in square metres (the model card's).
 
     Returns:
         Footprints in the raster's CRS with columns ``id``, ``area_m2``, ``confidence``
@@ -279,7 +286,7 @@ def vectorize(
             )
         px_m = ground_pixel_size_m(src)
         transform, crs, height, width = src.transform, src.crs, src.height, src.width
-        min_pixels, min_seed = size_limits(min_area_m2, px_m)
+        min_pixels, min_seed = size_limits(min_area_m2, px_m, seed_area_m2)
         blocks = _Blocks(
             prob_path, split[0] if split else None, channels, (height, width), halo,
             (threshold, body_threshold, contact_threshold), min_pixels, min_seed,

@@ -32,6 +32,8 @@ class PredictOptions:
         precision: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
         threshold: Footprint probability threshold.
         min_area_m2: Smallest footprint kept, in square metres.
+        seed_area_m2: Smallest seed, in square metres, that starts a footprint of its own
+            where touching roofs are split (default: the card's).
         simplify_m: Footprint simplification tolerance, in ground metres (0 disables it).
         resample: Resample scenes whose pixel size differs from the model's.
         float32: Store probabilities as float32 instead of uint8 (value / 255).
@@ -60,6 +62,7 @@ class PredictOptions:
     precision: str = "auto"
     threshold: float | None = None
     min_area_m2: float = 2.0
+    seed_area_m2: float | None = None
     simplify_m: float = SIMPLIFY_M
     resample: bool = True
     float32: bool = False

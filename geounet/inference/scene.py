@@ -102,6 +102,9 @@ def predict_scene(
     threshold = card.threshold if opts.threshold is None else opts.threshold
     if not 0.0 < threshold < 1.0:
         raise InputError(f"threshold {threshold} must lie strictly between 0 and 1")
+    seed_area = seed_area_of(ckpt, opts)
+    if seed_area < 0:
+        raise InputError(f"--seed-area {seed_area} must not be negative")
     tta = check_mode(card.tta if opts.tta is None else opts.tta)
     if opts.scheduler:
         check_scheduler(opts.scheduler)  # before any work: a bad address fails at once
@@ -202,6 +205,7 @@ def predict_scene(
                         split=(work_tmp, split_bands) if split_bands else None,
                         body_threshold=card.body_threshold,
                         model_pixel_m=card.pixel_size_m,
+                        seed_area_m2=seed_area,
                     )
                     # renamed to fp_path after the raster
                     write_footprints(gdf, fp_tmp, metadata=prov.tags())
@@ -258,6 +262,11 @@ def predict_to_raster(
         stitch_to_raster(src, plan, batches, path, float32, advance, class_names)
 
 
+def seed_area_of(ckpt: Checkpoint, opts: PredictOptions) -> float:
+    """The smallest seed of the split, in square metres: the option's, else the card's."""
+    return ckpt.card.seed_area_m2 if opts.seed_area_m2 is None else opts.seed_area_m2
+
+
 def provenance(
     scene: str,
     ckpt: Checkpoint,
@@ -282,6 +291,7 @@ def provenance(
         model_sha256=digest,
         threshold=threshold,
         body_threshold=ckpt.card.body_threshold,
+        seed_area_m2=seed_area_of(ckpt, opts),
         tta=tta,
         tile=max(plan.tile_width, plan.tile_height),
         overlap=plan.overlap,

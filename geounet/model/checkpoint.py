@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from geounet.core.extents import Extent
+from geounet.core.thresholds import DEFAULT_SEED_AREA_M2
 from geounet.errors import CheckpointError
 from geounet.io.atomic import atomic_path, usual_mode
 from geounet.model.network import ModelConfig, build_model
@@ -74,6 +75,9 @@ class ModelCard:
         threshold: Default probability threshold for footprints.
         body_threshold: Body probability at or above which a pixel seeds a footprint
             (models with a ``body`` channel; chosen on validation data).
+        seed_area_m2: Smallest seed, in square metres, that starts a footprint of its own
+            when touching roofs are split (chosen on validation data with the body
+            threshold; smaller seeds join a neighbour).
         class_names: Meaning of each output channel (channel 0 is ``building``).
         tta: Test-time augmentation the thresholds were chosen with, which prediction
             uses by default: ``none``, ``flips`` or ``d4`` (see :mod:`geounet.model.tta`).
@@ -94,6 +98,7 @@ class ModelCard:
     tile_size: int = 1024
     threshold: float = 0.5
     body_threshold: float = 0.5
+    seed_area_m2: float = DEFAULT_SEED_AREA_M2
     class_names: tuple[str, ...] = ("building",)
     tta: str = "none"
     targets: dict[str, Any] = field(default_factory=dict)
@@ -259,6 +264,7 @@ CARD_LIMITS: dict[str, tuple[float, float]] = {
     "tile_size": (16, 16384),
     "threshold": (0.001, 0.999),
     "body_threshold": (0.001, 0.999),
+    "seed_area_m2": (0.0, 1e4),
     "normalization.scale": (1e-12, 1e6),
 }
 """Plausible range of each numeric card field, checked before anything is allocated.
@@ -280,6 +286,7 @@ def _check_ranges(card: ModelCard, where: str) -> None:
         "tile_size": card.tile_size,
         "threshold": card.threshold,
         "body_threshold": card.body_threshold,
+        "seed_area_m2": card.seed_area_m2,
         "normalization.scale": card.normalization.scale,
     }
     integers = {"model.in_channels", "model.classes", "model.depth", "model.base_width"}

@@ -333,6 +333,7 @@ def save_best(
         card,
         threshold=float(record["best_threshold"]),
         body_threshold=float(record.get("best_body_threshold") or 0.5),
+        seed_area_m2=float(record.get("best_seed_area_m2") or card.seed_area_m2),
         provenance=_provenance(
             cfg, data, float(record["elapsed_s"]), int(record["best_epoch"]), figures, device, dtype
         ),

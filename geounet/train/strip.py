@@ -57,7 +57,9 @@ class StripPrediction:
         instances: Footprint ids burned on the same grid (0 = none).
         valid: Pixels with data.
         min_object_pixels: Smallest footprint predict keeps here (``--min-area``), pixels.
-        min_seed_pixels: Smallest seed of predict's split here, in pixels.
+        min_seed_pixels: Smallest seed of predict's split here, in pixels, at the
+            default seed area (:func:`sweep_strips` may try others).
+        pixel_m: Ground size of a pixel here, in metres (0: unknown).
     """
 
     window: Window
@@ -67,6 +69,13 @@ class StripPrediction:
     valid: npt.NDArray[np.bool_]
     min_object_pixels: float = 0.0
     min_seed_pixels: int = 4
+    pixel_m: float = 0.0
+
+    def seed_pixels(self, seed_area_m2: float | None) -> int:
+        """The smallest seed in pixels here for a seed area (``None``: the default's)."""
+        if seed_area_m2 is None or self.pixel_m <= 0:
+            return self.min_seed_pixels
+        return size_limits(0.0, self.pixel_m, seed_area_m2)[1]
 
 
 def strip_window(src: DatasetReader, roi: BaseGeometry, roi_crs: CRS) -> Window | None:
@@ -160,7 +169,8 @@ def predict_strips(
                 valid = prob_src.read_masks(1, window=window) > 0
                 transform = prob_src.window_transform(window)
                 crs = prob_src.crs
-                limits = size_limits(opts.min_area_m2, ground_pixel_size_m(prob_src))
+                pixel_m = ground_pixel_size_m(prob_src)
+                limits = size_limits(opts.min_area_m2, pixel_m)
             channels: dict[str, npt.NDArray[np.float32]] = {}
             split = out / "scene.split.tif"
             if split.exists():
@@ -183,7 +193,9 @@ def predict_strips(
                     transform=transform,
                     dtype="int32",
                 ).astype(np.int64)
-            strips.append(StripPrediction(window, prob, channels, instances, valid, *limits))
+            strips.append(
+                StripPrediction(window, prob, channels, instances, valid, *limits, pixel_m)
+            )
     if not strips:
         raise InputError("the validation strip covers none of the scenes; check --images")
     return strips
@@ -193,6 +205,7 @@ def sweep_strips(
     strips: Sequence[StripPrediction],
     thresholds: tuple[float, ...],
     body_thresholds: tuple[float, ...],
+    seed_areas_m2: tuple[float | None, ...] = (None,),
 ) -> list[ThresholdScore]:
     """Score every body and building threshold over all strips, their counts summed.
 
@@ -200,9 +213,11 @@ def sweep_strips(
         strips: The predictions of :func:`predict_strips`.
         thresholds: Building thresholds.
         body_thresholds: Body thresholds (used when the model has a ``body`` channel).
+        seed_areas_m2: Smallest seed areas of the split, in square metres (``None``:
+            the default's, not recorded in the scores).
 
     Returns:
-        One score per body threshold and building threshold, in that order.
+        One score per body threshold, seed area and building threshold, in that order.
     """
     scores: list[ThresholdScore] = []
     for s in strips:
@@ -210,6 +225,7 @@ def sweep_strips(
         part = [
             score
             for body_threshold in (body_thresholds if body is not None else (0.5,))
+            for seed_area in seed_areas_m2
             for score in sweep_thresholds(
                 s.prob[None],
                 (s.instances > 0).astype(np.float32)[None],
@@ -220,7 +236,8 @@ def sweep_strips(
                 contact=s.channels.get("contact"),
                 body_threshold=body_threshold,
                 min_object_pixels=s.min_object_pixels,
-                min_seed_pixels=s.min_seed_pixels,
+                min_seed_pixels=s.seed_pixels(seed_area),
+                seed_area_m2=seed_area,
             )
         ]
         scores = merge_scores(scores, part) if scores else part
@@ -251,5 +268,5 @@ def score_at_card(
     card = checkpoint.card
     strips = predict_strips(checkpoint, images, labels, roi, roi_crs, options)
     body = (card.body_threshold,) if "body" in card.class_names else (0.5,)
-    (score,) = sweep_strips(strips, (card.threshold,), body)
+    (score,) = sweep_strips(strips, (card.threshold,), body, (card.seed_area_m2,))
     return score

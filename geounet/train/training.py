@@ -17,7 +17,7 @@ from rich.console import Console
 from shapely.geometry.base import BaseGeometry
 
 from geounet.core.extents import merge_extents
-from geounet.core.thresholds import BODY_THRESHOLDS
+from geounet.core.thresholds import BODY_THRESHOLDS, SEED_AREAS_M2
 from geounet.errors import InputError, OutputExistsError
 from geounet.inference.options import PredictOptions
 from geounet.io.raster import scene_extent
@@ -40,6 +40,7 @@ from geounet.train.validation import (
     DEFAULT_THRESHOLDS,
     ThresholdScore,
     choose_score,
+    weighed,
 )
 
 
@@ -104,9 +105,11 @@ def train(
     record.update(
         best_threshold=best.threshold,
         best_body_threshold=best.body_threshold,
+        best_seed_area_m2=best.seed_area_m2,
         best_figures=best.figures(),
     )
     body = "" if best.body_threshold is None else f", body {best.body_threshold:.2f}"
+    body += "" if best.seed_area_m2 is None else f", smallest seed {best.seed_area_m2:g} m2"
     console.print(
         f"thresholds chosen on the validation strip as predicted: building "
         f"{best.threshold:.2f}{body} (IoU {best.pixels.iou:.3f}, objF1 {best.objects.f1:.3f})"
@@ -164,15 +167,20 @@ def choose_thresholds(
     body_thresholds: tuple[float, ...] = BODY_THRESHOLDS,
     class_column: str | None = None,
     on_sweep: Callable[[list[ThresholdScore]], None] | None = None,
+    seed_areas_m2: tuple[float, ...] = SEED_AREAS_M2,
 ) -> ThresholdScore:
-    """Choose the building and body thresholds of a model on the held-out strip.
+    """Choose the building and body thresholds and the smallest seed on the held-out strip.
 
     The strip is predicted as ``geounet predict`` predicts a scene (see
     :mod:`geounet.train.strip`), then every pair of a building threshold (``thresholds``,
     or the default sweep) and a body threshold (``body_thresholds``, for a model with a
     ``body`` channel) is scored as prediction would split the footprints; among the pairs
     whose pixel IoU is near the best, the best score (mean of pixel IoU and object F1)
-    wins (see :func:`~geounet.train.validation.choose_score`).
+    wins (see :func:`~geounet.train.validation.choose_score`). For a model that splits
+    touching roofs, the building thresholds near the best pixel IoU (the only ones that
+    can win: the split leaves the mask as it is) are scored again with every body
+    threshold and each smallest seed of ``seed_areas_m2`` (the first is the one of the
+    first sweep), and the winner is chosen among all.
 
     Args:
         checkpoint: The model and its card.
@@ -185,18 +193,21 @@ def choose_thresholds(
         class_column: The label column of the classes, if any: only footprints of the
             first class (channel 0, the one predict writes) are the truth.
         on_sweep: Optional callback receiving every score of the sweep.
+        seed_areas_m2: Smallest seed areas to try, in square metres (at least one).
 
     Returns:
-        The winning score, with its thresholds.
+        The winning score, with its thresholds and smallest seed.
     """
     first = checkpoint.card.class_names[0] if class_column else None
     strips = predict_strips(
         checkpoint, images, labels, split.val_roi, split.crs, options,
         class_column=class_column, only_class=first, only_roi=split.aoi,
     )  # fmt: skip
-    scores = sweep_strips(
-        strips, DEFAULT_THRESHOLDS if thresholds is None else thresholds, body_thresholds
-    )
+    grid = DEFAULT_THRESHOLDS if thresholds is None else thresholds
+    scores = sweep_strips(strips, grid, body_thresholds, seed_areas_m2[:1])
+    if len(seed_areas_m2) > 1 and any(s.channels for s in strips):
+        near = tuple(sorted({s.threshold for s in weighed(scores)}))
+        scores += sweep_strips(strips, near, body_thresholds, seed_areas_m2[1:])
     if on_sweep is not None:
         on_sweep(scores)
     return choose_score(scores)
@@ -285,6 +296,7 @@ def calibrate(
         card,
         threshold=best.threshold,
         body_threshold=card.body_threshold if best.body_threshold is None else best.body_threshold,
+        seed_area_m2=card.seed_area_m2 if best.seed_area_m2 is None else best.seed_area_m2,
         tta=mode,
         trained_on=merge_extents(
             card.trained_on, (e for e in map(scene_extent, images) if e is not None)

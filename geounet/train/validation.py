@@ -82,12 +82,14 @@ class ThresholdScore:
         body_threshold: Body probability threshold of the split (``None``: no body).
         pixels: Pixel confusion counts (summed over channels).
         objects: Object matches of channel 0.
+        seed_area_m2: Smallest seed of the split, in square metres (``None``: not swept).
     """
 
     threshold: float
     pixels: ConfusionCounts
     objects: ObjectCounts
     body_threshold: float | None = None
+    seed_area_m2: float | None = None
 
     @property
     def score(self) -> float:
@@ -106,6 +108,7 @@ class ThresholdScore:
             "object_f1": self.objects.f1,
             "score": self.score,
             **({} if self.body_threshold is None else {"body_threshold": self.body_threshold}),
+            **({} if self.seed_area_m2 is None else {"seed_area_m2": self.seed_area_m2}),
         }
 
 
@@ -129,6 +132,7 @@ def merge_scores(a: Sequence[ThresholdScore], b: Sequence[ThresholdScore]) -> li
                 x.objects.fn + y.objects.fn,
             ),
             x.body_threshold,
+            x.seed_area_m2,
         )
         for x, y in zip(a, b, strict=True)
     ]
@@ -152,13 +156,15 @@ def sweep_table(scores: Sequence[ThresholdScore]) -> str:
     best = choose_score(scores)
     near = {id(s) for s in weighed(scores)}
     body = any(s.body_threshold is not None for s in scores)
-    head = ["body threshold"] if body else []
+    seed = any(s.seed_area_m2 is not None for s in scores)
+    head = (["body threshold"] if body else []) + (["smallest seed (m2)"] if seed else [])
     columns = [*head, "building threshold", "pixel IoU", "objects (TP / FP / FN)"]
     columns += ["object F1", "score", ""]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for s in scores:
         mark = "chosen" if s is best else "near" if id(s) in near else ""
-        cells = [f"{s.body_threshold:.2f}"] if body and s.body_threshold is not None else []
+        cells = [f"{s.body_threshold:.2f}" if s.body_threshold is not None else ""] if body else []
+        cells += [f"{s.seed_area_m2:g}" if s.seed_area_m2 is not None else ""] if seed else []
         cells += [
             f"{s.threshold:.2f}",
             f"{s.pixels.iou:.3f}",
@@ -218,6 +224,7 @@ def sweep_thresholds(
     body_threshold: float = 0.5,
     min_object_pixels: float = 0,
     min_seed_pixels: int = 4,
+    seed_area_m2: float | None = None,
 ) -> list[ThresholdScore]:
     """Score the validation canvas at several thresholds.
 
@@ -237,6 +244,8 @@ def sweep_thresholds(
             (:func:`geounet.footprints.vectorize.size_limits`); the matching rule's own minimum
             still applies to both sides.
         min_seed_pixels: Smallest seed of the split, as vectorising uses it.
+        seed_area_m2: What ``min_seed_pixels`` is in square metres, recorded in the
+            scores (``None``: not recorded).
 
     Returns:
         One score per threshold, in the order given.
@@ -260,5 +269,5 @@ def sweep_thresholds(
             objects_pred = np.where(sizes[objects_pred] >= min_object_pixels, objects_pred, 0)
         objects = object_counts(objects_pred, np.where(truth[0], instances, 0), valid)
         body_thr = None if body is None else body_threshold
-        scores.append(ThresholdScore(float(thr), counts, objects, body_thr))
+        scores.append(ThresholdScore(float(thr), counts, objects, body_thr, seed_area_m2))
     return scores
