@@ -163,3 +163,39 @@ def test_the_sweep_finds_the_seed_area_that_stops_a_speck_splitting_a_roof() -> 
     assert speck.pixels == seed4.pixels  # the split leaves the mask as it is
     assert choose_score(scores) is seed4
     assert seed4.figures()["seed_area_m2"] == 4.0
+
+
+def test_calibrate_chooses_on_the_eastern_part_of_the_area_of_interest(
+    crop: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    from geounet.errors import InputError
+    from geounet.model.checkpoint import bundled_model_path, read_card
+    from geounet.train import calibrate
+
+    scene, gpkg, _ = crop
+    with rasterio.open(scene) as src:
+        left, bottom, right, top = src.bounds
+        crs = src.crs
+    west = tmp_path / "west.gpkg"
+    half = shapely.box(left, bottom, (left + right) / 2, top)
+    gpd.GeoDataFrame(geometry=[half], crs=crs).to_file(west, layer="aoi")
+    sweeps: dict[str, list[object]] = {}
+    for name, aoi in (("scene", None), ("west", west)):
+        calibrate(
+            bundled_model_path(), [scene], [gpkg], tmp_path / f"{name}.safetensors",
+            val_fraction=0.3, chip_size=32, body_threshold=0.5, aoi=aoi,
+            on_sweep=lambda scores, name=name: sweeps.setdefault(name, list(scores)),
+        )  # fmt: skip
+    truth = {k: {s.objects.tp + s.objects.fn for s in v} for k, v in sweeps.items()}  # type: ignore[attr-defined]
+    # the strips differ: the scene's eastern 30 % against the west half's eastern 30 %
+    labels = gpd.read_file(gpkg).to_crs(crs)
+    strip = shapely.box(left + 0.35 * (right - left), bottom, left + 0.5 * (right - left), top)
+    inside = int(labels.geometry.intersects(strip).sum())
+    assert len(truth["west"]) == 1 and len(truth["scene"]) == 1
+    assert truth["west"] != truth["scene"]
+    assert 0 < next(iter(truth["west"])) <= inside
+    assert "inside" in read_card(tmp_path / "west.safetensors").provenance["calibration"]
+    far = tmp_path / "far.gpkg"
+    gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 1, 1)], crs=crs).to_file(far, layer="aoi")
+    with pytest.raises(InputError):
+        calibrate(bundled_model_path(), [scene], [gpkg], tmp_path / "far.safetensors", aoi=far)

@@ -49,6 +49,14 @@ def calibrate(
             "written into the card, so `geounet predict` uses it. Default: the model's."
         ),
     ] = None,
+    aoi: Annotated[
+        Path | None,
+        typer.Option(
+            help="Polygons where the labels are complete (your digitised area): the eastern "
+            "part of them (--val-fraction) is where the thresholds are chosen, as "
+            "`geounet finetune` does. Default: each scene's eastern strip."
+        ),
+    ] = None,
     show_sweep: Annotated[
         bool,
         typer.Option(
@@ -62,7 +70,8 @@ def calibrate(
     its own is chosen too (0.5 to 12 m2).
 
     The scenes are split as `geounet train` splits them, so no pixel of area the model
-    trained on decides a threshold. Each scene is predicted whole, as `geounet predict`
+    trained on decides a threshold; with --aoi, the eastern part of your labelled area is
+    the strip, so a model that never saw your town can be calibrated to it. Each scene is predicted whole, as `geounet predict`
     predicts it (tiles, overlap, mirrored borders, uint8, the chosen test-time
     augmentation), and only its strip is scored. `geounet train` does the same at the end
     of a run.
@@ -75,6 +84,7 @@ def calibrate(
             model, images, labels, out, val_fraction, chip_size, device, precision, overwrite,
             body_threshold, tta,
             on_sweep=(lambda scores: typer.echo(sweep_table(scores))) if show_sweep else None,
+            aoi=aoi,
         )  # fmt: skip
     body = "" if best.body_threshold is None else f", body {best.body_threshold:.2f}"
     body += "" if best.seed_area_m2 is None else f", smallest seed {best.seed_area_m2:g} m2"

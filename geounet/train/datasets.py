@@ -82,6 +82,19 @@ def read_labels(path: Path) -> gpd.GeoDataFrame:
     return frame
 
 
+def read_area(aoi: Path, crs: CRS) -> BaseGeometry:
+    """The polygons of an area-of-interest file (``--aoi``) as one geometry in ``crs``.
+
+    Raises:
+        InputError: If the file is unusable or holds no polygon.
+    """
+    frame = read_labels(aoi).to_crs(crs)
+    polygons = [g for g in frame.geometry if g is not None and g.area > 0]
+    if not polygons:
+        raise InputError(f"{aoi} holds no polygon; draw the area of interest as polygons")
+    return shapely.union_all(polygons)
+
+
 def inspect_scenes(paths: Sequence[Path], bands: int = 3) -> list[SceneLayout]:
     """Check the training scenes and work out each one's band layout.
 

@@ -33,7 +33,7 @@ from geounet.io.atomic import atomic_path
 from geounet.io.layers import GPKG_OPTIONS
 from geounet.model.checkpoint import bundled_model_path
 from geounet.train.config import TrainConfig, TrainResult
-from geounet.train.datasets import read_labels
+from geounet.train.datasets import read_area, read_labels
 from geounet.train.targets import TargetOptions
 
 CHIP_SIZES = (256, 192, 128, 96, 64)
@@ -88,11 +88,7 @@ def training_area(images: list[Path], labels: list[Path], aoi: Path | None = Non
         crs=crs,
     )
     if aoi is not None:
-        frame = read_labels(aoi).to_crs(crs)
-        polygons = [g for g in frame.geometry if g is not None and g.area > 0]
-        if not polygons:
-            raise InputError(f"{aoi} holds no polygon; draw the area of interest as polygons")
-        geometry = shapely.union_all(polygons)
+        geometry = read_area(aoi, crs)
         source = f"--aoi {aoi}"
     else:
         geometry = shapely.convex_hull(shapely.union_all(footprints.geometry.values))

@@ -13,6 +13,7 @@ import dataclasses
 from collections.abc import Callable, Collection
 from pathlib import Path
 
+import rasterio
 from rich.console import Console
 from shapely.geometry.base import BaseGeometry
 
@@ -31,7 +32,13 @@ from geounet.train.config import (
     TrainResult,
     options_from_card,
 )
-from geounet.train.datasets import Split, build_training_data, inspect_scenes, scene_split
+from geounet.train.datasets import (
+    Split,
+    build_training_data,
+    inspect_scenes,
+    read_area,
+    scene_split,
+)
 from geounet.train.loop import check_options, save_best, start
 from geounet.train.pack import save_pack
 from geounet.train.strip import predict_strips, sweep_strips
@@ -226,6 +233,7 @@ def calibrate(
     body_threshold: float | None = None,
     tta: str | None = None,
     on_sweep: Callable[[list[ThresholdScore]], None] | None = None,
+    aoi: Path | None = None,
 ) -> ThresholdScore:
     """Choose a trained model's thresholds on the held-out strip of scenes, as training does.
 
@@ -255,6 +263,9 @@ def calibrate(
         tta: Test-time augmentation to choose the thresholds with, written into the card
             for prediction to use (``None``: the card's; see :mod:`geounet.model.tta`).
         on_sweep: Optional callback receiving every score of the strip's sweep.
+        aoi: Polygons where the labels are complete (a mapper's digitised area): the
+            eastern ``val_fraction`` of the part of the scenes inside them is the strip,
+            as ``geounet finetune`` holds it out. ``None``: each scene's eastern strip.
 
     Returns:
         The winning validation score, with its thresholds.
@@ -282,11 +293,15 @@ def calibrate(
     # bad values fail before any work (int8 falls back by itself, with a note)
     resolve_precision(select_device(device), "auto" if precision == "int8" else precision)
     inspect_scenes([Path(p) for p in images])
+    region = None
+    if aoi is not None:
+        with rasterio.open(images[0]) as src:
+            region = read_area(aoi, src.crs)
     best = choose_thresholds(
         ck,
         images,
         labels,
-        scene_split(images, val_fraction),
+        scene_split(images, val_fraction, region),
         PredictOptions(device=device, precision=precision, tta=mode),
         body_thresholds=BODY_THRESHOLDS if body_threshold is None else (body_threshold,),
         on_sweep=on_sweep,
@@ -306,6 +321,7 @@ def calibrate(
             "validation": ", ".join(f"{k}={v:.4f}" for k, v in figures.items()),
             "calibration": f"thresholds chosen on the validation strip "
             f"(eastern {val_fraction:.0%}) of {', '.join(str(p) for p in images)}"
+            + ("" if aoi is None else f" inside {aoi}")
             + ("" if body_threshold is None else f"; {BODY_THRESHOLD_FIXED} {body_threshold}")
             + ("" if mode == "none" else f"; with {mode} test-time augmentation"),
         },
