@@ -229,7 +229,12 @@ VARIANTS: dict[str, Variant] = {
     ),
     "regularize_uncut": lambda gdf, pixel: regularize_footprints(gdf, pixel),
     "regularize_unaligned (until 2026-12-05)": lambda gdf, pixel: remove_overlaps(
-        regularize_footprints(gdf, pixel, neighbour_rotation_deg=0.0), snap=pixel / 2
+        regularize_footprints(gdf, pixel, neighbour_rotation_deg=0.0, wall_reach_px=0.0),
+        snap=pixel / 2,
+    ),
+    "regularize_5deg (until 2026-12-05)": lambda gdf, pixel: remove_overlaps(
+        regularize_footprints(gdf, pixel, neighbour_rotation_deg=5.0, wall_reach_px=0.0),
+        snap=pixel / 2,
     ),
     "reg_s1.5_p2 (before)": _squared(1.5, 2),
     "reg_s3_p3": _squared(3, 3),

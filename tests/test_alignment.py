@@ -79,8 +79,8 @@ def test_regularize_squares_touching_roofs_to_one_direction() -> None:
     left = affinity.rotate(box(20, 30, 70, 80), 17, origin=(70, 55))
     right = affinity.rotate(box(70, 40, 100, 70), 20, origin=(70, 55))
     gdf = gpd.GeoDataFrame({"confidence": [0.9, 0.8]}, geometry=traced(left, right))
-    turned = regularize_footprints(gdf, 1.0)
-    unturned = regularize_footprints(gdf, 1.0, neighbour_rotation_deg=0.0)
+    turned = regularize_footprints(gdf, 1.0, wall_reach_px=0.0)  # the turn alone
+    unturned = regularize_footprints(gdf, 1.0, neighbour_rotation_deg=0.0, wall_reach_px=0.0)
 
     def turn(gdf: gpd.GeoDataFrame) -> float:
         return abs(float(direction_offset(direction(gdf.geometry[0]), direction(gdf.geometry[1]))))

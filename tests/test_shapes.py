@@ -91,17 +91,18 @@ def test_each_footprint_is_squared_at_the_coarsest_tolerance_that_fits_it() -> N
     (wing,) = traced(affinity.rotate(winged, 20, origin="centroid"))
     (rect,) = traced(affinity.rotate(box(30, 40, 90, 70), 20, origin="centroid"))
     gdf = frame(wing, rect).assign(id=[1, 2])
-    coarse = regularize_footprints(gdf, pixel=1.0, tolerances_px=(8,), fit=0.0)
+    walls = {"wall_reach_px": 0.0}  # the tolerance alone: walls where squaring put them
+    coarse = regularize_footprints(gdf, pixel=1.0, tolerances_px=(8,), fit=0.0, **walls)
     assert len(outer_ring(coarse.geometry[0])) == 4  # the wing is gone
     cut = iou(coarse.geometry[0], wing)
     assert cut < 0.95 <= iou(coarse.geometry[1], rect)
-    out = regularize_footprints(gdf, pixel=1.0, tolerances_px=(8, 4), fit=0.95)
+    out = regularize_footprints(gdf, pixel=1.0, tolerances_px=(8, 4), fit=0.95, **walls)
     assert list(out["id"]) == [1, 2] and set(out.columns) == set(gdf.columns)
     assert len(outer_ring(out.geometry[0])) == 6 and iou(out.geometry[0], wing) > cut
     assert right_angle_offsets(out.geometry[0]).max() < 1.0
     assert out.geometry[1].equals(coarse.geometry[1])  # the rectangle fit at 8 pixels
     # no tolerance fits: the best fitting outline is kept
-    best = regularize_footprints(gdf, pixel=1.0, tolerances_px=(8, 4), fit=1.0)
+    best = regularize_footprints(gdf, pixel=1.0, tolerances_px=(8, 4), fit=1.0, **walls)
     assert best.geometry[0].equals(out.geometry[0])
 
 
@@ -117,3 +118,16 @@ def test_match_area_gives_the_squared_outline_the_traced_area_and_keeps_its_corn
     assert moved.area == pytest.approx(blobby.area, rel=0.01)
     assert len(outer_ring(moved)) == len(outer_ring(plain))
     assert right_angle_offsets(moved).max() < 1.0
+
+
+def test_the_cut_joins_walls_left_a_hair_apart() -> None:
+    # two roofs whose squared walls ended 0.2 units apart (wall fitting can do that)
+    a, b = box(0, 0, 10, 10), box(10.2, 0, 20, 10)
+    gdf = gpd.GeoDataFrame({"confidence": [0.9, 0.8]}, geometry=[a, b])
+    apart = remove_overlaps(gdf)
+    assert shapely.distance(apart.geometry[0], apart.geometry[1]) == pytest.approx(0.2)
+    joined = remove_overlaps(gdf, snap=0.5)
+    assert shapely.distance(joined.geometry[0], joined.geometry[1]) < 1e-9
+    assert shapely.intersection(joined.geometry[0], joined.geometry[1]).area < 1e-9
+    assert joined.geometry[0].equals(a)  # the more confident one stays as it was
+    assert len(outer_ring(joined.geometry[1])) == 4  # still a rectangle

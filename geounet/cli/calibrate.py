@@ -71,10 +71,10 @@ def calibrate(
 
     The scenes are split as `geounet train` splits them, so no pixel of area the model
     trained on decides a threshold; with --aoi, the eastern part of your labelled area is
-    the strip, so a model that never saw your town can be calibrated to it. Each scene is predicted whole, as `geounet predict`
-    predicts it (tiles, overlap, mirrored borders, uint8, the chosen test-time
-    augmentation), and only its strip is scored. `geounet train` does the same at the end
-    of a run.
+    the strip, so a model that never saw your town can be calibrated to it. Each scene is
+    predicted whole, as `geounet predict` predicts it (tiles, overlap, mirrored borders,
+    uint8, the chosen test-time augmentation), and only its strip is scored. `geounet train`
+    does the same at the end of a run.
     """
     from geounet.train import calibrate as calibrate_model  # keeps `geounet --help` fast
     from geounet.train.validation import sweep_table

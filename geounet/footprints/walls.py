@@ -5,8 +5,8 @@ direction; this fixes its position. Each wall is a line, each corner the crossin
 consecutive lines, so moving a line along its normal keeps every angle. Each wall in turn
 takes the offset, within a reach, at which the outline fits its roof best (coordinate
 ascent on the IoU with the traced outline, less the weighed overlap with the neighbours),
-for a few passes. Measured on the four places' strips and not on by default
-(docs/footprints.md).
+for a few passes. Chosen on the four places' validation strips; ``--regularize`` fits
+walls within a pixel, one pass (docs/footprints.md).
 """
 
 from __future__ import annotations
