@@ -24,25 +24,21 @@ and adds the seconds it took to each row's wall time. The zero-shot row is score
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 import time
 from pathlib import Path
 
 import geopandas as gpd
-import rasterio
 import shapely
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 from evaluate_places import score  # noqa: E402
 
-from geounet.inference.options import PredictOptions  # noqa: E402
-from geounet.model.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
-from geounet.train.datasets import read_labels, scene_split  # noqa: E402
+from geounet.train.datasets import scene_split  # noqa: E402
 from geounet.train.finetune import finetune  # noqa: E402
-from geounet.train.training import choose_thresholds  # noqa: E402
+from geounet.train.training import calibrate  # noqa: E402
 
 SCENE = ROOT / "sample_data" / "banepa" / "banepa_west_z19.tif"
 LABELS = ROOT / "sample_data" / "banepa" / "buildings.gpkg"
@@ -72,25 +68,12 @@ def subsets(work: Path, counts: tuple[int | None, ...] = COUNTS) -> list[tuple[s
 def recalibrate(model: Path, labels: Path, out: Path) -> float:
     """Choose a fine-tuned network's thresholds again, as ``geounet finetune`` does.
 
-    The held-out part is the eastern 20 % of the area the network was tuned in (its
-    ``<stem>.aoi.gpkg``). Writes ``out``; returns the seconds it took.
+    ``geounet calibrate --aoi`` on the area the network was tuned in (its
+    ``<stem>.aoi.gpkg``): the eastern 20 % of it is the held-out part. Writes ``out``;
+    returns the seconds it took.
     """
     start = time.monotonic()
-    ck = load_checkpoint(model)
-    with rasterio.open(SCENE) as src:
-        crs = src.crs
-    area = read_labels(model.with_suffix(".aoi.gpkg")).to_crs(crs).union_all()
-    split = scene_split([SCENE], 0.2, area)
-    best = choose_thresholds(ck, [SCENE], [labels], split, PredictOptions())
-    card = dataclasses.replace(
-        ck.card,
-        threshold=best.threshold,
-        body_threshold=ck.card.body_threshold
-        if best.body_threshold is None
-        else best.body_threshold,
-        seed_area_m2=ck.card.seed_area_m2 if best.seed_area_m2 is None else best.seed_area_m2,
-    )
-    save_checkpoint(out, card, ck.model)
+    calibrate(model, [SCENE], [labels], out, overwrite=True, aoi=model.with_suffix(".aoi.gpkg"))
     return time.monotonic() - start
 
 

@@ -152,7 +152,7 @@ def test_the_sweep_finds_the_seed_area_that_stops_a_speck_splitting_a_roof() -> 
     body[6:9, 21:24] = 0.9
     valid = np.ones(prob.shape, dtype=bool)
     strip = StripPrediction(
-        Window(0, 0, 40, 40), prob, {"body": body}, instances, valid, 8.0, 4, pixel_m=0.5
+        Window(0, 0, 40, 40), prob, {"body": body}, instances, valid, 8.0, pixel_m=0.5
     )
     assert strip.seed_pixels(None) == 4 and strip.seed_pixels(4.0) == 16
     scores = sweep_strips([strip], (0.5,), (0.5,), (0.5, 4.0))

@@ -686,11 +686,7 @@ def remove_overlaps(gdf: gpd.GeoDataFrame, snap: float = 0.0) -> gpd.GeoDataFram
     placed = np.zeros(len(geoms), dtype=bool)
     out = geoms.copy()
     for i in order:
-        near = (
-            tree.query(geoms[i], predicate="dwithin", distance=snap)
-            if snap > 0
-            else tree.query(geoms[i], predicate="intersects")
-        )
+        near = tree.query(geoms[i], predicate="dwithin", distance=snap)  # 0: intersecting
         ahead = [j for j in near if placed[j]]
         if ahead:
             cutter = shapely.union_all(out[ahead])

@@ -37,6 +37,7 @@ from rasterio.windows import Window
 from shapely.geometry.base import BaseGeometry
 
 from geounet.core.codec import decode
+from geounet.core.thresholds import DEFAULT_SEED_AREA_M2
 from geounet.errors import InputError
 from geounet.footprints.vectorize import size_limits, split_bands
 from geounet.inference.options import PredictOptions
@@ -57,8 +58,6 @@ class StripPrediction:
         instances: Footprint ids burned on the same grid (0 = none).
         valid: Pixels with data.
         min_object_pixels: Smallest footprint predict keeps here (``--min-area``), pixels.
-        min_seed_pixels: Smallest seed of predict's split here, in pixels, at the
-            default seed area (:func:`sweep_strips` may try others).
         pixel_m: Ground size of a pixel here, in metres (0: unknown).
     """
 
@@ -68,14 +67,22 @@ class StripPrediction:
     instances: npt.NDArray[np.int64]
     valid: npt.NDArray[np.bool_]
     min_object_pixels: float = 0.0
-    min_seed_pixels: int = 4
     pixel_m: float = 0.0
 
-    def seed_pixels(self, seed_area_m2: float | None) -> int:
-        """The smallest seed in pixels here for a seed area (``None``: the default's)."""
-        if seed_area_m2 is None or self.pixel_m <= 0:
-            return self.min_seed_pixels
-        return size_limits(0.0, self.pixel_m, seed_area_m2)[1]
+    def seed_pixels(self, seed_area_m2: float | None = None) -> int:
+        """The smallest seed of predict's split here, in pixels, for a seed area in m2.
+
+        ``None``: the default seed area; 4 pixels where the pixel size is unknown.
+        """
+        if self.pixel_m <= 0:
+            return 4
+        area = DEFAULT_SEED_AREA_M2 if seed_area_m2 is None else seed_area_m2
+        return size_limits(0.0, self.pixel_m, area)[1]
+
+    @property
+    def min_seed_pixels(self) -> int:
+        """The smallest seed of predict's split here, in pixels, at the default seed area."""
+        return self.seed_pixels()
 
 
 def strip_window(src: DatasetReader, roi: BaseGeometry, roi_crs: CRS) -> Window | None:
@@ -170,7 +177,7 @@ def predict_strips(
                 transform = prob_src.window_transform(window)
                 crs = prob_src.crs
                 pixel_m = ground_pixel_size_m(prob_src)
-                limits = size_limits(opts.min_area_m2, pixel_m)
+                min_pixels, _ = size_limits(opts.min_area_m2, pixel_m)
             channels: dict[str, npt.NDArray[np.float32]] = {}
             split = out / "scene.split.tif"
             if split.exists():
@@ -194,7 +201,7 @@ def predict_strips(
                     dtype="int32",
                 ).astype(np.int64)
             strips.append(
-                StripPrediction(window, prob, channels, instances, valid, *limits, pixel_m)
+                StripPrediction(window, prob, channels, instances, valid, min_pixels, pixel_m)
             )
     if not strips:
         raise InputError("the validation strip covers none of the scenes; check --images")
