@@ -310,18 +310,18 @@ def test_body_model_thresholds_are_chosen_on_validation_and_recalibrated(
     assert card.threshold == pytest.approx(result.threshold)
     # calibrating the same model on the same split chooses the same thresholds
     again = tmp_path / "again.safetensors"
-    best = calibrate(out, [scene], [gpkg], again, val_fraction=0.3, chip_size=64,
+    best = calibrate(out, [scene], [gpkg], again, val_fraction=0.3,
                      precision="float32")  # fmt: skip
     recal = load_checkpoint(again).card
     assert (best.threshold, best.body_threshold) == (card.threshold, card.body_threshold)
     assert (recal.threshold, recal.body_threshold) == (card.threshold, card.body_threshold)
     assert "calibration" in recal.provenance
     with pytest.raises(OutputExistsError, match="--overwrite"):
-        calibrate(out, [scene], [gpkg], again, val_fraction=0.3, chip_size=64)
+        calibrate(out, [scene], [gpkg], again, val_fraction=0.3)
     # a fixed body threshold is kept (even one the sweep never tries); the building
     # threshold is still chosen, and the card says the body one was fixed
     fixed = tmp_path / "fixed.safetensors"
-    best = calibrate(out, [scene], [gpkg], fixed, val_fraction=0.3, chip_size=64,
+    best = calibrate(out, [scene], [gpkg], fixed, val_fraction=0.3,
                      precision="float32", body_threshold=0.55)  # fmt: skip
     pinned = load_checkpoint(fixed).card
     assert 0.55 not in BODY_THRESHOLDS
@@ -339,12 +339,12 @@ def test_body_model_thresholds_are_chosen_on_validation_and_recalibrated(
         geounet.inference.engine, "with_tta", lambda net, mode: seen.append(mode) or real(net, mode)
     )
     flips = tmp_path / "flips.safetensors"
-    best = calibrate(out, [scene], [gpkg], flips, val_fraction=0.3, chip_size=64,
+    best = calibrate(out, [scene], [gpkg], flips, val_fraction=0.3,
                      precision="float32", tta="flips")  # fmt: skip
     flipped = load_checkpoint(flips).card
     assert (read_card(fixed).tta, flipped.tta) == ("none", "flips")
     assert flipped.provenance["calibration"].endswith("; with flips test-time augmentation")
-    again_flips = calibrate(flips, [scene], [gpkg], flips, val_fraction=0.3, chip_size=64,
+    again_flips = calibrate(flips, [scene], [gpkg], flips, val_fraction=0.3,
                             precision="float32", overwrite=True)  # fmt: skip
     assert load_checkpoint(flips).card.tta == "flips"  # kept when not asked
     assert again_flips.pixels.iou == best.pixels.iou

@@ -25,13 +25,6 @@ def calibrate(
     val_fraction: Annotated[
         float, typer.Option(help="Eastern fraction of each scene held out, as in training.")
     ] = 0.2,
-    chip_size: Annotated[
-        int,
-        typer.Option(
-            min=16,
-            help="Training chip size, in pixels (the training part of each scene must hold one).",
-        ),
-    ] = 256,
     device: Annotated[Device, typer.Option(help="Where to run the model.")] = "auto",
     precision: Annotated[Precision, typer.Option(help="Precision of the model.")] = "auto",
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out.")] = False,
@@ -81,7 +74,7 @@ def calibrate(
 
     with user_errors():
         best = calibrate_model(
-            model, images, labels, out, val_fraction, chip_size, device, precision, overwrite,
+            model, images, labels, out, val_fraction, device, precision, overwrite,
             body_threshold, tta,
             on_sweep=(lambda scores: typer.echo(sweep_table(scores))) if show_sweep else None,
             aoi=aoi,

@@ -226,7 +226,6 @@ def calibrate(
     labels: list[Path],
     out: str | Path,
     val_fraction: float = 0.2,
-    chip_size: int = 256,
     device: str = "auto",
     precision: str = "auto",
     overwrite: bool = False,
@@ -253,8 +252,6 @@ def calibrate(
         labels: Footprint files.
         out: Checkpoint to write (may be ``model`` itself with ``overwrite``).
         val_fraction: Fraction of each scene's width held out, as in training.
-        chip_size: Training chip size, in pixels: the training part of each scene must
-            hold one, as in training.
         device: ``auto``, ``cpu`` or ``cuda``.
         precision: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
         overwrite: Replace an existing ``out``.
