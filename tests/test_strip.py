@@ -118,7 +118,7 @@ def test_cli_calibrate_shows_the_sweep_it_chose_from(
     scene, gpkg, _ = crop
     out = tmp_path / "calibrated.safetensors"
     args = ["calibrate", str(bundled_model_path()), "--images", str(scene), "--labels",
-            str(gpkg), "--out", str(out), "--val-fraction", "0.3", "--chip-size", "64",
+            str(gpkg), "--out", str(out), "--val-fraction", "0.3",
             "--body-threshold", "0.5", "--show-sweep"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
@@ -183,7 +183,7 @@ def test_calibrate_chooses_on_the_eastern_part_of_the_area_of_interest(
     for name, aoi in (("scene", None), ("west", west)):
         calibrate(
             bundled_model_path(), [scene], [gpkg], tmp_path / f"{name}.safetensors",
-            val_fraction=0.3, chip_size=32, body_threshold=0.5, aoi=aoi,
+            val_fraction=0.3, body_threshold=0.5, aoi=aoi,
             on_sweep=lambda scores, name=name: sweeps.setdefault(name, list(scores)),
         )  # fmt: skip
     truth = {k: {s.objects.tp + s.objects.fn for s in v} for k, v in sweeps.items()}  # type: ignore[attr-defined]
