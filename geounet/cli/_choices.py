@@ -11,6 +11,9 @@ Precision = Literal["auto", "float32", "bfloat16", "float16", "int8"]
 TrainPrecision = Literal["auto", "float32", "bfloat16"]
 """Numeric precision of training (float16 would need a gradient scaler)."""
 
+Compile = Literal["auto", "on", "off"]
+"""Whether prediction runs the network through torch.compile (see :mod:`geounet.model.compiled`)."""
+
 Tta = Literal["none", "flips", "d4"]
 """Test-time augmentation (see :mod:`geounet.model.tta`)."""
 

@@ -26,6 +26,7 @@ from geounet.io.raster import (
     read_window,
 )
 from geounet.model.checkpoint import Checkpoint
+from geounet.model.compiled import CompiledNet
 from geounet.model.device import autocast, resolve_precision
 from geounet.model.int8 import int8_checked, int8_units, load_int8
 from geounet.model.network import TRACE_GUARD, fuse_for_inference
@@ -66,13 +67,32 @@ class TilePredictor:
         self.device = device
         self.dtype = dtype
         self.tta = check_mode(self.card.tta if tta is None else tta)
+        self.compiled: CompiledNet | None = None
+        self.int8 = net is not None
         if net is not None:
             self.dtype = torch.float32  # an int8 model: its precision is its own
+            self.net = net
             self.model = with_tta(net, self.tta)
             return
         # batch norms folded into their convolutions (a copy: the checkpoint is untouched)
         folded = fuse_for_inference(checkpoint.model).to(device)
-        self.model = with_tta(folded.to(memory_format=torch.channels_last), self.tta)
+        self.net = folded.to(memory_format=torch.channels_last)
+        self.model = with_tta(self.net, self.tta)
+
+    def compile(self) -> None:
+        """Run the network through ``torch.compile`` from now on (not an int8 model's).
+
+        See :mod:`geounet.model.compiled`: if compiling fails, the network runs as it is
+        and :attr:`note` says so.
+        """
+        if self.compiled is None and not self.int8:
+            self.compiled = CompiledNet(self.net)
+            self.model = with_tta(self.compiled, self.tta)
+
+    @property
+    def note(self) -> str:
+        """A line for the user about how the network ran (``""`` if nothing to say)."""
+        return "" if self.compiled is None else self.compiled.note
 
     @torch.inference_mode()
     def __call__(self, images: npt.NDArray[Any]) -> npt.NDArray[np.float32]:

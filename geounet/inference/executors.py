@@ -110,6 +110,7 @@ class TileJob:
         precision: ``auto``, ``float32``, ``bfloat16`` or ``float16``.
         value_range: Raw values mapped onto 0..255 before normalisation, or ``None``.
         tta: Test-time augmentation (``None``: the model card's).
+        compiled: Run the network through ``torch.compile`` (:mod:`geounet.model.compiled`).
     """
 
     scene: str
@@ -120,6 +121,7 @@ class TileJob:
     precision: str = "auto"
     value_range: tuple[float, float] | None = None
     tta: str | None = None
+    compiled: bool = False
 
 
 @lru_cache(maxsize=2)
@@ -129,6 +131,7 @@ def _worker_predictor(
     precision: str,
     value_range: tuple[float, float] | None,
     tta: str | None = None,
+    compiled: bool = False,
 ) -> TilePredictor:
     """Load the model once per worker process (cached across tasks)."""
     from geounet.model.checkpoint import load_checkpoint
@@ -136,6 +139,8 @@ def _worker_predictor(
     predictor, _, _ = make_predictor(
         load_checkpoint(model), select_device(device), precision, value_range, tta
     )
+    if compiled:
+        predictor.compile()
     return predictor
 
 
@@ -149,7 +154,9 @@ def run_batch(job: TileJob, tiles: list[Tile]) -> list[TileResult]:
     Returns:
         One result per tile, in order.
     """
-    predictor = _worker_predictor(job.model, job.device, job.precision, job.value_range, job.tta)
+    predictor = _worker_predictor(
+        job.model, job.device, job.precision, job.value_range, job.tta, job.compiled
+    )
     bands = list(job.bands)
     with GDAL_LOCK, open_scene(job.scene) as src, working_grid(src, job.factor) as grid:
         batch = read_tiles(grid, bands, tiles)
@@ -243,8 +250,13 @@ def _dask_batches(
     card: ModelCard,
     opts: PredictOptions,
     batch: int,
+    compiled: bool = False,
 ) -> Iterator[Iterator[list[TileResult]]]:
-    """Run the plan's tiles on a dask cluster, ``batch`` tiles a task."""
+    """Run the plan's tiles on a dask cluster, ``batch`` tiles a task.
+
+    With ``compiled``, each worker runs its network through ``torch.compile``
+    (:mod:`geounet.model.compiled`).
+    """
     if ckpt.source is None:
         raise InputError("dask workers load the model from a file: pass --model PATH")
     px_m = ground_pixel_size_m(src)
@@ -257,6 +269,7 @@ def _dask_batches(
         precision=opts.precision,
         value_range=opts.value_range,
         tta=opts.tta,
+        compiled=compiled,
     )
     with dask_client(opts.workers, opts.scheduler) as client:
         n = max(len(client.scheduler_info().get("workers", {})), 1)

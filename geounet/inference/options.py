@@ -52,6 +52,8 @@ class PredictOptions:
             the one its thresholds were chosen with; see :mod:`geounet.model.tta`).
         label: How the outputs' provenance names the scene (default: its file name, or
             its URL).
+        compile: Run the network through ``torch.compile``: ``auto`` (on a CPU, for
+            scenes of many tiles), ``on`` or ``off`` (see :mod:`geounet.model.compiled`).
     """
 
     tile: int | None = None
@@ -77,6 +79,7 @@ class PredictOptions:
     name: str | None = None
     tta: str | None = None
     label: str | None = None
+    compile: str = "auto"
 
 
 @dataclass

@@ -48,6 +48,7 @@ from geounet.io.raster import (
 from geounet.io.remote import is_local, source_stem
 from geounet.io.styles import write_probability_style
 from geounet.model.checkpoint import Checkpoint, bundled_model_path, load_checkpoint
+from geounet.model.compiled import COMPILE_MODES, wants_compile
 from geounet.model.device import select_device
 from geounet.model.tta import check_mode
 
@@ -106,6 +107,8 @@ def predict_scene(
     if seed_area < 0:
         raise InputError(f"--seed-area {seed_area} must not be negative")
     tta = check_mode(card.tta if opts.tta is None else opts.tta)
+    if opts.compile not in COMPILE_MODES:
+        raise InputError(f"--compile must be one of {', '.join(COMPILE_MODES)}, got {opts.compile}")
     if opts.scheduler:
         check_scheduler(opts.scheduler)  # before any work: a bad address fails at once
     device = select_device(opts.device)
@@ -152,11 +155,14 @@ def predict_scene(
                         )
                     t = time.perf_counter()
                     batches_ctx: AbstractContextManager[Iterator[list[TileResult]]]
+                    compiled = wants_compile(opts.compile, device, len(plan), precision == "int8")
                     if opts.workers > 1 or opts.scheduler:
                         batches_ctx = _dask_batches(
-                            ckpt, scene, src, bands, plan, resampled, card, opts, batch
+                            ckpt, scene, src, bands, plan, resampled, card, opts, batch, compiled
                         )
                     else:
+                        if compiled:
+                            predictor.compile()
                         # closed on any error before the scene is: its read-ahead
                         # thread must not outlive the dataset it reads
                         batches_ctx = closing(
@@ -168,6 +174,7 @@ def predict_scene(
                             grid, plan, batches, work_tmp, opts.float32, advance, card.class_names
                         )
                     timings["predict"] = time.perf_counter() - t
+                    notes += [predictor.note] if predictor.note else []
                     # the model's buffers (OpenVINO's stay allocated while it lives) are
                     # freed before the raster is written and vectorised
                     del predictor, batches_ctx
