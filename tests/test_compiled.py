@@ -13,7 +13,7 @@ import torch
 from geounet.errors import InputError
 from geounet.inference.options import PredictOptions
 from geounet.inference.scene import predict_scene
-from geounet.model.compiled import COMPILE_MIN_TILES, CompiledNet, wants_compile
+from geounet.model.compiled import COMPILE_MIN_PIXELS, CompiledNet, wants_compile
 from geounet.model.network import ModelConfig, build_model, fuse_for_inference
 from tests.conftest import MakeScene
 
@@ -21,12 +21,12 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
 def test_auto_compiles_large_scenes_on_the_cpu_only() -> None:
-    assert wants_compile("auto", CPU, COMPILE_MIN_TILES)
-    assert not wants_compile("auto", CPU, COMPILE_MIN_TILES - 1)
-    assert not wants_compile("auto", CUDA, 10 * COMPILE_MIN_TILES)
+    assert wants_compile("auto", CPU, COMPILE_MIN_PIXELS)
+    assert not wants_compile("auto", CPU, COMPILE_MIN_PIXELS - 1)
+    assert not wants_compile("auto", CUDA, 10 * COMPILE_MIN_PIXELS)
     assert wants_compile("on", CUDA, 1) and wants_compile("on", CPU, 1)
-    assert not wants_compile("off", CPU, 10 * COMPILE_MIN_TILES)
-    assert not wants_compile("on", CPU, 10 * COMPILE_MIN_TILES, int8=True)  # OpenVINO's own
+    assert not wants_compile("off", CPU, 10 * COMPILE_MIN_PIXELS)
+    assert not wants_compile("on", CPU, 10 * COMPILE_MIN_PIXELS, int8=True)  # OpenVINO's own
     with pytest.raises(ValueError, match="--compile must be one of auto, on, off"):
         wants_compile("yes", CPU, 1)
 
@@ -78,8 +78,9 @@ def test_predict_with_a_failed_compile_says_so_and_writes_the_same(
 ) -> None:
     scene = make_scene()
     plain = predict_scene(scene, tmp_path / "plain", tiny_model, PredictOptions(tile=64))
-    assert not any("--compile" in w for w in plain.warnings)  # auto: too few tiles
     _broken_compiler(monkeypatch)
+    auto = predict_scene(scene, tmp_path / "auto", tiny_model, PredictOptions(tile=64))
+    assert not any("--compile" in w for w in auto.warnings)  # auto: too few pixels to compile
     on = predict_scene(scene, tmp_path / "on", tiny_model, PredictOptions(tile=64, compile="on"))
     assert any("torch.compile failed (RuntimeError" in w for w in on.warnings)
     with rasterio.open(plain.probability) as a, rasterio.open(on.probability) as b:

@@ -122,7 +122,7 @@ def predict(
         typer.Option(
             help="Compile the network with torch.compile (same probabilities, faster on a "
             "CPU; about 30 s to compile the first time, 6 s after): auto (on a CPU, for "
-            "scenes of 128 tiles or more), on, off."
+            "scenes of about 10000 px square or more), on, off."
         ),
     ] = "auto",
     tta: Annotated[

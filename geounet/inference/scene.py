@@ -155,7 +155,8 @@ def predict_scene(
                         )
                     t = time.perf_counter()
                     batches_ctx: AbstractContextManager[Iterator[list[TileResult]]]
-                    compiled = wants_compile(opts.compile, device, len(plan), precision == "int8")
+                    computed = len(plan) * plan.tile_height * plan.tile_width
+                    compiled = wants_compile(opts.compile, device, computed, precision == "int8")
                     if opts.workers > 1 or opts.scheduler:
                         batches_ctx = _dask_batches(
                             ckpt, scene, src, bands, plan, resampled, card, opts, batch, compiled

@@ -6,9 +6,10 @@ same probabilities to float rounding: Inductor fuses each convolution with its R
 the skip concatenations, which are memory-bound passes over every feature map
 (``benchmarks/compile_speed.py``). The first compile of a tile shape takes about 30 s (6 s
 once Inductor's cache on disk holds it), so ``--compile auto`` compiles only on the CPU
-and only for scenes of at least :data:`COMPILE_MIN_TILES` tiles. Inductor writes C++ and
-builds it with the machine's compiler; where that fails (no compiler, an unsupported
-platform) prediction goes on with the network as it is, and says so.
+and only for scenes whose tiles hold at least :data:`COMPILE_MIN_PIXELS` pixels.
+Inductor writes C++ and builds it with the machine's compiler; where that fails (no
+compiler, an unsupported platform) prediction goes on with the network as it is, and
+says so.
 """
 
 from __future__ import annotations
@@ -23,19 +24,20 @@ from torch import nn
 COMPILE_MODES = ("auto", "on", "off")
 """Values of ``--compile``."""
 
-COMPILE_MIN_TILES = 128
-"""Tiles from which ``--compile auto`` compiles on a CPU (a scene of about 11000 px square at
-the bundled model's tile size): the compiled bundled model saved 0.19 s a tile end to end,
-its compile included, so 128 tiles repay a first compile (about 30 s)."""
+COMPILE_MIN_PIXELS = 128 * 1024 * 1024
+"""Pixels the network computes (tiles x tile area) from which ``--compile auto`` compiles on
+a CPU: 128 tiles of 1024 px, a scene of about 10000 px square. The compiled bundled model
+saved 0.19 s per tile of about 1000 px end to end, its compile included, so that many
+repay a first compile (about 30 s); small tiles would not."""
 
 
-def wants_compile(mode: str, device: torch.device, tiles: int, int8: bool = False) -> bool:
+def wants_compile(mode: str, device: torch.device, pixels: int, int8: bool = False) -> bool:
     """Whether prediction should compile its network.
 
     Args:
         mode: ``auto``, ``on`` or ``off``.
         device: Where the network runs.
-        tiles: Tiles of the scene.
+        pixels: Pixels the network computes for the scene (tiles x tile area).
         int8: Whether the network is an int8 model (OpenVINO compiles those itself).
 
     Raises:
@@ -45,7 +47,7 @@ def wants_compile(mode: str, device: torch.device, tiles: int, int8: bool = Fals
         raise ValueError(f"--compile must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
     if int8 or mode == "off":
         return False
-    return mode == "on" or (device.type == "cpu" and tiles >= COMPILE_MIN_TILES)
+    return mode == "on" or (device.type == "cpu" and pixels >= COMPILE_MIN_PIXELS)
 
 
 class CompiledNet(nn.Module):
