@@ -31,7 +31,10 @@ import numpy as np
 import rasterio
 import torch
 
+from geounet.model.device import autocast, resolve_precision
+
 ROOT = Path(__file__).resolve().parent
+DEVICE = torch.device("cpu")
 
 RUN = """
 import json, sys, time
@@ -47,24 +50,6 @@ print(json.dumps({"wall_s": time.perf_counter() - t, "tiles": r.tiles,
 """
 
 
-FIRST_CALL = """
-import json, sys, time, torch
-from geounet.model.checkpoint import bundled_model_path, load_checkpoint
-from geounet.model.compiled import CompiledNet
-from geounet.model.device import autocast, resolve_precision
-from geounet.model.network import fuse_for_inference
-device = torch.device("cpu")
-net = fuse_for_inference(load_checkpoint(bundled_model_path()).model)
-compiled = CompiledNet(net.to(memory_format=torch.channels_last))
-tile = int(sys.argv[1])
-x = torch.randn(1, 3, tile, tile).contiguous(memory_format=torch.channels_last)
-with torch.inference_mode(), autocast(device, resolve_precision(device, "auto")):
-    t = time.perf_counter()
-    compiled(x)
-print(json.dumps({"first_call_s": time.perf_counter() - t, "failure": compiled.failure}))
-"""
-
-
 def compile_times(tile: int) -> dict[str, float]:
     """Seconds of the compiled model's first call with an empty and with a filled cache."""
     out: dict[str, float] = {}
@@ -72,29 +57,45 @@ def compile_times(tile: int) -> dict[str, float]:
         env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
         for name in ("cold_cache_s", "warm_cache_s"):
             done = subprocess.run(
-                [sys.executable, "-c", FIRST_CALL, str(tile)],
+                [sys.executable, __file__, "--first-call", str(tile)],
                 check=True, capture_output=True, text=True, env=env,
             )  # fmt: skip
             out[name] = json.loads(done.stdout.strip().splitlines()[-1])["first_call_s"]
     return out
 
 
-def per_tile(tile: int, passes: int = 4) -> dict[str, float]:
-    """Seconds per tile, as it is and compiled, and the largest logit difference."""
+def _network(tile: int) -> tuple[torch.nn.Module, torch.Tensor]:
+    """The bundled model as ``geounet predict`` runs it (folded, channels-last), and a tile."""
     from geounet.model.checkpoint import bundled_model_path, load_checkpoint
-    from geounet.model.compiled import CompiledNet
-    from geounet.model.device import autocast, resolve_precision
     from geounet.model.network import fuse_for_inference
 
-    device = torch.device("cpu")
-    dtype = resolve_precision(device, "auto")
     net = fuse_for_inference(load_checkpoint(bundled_model_path()).model)
-    net = net.to(memory_format=torch.channels_last)
     x = torch.randn(1, 3, tile, tile).contiguous(memory_format=torch.channels_last)
+    return net.to(memory_format=torch.channels_last), x
+
+
+def first_call(tile: int) -> dict[str, object]:
+    """Seconds of the compiled model's first call (its compile), in this process."""
+    from geounet.model.compiled import CompiledNet
+
+    net, x = _network(tile)
+    compiled = CompiledNet(net)
+    with torch.inference_mode(), autocast(DEVICE, resolve_precision(DEVICE, "auto")):
+        t = time.perf_counter()
+        compiled(x)
+    return {"first_call_s": time.perf_counter() - t, "failure": compiled.failure}
+
+
+def per_tile(tile: int, passes: int = 4) -> dict[str, float]:
+    """Seconds per tile, as it is and compiled, and the largest logit difference."""
+    from geounet.model.compiled import CompiledNet
+
+    dtype = resolve_precision(DEVICE, "auto")
+    net, x = _network(tile)
     out: dict[str, float] = {}
     logits = {}
     for name, model in (("eager_s", net), ("compiled_s", CompiledNet(net))):
-        with torch.inference_mode(), autocast(device, dtype):
+        with torch.inference_mode(), autocast(DEVICE, dtype):
             t = time.perf_counter()
             model(x)
             first = time.perf_counter() - t
@@ -136,7 +137,11 @@ def main() -> int:
     parser.add_argument("--tile", type=int, default=1024)
     parser.add_argument("--sizes", type=int, nargs="*", default=[8192, 16384])
     parser.add_argument("--scenes", type=Path, default=ROOT / "scenes")
+    parser.add_argument("--first-call", type=int, help=argparse.SUPPRESS)  # compile_times' runs
     args = parser.parse_args()
+    if args.first_call is not None:
+        print(json.dumps(first_call(args.first_call)))
+        return 0
     print(json.dumps({"tile": args.tile, **compile_times(args.tile)}), flush=True)
     print(json.dumps({"tile": args.tile, **per_tile(args.tile)}), flush=True)
     for size in args.sizes:

@@ -38,6 +38,7 @@ import numpy.typing as npt
 import shapely
 from scipy import ndimage
 
+from geounet.core.instances import seed_mask
 from geounet.inference.options import PredictOptions
 from geounet.model.checkpoint import bundled_model_path, load_checkpoint
 from geounet.train.datasets import scene_split
@@ -60,11 +61,10 @@ which seeds (index 0 = background) keep their body."""
 
 
 def _seeds(s: StripPrediction, threshold: float, body_threshold: float) -> tuple[Any, int]:
-    """The seeds that prediction's split would use (body, not contact, inside the mask)."""
-    seed = (s.channels["body"] >= body_threshold) & (s.prob >= threshold) & s.valid
-    if "contact" in s.channels:
-        seed &= s.channels["contact"] < 0.5
-    labels, n = ndimage.label(seed)
+    """The seeds that prediction's split would use, labelled (:func:`seed_mask`)."""
+    mask = (s.prob >= threshold) & s.valid
+    seeds = seed_mask(mask, s.channels["body"], body_threshold, s.channels.get("contact"))
+    labels, n = ndimage.label(seeds)
     return labels, int(n)
 
 

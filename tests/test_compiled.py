@@ -11,9 +11,11 @@ import rasterio
 import torch
 
 from geounet.errors import InputError
+from geounet.inference.engine import TilePredictor
 from geounet.inference.options import PredictOptions
 from geounet.inference.scene import predict_scene
-from geounet.model.compiled import COMPILE_MIN_PIXELS, CompiledNet, wants_compile
+from geounet.model.checkpoint import load_checkpoint
+from geounet.model.compiled import COMPILE_MIN_PIXELS, CompiledNet, check_compile, wants_compile
 from geounet.model.network import ModelConfig, build_model, fuse_for_inference
 from tests.conftest import MakeScene
 
@@ -26,9 +28,17 @@ def test_auto_compiles_large_scenes_on_the_cpu_only() -> None:
     assert not wants_compile("auto", CUDA, 10 * COMPILE_MIN_PIXELS)
     assert wants_compile("on", CUDA, 1) and wants_compile("on", CPU, 1)
     assert not wants_compile("off", CPU, 10 * COMPILE_MIN_PIXELS)
-    assert not wants_compile("on", CPU, 10 * COMPILE_MIN_PIXELS, int8=True)  # OpenVINO's own
-    with pytest.raises(ValueError, match="--compile must be one of auto, on, off"):
-        wants_compile("yes", CPU, 1)
+    assert check_compile("auto") == "auto"
+    with pytest.raises(InputError, match="--compile must be one of auto, on, off, got yes"):
+        check_compile("yes")
+
+
+def test_an_int8_model_is_not_compiled(tiny_model: Path) -> None:
+    """OpenVINO compiles an int8 model itself; compile() leaves it as it is."""
+    net = _net()
+    predictor = TilePredictor(load_checkpoint(tiny_model), CPU, torch.float32, net=net)
+    predictor.compile()
+    assert predictor.compiled is None and predictor.note == ""
 
 
 def _net() -> torch.nn.Module:

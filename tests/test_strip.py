@@ -58,7 +58,7 @@ def test_the_strip_is_scored_on_predicts_own_output_and_its_own_footprints(
     # each threshold is scored as the footprints of the strip would be matched
     # with predict's smallest footprint (2 m2 at the crop's 0.149 m) and seed
     assert strip.min_object_pixels == pytest.approx(2.0 / 0.1493**2, rel=0.01)
-    assert strip.min_seed_pixels == int(strip.min_object_pixels / 4)
+    assert strip.seed_pixels() == int(strip.min_object_pixels / 4)
     [score] = sweep_strips(strips, (0.5,), (0.5,))
     truth = object_counts(strip.instances, strip.instances, strip.valid)
     assert score.objects.tp + score.objects.fn == truth.tp

@@ -114,11 +114,34 @@ def label_instances(
         ``(labels, n)``: int32 labels 1..n (0 = background) and the number of instances.
     """
     mask = (prob >= threshold) & valid
-    seed_mask: npt.NDArray[np.bool_] | None = None
-    if body is not None or contact is not None:
-        seed_mask = np.ones_like(mask)
-        if body is not None:
-            seed_mask &= body >= body_threshold
-        if contact is not None:
-            seed_mask &= contact < contact_threshold
-    return split_instances(mask, seed_mask, -prob, min_seed_pixels)
+    seeds = seed_mask(mask, body, body_threshold, contact, contact_threshold)
+    return split_instances(mask, seeds, -prob, min_seed_pixels)
+
+
+def seed_mask(
+    mask: npt.NDArray[np.bool_],
+    body: npt.NDArray[np.float32] | None,
+    body_threshold: float = 0.5,
+    contact: npt.NDArray[np.float32] | None = None,
+    contact_threshold: float = 0.5,
+) -> npt.NDArray[np.bool_] | None:
+    """The pixels that may seed a building: body and not contact (see :func:`label_instances`).
+
+    Args:
+        mask: Building pixels; a seed pixel is always one of them.
+        body: Body probabilities, or ``None``.
+        body_threshold: Body probability at or above which a pixel can seed a building.
+        contact: Contact probabilities, or ``None``.
+        contact_threshold: Contact probability at or above which a pixel is a border.
+
+    Returns:
+        The seed pixels, or ``None`` without a body or contact channel (no split).
+    """
+    if body is None and contact is None:
+        return None
+    seeds = mask.copy()
+    if body is not None:
+        seeds &= body >= body_threshold
+    if contact is not None:
+        seeds &= contact < contact_threshold
+    return seeds

@@ -80,10 +80,10 @@ class TilePredictor:
         self.model = with_tta(self.net, self.tta)
 
     def compile(self) -> None:
-        """Run the network through ``torch.compile`` from now on (not an int8 model's).
+        """Run the network through ``torch.compile`` from now on.
 
         See :mod:`geounet.model.compiled`: if compiling fails, the network runs as it is
-        and :attr:`note` says so.
+        and :attr:`note` says so. An int8 model is left as it is (OpenVINO compiles it).
         """
         if self.compiled is None and not self.int8:
             self.compiled = CompiledNet(self.net)

@@ -48,7 +48,7 @@ from geounet.io.raster import (
 from geounet.io.remote import is_local, source_stem
 from geounet.io.styles import write_probability_style
 from geounet.model.checkpoint import Checkpoint, bundled_model_path, load_checkpoint
-from geounet.model.compiled import COMPILE_MODES, wants_compile
+from geounet.model.compiled import check_compile, wants_compile
 from geounet.model.device import select_device
 from geounet.model.tta import check_mode
 
@@ -107,8 +107,7 @@ def predict_scene(
     if seed_area < 0:
         raise InputError(f"--seed-area {seed_area} must not be negative")
     tta = check_mode(card.tta if opts.tta is None else opts.tta)
-    if opts.compile not in COMPILE_MODES:
-        raise InputError(f"--compile must be one of {', '.join(COMPILE_MODES)}, got {opts.compile}")
+    check_compile(opts.compile)
     if opts.scheduler:
         check_scheduler(opts.scheduler)  # before any work: a bad address fails at once
     device = select_device(opts.device)
@@ -156,7 +155,7 @@ def predict_scene(
                     t = time.perf_counter()
                     batches_ctx: AbstractContextManager[Iterator[list[TileResult]]]
                     computed = len(plan) * plan.tile_height * plan.tile_width
-                    compiled = wants_compile(opts.compile, device, computed, precision == "int8")
+                    compiled = wants_compile(opts.compile, device, computed)
                     if opts.workers > 1 or opts.scheduler:
                         batches_ctx = _dask_batches(
                             ckpt, scene, src, bands, plan, resampled, card, opts, batch, compiled

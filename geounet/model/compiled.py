@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from geounet.errors import InputError
+
 COMPILE_MODES = ("auto", "on", "off")
 """Values of ``--compile``."""
 
@@ -31,23 +33,27 @@ saved 0.19 s per tile of about 1000 px end to end, its compile included, so that
 repay a first compile (about 30 s); small tiles would not."""
 
 
-def wants_compile(mode: str, device: torch.device, pixels: int, int8: bool = False) -> bool:
-    """Whether prediction should compile its network.
-
-    Args:
-        mode: ``auto``, ``on`` or ``off``.
-        device: Where the network runs.
-        pixels: Pixels the network computes for the scene (tiles x tile area).
-        int8: Whether the network is an int8 model (OpenVINO compiles those itself).
+def check_compile(mode: str) -> str:
+    """``mode`` if it is a value of ``--compile``.
 
     Raises:
-        ValueError: If ``mode`` is none of :data:`COMPILE_MODES`.
+        InputError: If it is none of :data:`COMPILE_MODES`.
     """
     if mode not in COMPILE_MODES:
-        raise ValueError(f"--compile must be one of {', '.join(COMPILE_MODES)}, got {mode!r}")
-    if int8 or mode == "off":
-        return False
-    return mode == "on" or (device.type == "cpu" and pixels >= COMPILE_MIN_PIXELS)
+        raise InputError(f"--compile must be one of {', '.join(COMPILE_MODES)}, got {mode}")
+    return mode
+
+
+def wants_compile(mode: str, device: torch.device, pixels: int) -> bool:
+    """Whether prediction should compile its network (an int8 model never is).
+
+    Args:
+        mode: ``auto``, ``on`` or ``off`` (see :func:`check_compile`).
+        device: Where the network runs.
+        pixels: Pixels the network computes for the scene (tiles x tile area).
+    """
+    auto = mode == "auto" and device.type == "cpu" and pixels >= COMPILE_MIN_PIXELS
+    return mode == "on" or auto
 
 
 class CompiledNet(nn.Module):

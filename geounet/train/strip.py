@@ -79,11 +79,6 @@ class StripPrediction:
         area = DEFAULT_SEED_AREA_M2 if seed_area_m2 is None else seed_area_m2
         return size_limits(0.0, self.pixel_m, area)[1]
 
-    @property
-    def min_seed_pixels(self) -> int:
-        """The smallest seed of predict's split here, in pixels, at the default seed area."""
-        return self.seed_pixels()
-
 
 def strip_window(src: DatasetReader, roi: BaseGeometry, roi_crs: CRS) -> Window | None:
     """The window of ``src`` that ``roi`` covers (``None`` if it covers no whole pixel).
