@@ -183,6 +183,13 @@ def card_threshold(wildcards):
     return THRESHOLD
 
 
+def card_min_confidence(wildcards):
+    """The smallest confidence of a footprint kept: the card's of the model the scene is
+    mapped with (0, keeping every footprint, when there is no card)."""
+    card = scene_card(wildcards) if finetuned(wildcards) or config["train"] else CARD
+    return card.min_confidence if card else 0.0
+
+
 def base_model_input(wildcards):
     """The workflow's model as an input file (nothing for the bundled model)."""
     path = model_path()

@@ -1,8 +1,8 @@
 # Stage 3, vectorise: building footprint polygons from each probability raster.
 # Inputs:  <results>/{scene}/{scene}.prob.tif (+ .split.tif for models with body/contact
 #          channels: touching buildings are split there), config threshold/min_area/
-#          simplify/regularize; the model card's threshold and body threshold (a trained
-#          model's once it exists).
+#          simplify/regularize; the model card's threshold, body threshold and smallest
+#          confidence (a trained model's once it exists).
 # Outputs: <results>/{scene}/{scene}.buildings.gpkg (layer `buildings`: id, area_m2,
 #          confidence).
 
@@ -16,6 +16,7 @@ rule vectorise:
         footprints=R("{scene}/{scene}.buildings.gpkg"),
     params:
         threshold=card_threshold,
+        min_confidence=card_min_confidence,
         min_area=config["min_area"],
         simplify=config["simplify"],
         regularize="--regularize" if config["regularize"] else "--no-regularize",
@@ -28,6 +29,7 @@ rule vectorise:
         R("{scene}/benchmarks/vectorise.tsv")
     shell:
         "geounet vectorize {input.prob:q} --out {output.footprints:q}"
-        " --threshold {params.threshold} --min-area {params.min_area}"
+        " --threshold {params.threshold} --min-confidence {params.min_confidence}"
+        " --min-area {params.min_area}"
         " --simplify {params.simplify} {params.regularize} {params.split}"
         " --overwrite > {log:q} 2>&1"

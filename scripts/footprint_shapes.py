@@ -347,6 +347,7 @@ def measure(variants: list[str], work: Path, simplify_m: float | None = None) ->
             split=split,
             body_threshold=card.body_threshold,
             seed_area_m2=card.seed_area_m2,
+            min_confidence=card.min_confidence,
             simplify_m=SIMPLIFY_M if simplify_m is None else simplify_m,
         )
         truth = gpd.read_file(labels).to_crs(base.crs)

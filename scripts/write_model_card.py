@@ -27,7 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from evaluate_places import tables  # noqa: E402
 
-from geounet.core.thresholds import BODY_THRESHOLDS, SEED_AREAS_M2  # noqa: E402
+from geounet.core.thresholds import BODY_THRESHOLDS, MIN_CONFIDENCES, SEED_AREAS_M2  # noqa: E402
 from geounet.model.checkpoint import bundled_model_path, read_card  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -162,10 +162,12 @@ contacts. File size {size_mb:.1f} MB (safetensors, no pickle).
   scenes whose pixel size differs by more than 15 %.
 - Thresholds: building **{card.threshold:.2f}**, body **{card.body_threshold:.2f}**, smallest
   seed **{card.seed_area_m2:g} m²** (a seed of the depth map smaller than this starts no footprint
-  of its own), chosen on the union of the four places' validation strips as `geounet predict`
-  predicts them (never on Kampala b), body thresholds
-  {", ".join(f"{t:g}" for t in BODY_THRESHOLDS)} and seeds of
-  {", ".join(f"{t:g}" for t in SEED_AREAS_M2)} m² tried (the sweep:
+  of its own), smallest confidence **{card.min_confidence:g}** (a footprint whose pixels' mean
+  building probability is lower is dropped; 0 keeps all), chosen on the union of the four
+  places' validation strips as `geounet predict` predicts them (never on Kampala b), body
+  thresholds {", ".join(f"{t:g}" for t in BODY_THRESHOLDS)}, seeds of
+  {", ".join(f"{t:g}" for t in SEED_AREAS_M2)} m² and confidences of
+  {", ".join(f"{t:g}" for t in MIN_CONFIDENCES)} tried (the sweep:
   `docs/model/bundled.sweep.md`, printed by `geounet calibrate --show-sweep`).
   Test-time augmentation: {card.tta}.
 - Input: 8-bit imagery (0..255), bands {", ".join(card.bands)}; normalisation raw x

@@ -233,6 +233,51 @@ def test_the_cards_smallest_seed_is_recorded_and_vectorize_keeps_it(
         assert meta["GEOUNET_SEED_AREA_M2"] == recorded
 
 
+def test_the_cards_smallest_confidence_drops_faint_footprints_and_is_recorded(
+    crop: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    import dataclasses
+
+    import pyogrio
+    from typer.testing import CliRunner
+
+    from geounet.cli import app
+    from geounet.core.provenance import Provenance
+    from geounet.model.checkpoint import bundled_model_path, save_checkpoint
+
+    ck = load_checkpoint(bundled_model_path())
+    scene = crop[0]  # a corner of Kampala a, real roofs
+    opts = PredictOptions(tile=256, overlap=32, name="every", min_confidence=0.0)
+    every = gpd.read_file(predict_scene(scene, tmp_path / "r", ck, opts).footprints)
+    assert len(every) >= 2, "the scene needs footprints of several confidences"
+    ranked = np.sort(every.confidence.to_numpy())
+    cut = float(ranked[len(ranked) // 2 - 1] + ranked[len(ranked) // 2]) / 2  # between two
+    model = tmp_path / "confident.safetensors"
+    save_checkpoint(model, dataclasses.replace(ck.card, min_confidence=cut), ck.model)
+    made = predict_scene(scene, tmp_path / "r", model, dataclasses.replace(opts, name="card",
+                         min_confidence=None))  # fmt: skip
+    kept = gpd.read_file(made.footprints)
+    assert len(kept) == int((every.confidence >= cut).sum()) < len(every)
+    assert kept.confidence.min() >= cut
+    with rasterio.open(made.probability) as src:
+        prov = Provenance.from_tags(dict(src.tags()))
+    assert prov is not None and prov.min_confidence == cut
+    # vectorize (here without the split channels) keeps the raster's, unless told otherwise
+    found = {}
+    for extra in (["--min-confidence", "0"], []):
+        out = tmp_path / f"fp{len(extra)}.gpkg"
+        args = ["vectorize", str(made.probability), "--out", str(out), *extra]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 0, result.output
+        found[len(extra)] = gpd.read_file(out)
+        meta = pyogrio.read_info(out, layer="buildings")["layer_metadata"]
+        assert float(meta["GEOUNET_MIN_CONFIDENCE"]) == (cut if not extra else 0.0)
+    assert len(found[0]) == int((found[2].confidence >= cut).sum())
+    assert found[0].confidence.min() >= cut
+    with pytest.raises(InputError, match="--min-confidence"):
+        predict_scene(scene, tmp_path / "bad", ck, dataclasses.replace(opts, min_confidence=1.5))
+
+
 def test_split_is_the_same_in_one_tile_or_many(tmp_path: Path) -> None:
     """Touching roofs are split identically whatever the tiling (a pointwise model)."""
     from rasterio.transform import from_origin

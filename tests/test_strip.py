@@ -15,7 +15,7 @@ from geounet.inference.options import PredictOptions
 from geounet.inference.scene import predict_scene
 from geounet.model.checkpoint import load_checkpoint
 from geounet.train.datasets import scene_split
-from geounet.train.strip import predict_strips, strip_window, sweep_strips
+from geounet.train.strip import StripPrediction, predict_strips, strip_window, sweep_strips
 from geounet.train.validation import object_counts
 
 
@@ -122,21 +122,31 @@ def test_cli_calibrate_shows_the_sweep_it_chose_from(
             "--body-threshold", "0.5", "--show-sweep"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
+    # columns: body, smallest seed, smallest confidence, building threshold, pixel IoU, ...
     rows = [line.split("|")[1:-1] for line in result.output.splitlines() if line[:6] == "| 0.50"]
-    first = [r for r in rows if r[1].strip() == "0.5"]
+    first = [r for r in rows if r[1].strip() == "0.5" and r[2].strip() == "0"]
     assert len(first) == 17  # the building thresholds 0.10 ... 0.90, body fixed at 0.50
     chosen = [r for r in rows if r[-1].strip() == "chosen"]
     assert len(chosen) == 1
     card = read_card(out)
-    assert (float(chosen[0][2]), float(chosen[0][1])) == (card.threshold, card.seed_area_m2)
-    best_iou = max(float(r[3]) for r in rows)
-    weighed = [float(r[3]) for r in rows if r[-1].strip() in ("near", "chosen")]
+    assert (float(chosen[0][3]), float(chosen[0][1]), float(chosen[0][2])) == (
+        card.threshold,
+        card.seed_area_m2,
+        card.min_confidence,
+    )
+    best_iou = max(float(r[4]) for r in rows)
+    weighed = [float(r[4]) for r in rows if r[-1].strip() in ("near", "chosen")]
     assert weighed and all(best_iou - iou <= 0.0105 for iou in weighed)
-    # the other seed areas are tried only at the building thresholds near the best IoU
-    near = {r[2] for r in first if r[-1].strip() in ("near", "chosen")}
-    others = [r for r in rows if r[1].strip() != "0.5"]
-    assert {r[1].strip() for r in others} == {"1", "2", "4", "6", "8", "12"}
-    assert {r[2] for r in others} == near and len(others) == 6 * len(near)
+    # the other seed areas and confidences are tried only at the building thresholds near
+    # the best IoU: every seed with every confidence
+    near = {r[3] for r in first if r[-1].strip() in ("near", "chosen")}
+    others = [r for r in rows if r not in first]
+    assert {r[3] for r in others} == near
+    pairs = {(r[1].strip(), r[2].strip()) for r in others}
+    seeds = {"0.5", "1", "2", "4", "6", "8", "12"}
+    confidences = {"0", "0.5", "0.55", "0.6", "0.65", "0.7", "0.75"}
+    assert pairs == {(s, c) for s in seeds for c in confidences} - {("0.5", "0")}
+    assert len(others) == (7 * 7 - 1) * len(near)
 
 
 def test_the_sweep_finds_the_seed_area_that_stops_a_speck_splitting_a_roof() -> None:
@@ -199,3 +209,23 @@ def test_calibrate_chooses_on_the_eastern_part_of_the_area_of_interest(
     gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 1, 1)], crs=crs).to_file(far, layer="aoi")
     with pytest.raises(InputError):
         calibrate(bundled_model_path(), [scene], [gpkg], tmp_path / "far.safetensors", aoi=far)
+
+
+def test_the_sweep_drops_faint_footprints_as_vectorising_does() -> None:
+    from geounet.train.validation import choose_score
+
+    # one true roof, seen clearly; one faint patch of no roof, above the threshold
+    instances = np.zeros((40, 40), dtype=np.int64)
+    instances[5:25, 5:25] = 1
+    prob = np.where(instances > 0, 0.9, 0.0).astype(np.float32)
+    prob[28:38, 28:38] = 0.45
+    valid = np.ones(prob.shape, dtype=bool)
+    strip = StripPrediction(Window(0, 0, 40, 40), prob, {}, instances, valid, 8.0, pixel_m=0.5)
+    scores = sweep_strips([strip], (0.4,), (0.5,), (None,), (0.0, 0.5))
+    assert [s.min_confidence for s in scores] == [0.0, 0.5]
+    every, confident = scores
+    assert (every.objects.tp, every.objects.fp) == (1, 1)
+    assert (confident.objects.tp, confident.objects.fp) == (1, 0)
+    assert every.pixels == confident.pixels  # the mask stays as it is
+    assert choose_score(scores) is confident
+    assert confident.figures()["min_confidence"] == 0.5

@@ -316,3 +316,15 @@ def test_a_seed_under_the_smallest_seed_area_starts_no_footprint(tmp_path: Path)
     # the squares' seeds are too small to split them: one footprint, the L untouched
     assert sorted(joined.area_m2) == pytest.approx([42, 72])
     assert joined.union_all().area == pytest.approx(apart.union_all().area)
+
+
+def test_footprints_fainter_than_the_smallest_confidence_are_dropped(tmp_path: Path) -> None:
+    prob = known_mask()  # confidences 0.8 (square), 1.0 (L) and 0.6 (holed square)
+    path = write_prob(tmp_path / "p.tif", prob)
+    every = vectorize(path, threshold=0.5, min_area_m2=0.1, simplify_m=0)
+    kept = vectorize(path, threshold=0.5, min_area_m2=0.1, simplify_m=0, min_confidence=0.7)
+    assert sorted(every.confidence.round(2)) == [0.6, 0.8, 1.0]
+    assert sorted(kept.confidence.round(2)) == [0.8, 1.0]
+    # the others are untouched, and numbered afresh
+    assert sorted(kept.area_m2) == pytest.approx(sorted(every.area_m2)[:2])
+    assert kept.id.tolist() == [1, 2]

@@ -151,6 +151,8 @@ def test_training_first_settles_in_one_run(project: Path) -> None:
     for rule in ("vectorize", "evaluate"):
         line = next(x for x in out.splitlines() if f"geounet {rule} " in x)
         assert f"--threshold {card.threshold} " in line, line
+    vectorize = next(x for x in out.splitlines() if "geounet vectorize " in x)
+    assert f"--min-confidence {card.min_confidence} " in vectorize, vectorize
     split = (
         f"--split results/one/crop_a/crop_a.split.tif --body-threshold {card.body_threshold} "
         f"--seed-area {card.seed_area_m2}"

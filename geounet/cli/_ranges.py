@@ -82,6 +82,7 @@ RANGES: dict[str, Range] = {
     "--body-threshold": PROBABILITY,
     "--min-area": Range(0, 1e6, unit="m2"),
     "--seed-area": Range(0, 1e4, unit="m2"),
+    "--min-confidence": Range(0, 0.999),
     "--simplify": Range(0, 10, unit="m"),
     # evaluation
     "--min-size": Range(0, 1e6, unit="m2"),

@@ -60,7 +60,8 @@ def calibrate(
     """Choose the building (and body) thresholds on the validation strip; write them in the card.
 
     For a model that splits touching roofs, the smallest seed that starts a footprint of
-    its own is chosen too (0.5 to 12 m2).
+    its own is chosen too (0.5 to 12 m2), and for any model the smallest confidence (mean
+    building probability) of a footprint kept (0, keeping all, or 0.5 to 0.75).
 
     The scenes are split as `geounet train` splits them, so no pixel of area the model
     trained on decides a threshold; with --aoi, the eastern part of your labelled area is
@@ -81,6 +82,7 @@ def calibrate(
         )  # fmt: skip
     body = "" if best.body_threshold is None else f", body {best.body_threshold:.2f}"
     body += "" if best.seed_area_m2 is None else f", smallest seed {best.seed_area_m2:g} m2"
+    body += "" if not best.min_confidence else f", confidence >= {best.min_confidence:g}"
     typer.echo(
         f"{out}: threshold {best.threshold:.2f}{body} "
         f"(validation IoU {best.pixels.iou:.3f}, object F1 {best.objects.f1:.3f})"

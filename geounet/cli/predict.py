@@ -101,6 +101,15 @@ def predict(
             "roofs cut in pieces); default from the model.",
         ),
     ] = None,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=0.999,
+            help="Drop footprints whose mean building probability is below this (0 keeps "
+            "all; each footprint's is in its confidence field); default from the model.",
+        ),
+    ] = None,
     simplify: Annotated[
         float,
         typer.Option(
@@ -209,6 +218,7 @@ def predict(
         threshold=threshold,
         min_area_m2=min_area,
         seed_area_m2=seed_area,
+        min_confidence=min_confidence,
         simplify_m=simplify,
         resample=resample,
         float32=float32,

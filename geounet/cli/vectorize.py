@@ -61,6 +61,15 @@ def vectorize(
             "default: the model card's (--model or bundled).",
         ),
     ] = None,
+    min_confidence: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=0.999,
+            help="Drop footprints whose mean building probability is below this (0 keeps "
+            "all); default: the one the raster was made with, else the model card's.",
+        ),
+    ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
 ) -> None:
     """Turn building probabilities into footprint polygons (layer `buildings`)."""
@@ -75,11 +84,13 @@ def vectorize(
             threshold = made.threshold if threshold is None else threshold
             body_threshold = made.body_threshold if body_threshold is None else body_threshold
             seed_area = made.seed_area_m2 if seed_area is None else seed_area
+            min_confidence = made.min_confidence if min_confidence is None else min_confidence
             model_px = made.model_pixel_size_m or None
         if (
             threshold is None
             or body_threshold is None
             or seed_area is None
+            or min_confidence is None
             or (regularize and model_px is None)
         ):
             from geounet.errors import CheckpointError
@@ -95,6 +106,7 @@ def vectorize(
             threshold = card.threshold if threshold is None else threshold
             body_threshold = card.body_threshold if body_threshold is None else body_threshold
             seed_area = card.seed_area_m2 if seed_area is None else seed_area
+            min_confidence = card.min_confidence if min_confidence is None else min_confidence
             model_px = card.pixel_size_m if model_px is None else model_px
         if not 0.0 < threshold < 1.0:
             raise InputError(f"--threshold {threshold} must lie strictly between 0 and 1")
@@ -113,11 +125,16 @@ def vectorize(
             body_threshold=body_threshold,
             model_pixel_m=model_px,
             seed_area_m2=seed_area,
+            min_confidence=min_confidence,
         )
         metadata = None
         if made is not None:
             metadata = replace(
-                made, threshold=threshold, body_threshold=body_threshold, seed_area_m2=seed_area
+                made,
+                threshold=threshold,
+                body_threshold=body_threshold,
+                seed_area_m2=seed_area,
+                min_confidence=min_confidence,
             ).tags()
         write_footprints(gdf, out, overwrite, metadata=metadata)
     typer.echo(f"{prob.name}: {len(gdf)} buildings at p >= {threshold:g} -> {out}")

@@ -50,6 +50,8 @@ class Provenance:
         seed_area_m2: Smallest seed that starts a footprint of its own, in square
             metres (split models; files written before it was recorded read as the
             rule of then, :data:`~geounet.core.thresholds.DEFAULT_SEED_AREA_M2`).
+        min_confidence: Smallest confidence of a footprint kept (files written before
+            it was recorded read as 0: every footprint kept).
     """
 
     version: str
@@ -67,6 +69,7 @@ class Provenance:
     model_pixel_size_m: float = 0.0
     precision: str = ""
     seed_area_m2: float = DEFAULT_SEED_AREA_M2
+    min_confidence: float = 0.0
 
     def tags(self) -> dict[str, str]:
         """GDAL metadata items: ``GEOUNET_THRESHOLD=0.35`` and so on."""

@@ -19,3 +19,12 @@ square metres is a roof, and a speck is a dip in one roof's depth."""
 DEFAULT_SEED_AREA_M2 = 0.5
 """The smallest seed of a card that names none: a quarter of the default ``--min-area``,
 the rule before seeds were chosen on validation data."""
+
+MIN_CONFIDENCES: tuple[float, ...] = (0.0, 0.5, 0.55, 0.6, 0.65, 0.7, 0.75)
+"""Smallest footprint confidences tried when a model's thresholds are chosen on validation
+data (0: every footprint kept).
+
+A footprint's confidence is the mean building probability of its pixels. At a building
+threshold below 0.5 a faint patch (a shadow, a car park, a roof the model half sees)
+can pass the threshold yet stay faint throughout; dropping footprints below a
+confidence removes such false ones without shrinking the mask of the others."""

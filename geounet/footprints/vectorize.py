@@ -228,6 +228,7 @@ def vectorize(
     threads: int | None = None,
     model_pixel_m: float | None = None,
     seed_area_m2: float = DEFAULT_SEED_AREA_M2,
+    min_confidence: float = 0.0,
 ) -> gpd.GeoDataFrame:
     """Turn a probability raster into building footprints, block by block.
 
@@ -264,6 +265,8 @@ def vectorize(
             does the same on a 7.5 cm scene as on a 15 cm one.
         seed_area_m2: Smallest seed that starts a footprint of its own when ``split``
             divides touching buildings, in square metres (the model card's).
+        min_confidence: Footprints whose confidence (mean building probability of
+            their pixels) is below this are dropped (the model card's; 0 keeps all).
 
     Returns:
         Footprints in the raster's CRS with columns ``id``, ``area_m2``, ``confidence``
@@ -317,10 +320,11 @@ def vectorize(
         geoms, lambda xy: np.column_stack([a.a * xy[:, 0] + a.b * xy[:, 1] + a.c,
                                            a.d * xy[:, 0] + a.e * xy[:, 1] + a.f])
     )  # fmt: skip
-    conf = [p.prob_sum / p.pixels for p in pieces]
-    gdf = gpd.GeoDataFrame(
-        {"confidence": np.asarray(conf, dtype=np.float64)}, geometry=geoms, crs=crs
-    )
+    conf = np.asarray([p.prob_sum / p.pixels for p in pieces], dtype=np.float64)
+    if min_confidence > 0:
+        keep = conf >= min_confidence
+        geoms, conf = geoms[keep], conf[keep]
+    gdf = gpd.GeoDataFrame({"confidence": conf}, geometry=geoms, crs=crs)
     if regularize and len(gdf):
         pixel = abs(a.a) * detail_scale(px_m, model_pixel_m)
         gdf = remove_overlaps(regularize_footprints(gdf, pixel=pixel), snap=pixel / 2)

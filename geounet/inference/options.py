@@ -34,6 +34,8 @@ class PredictOptions:
         min_area_m2: Smallest footprint kept, in square metres.
         seed_area_m2: Smallest seed, in square metres, that starts a footprint of its own
             where touching roofs are split (default: the card's).
+        min_confidence: Smallest confidence (mean building probability) of a footprint
+            kept (default: the card's; 0 keeps every footprint).
         simplify_m: Footprint simplification tolerance, in ground metres (0 disables it).
         resample: Resample scenes whose pixel size differs from the model's.
         float32: Store probabilities as float32 instead of uint8 (value / 255).
@@ -65,6 +67,7 @@ class PredictOptions:
     threshold: float | None = None
     min_area_m2: float = 2.0
     seed_area_m2: float | None = None
+    min_confidence: float | None = None
     simplify_m: float = SIMPLIFY_M
     resample: bool = True
     float32: bool = False

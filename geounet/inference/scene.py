@@ -106,6 +106,10 @@ def predict_scene(
     seed_area = seed_area_of(ckpt, opts)
     if seed_area < 0:
         raise InputError(f"--seed-area {seed_area} must not be negative")
+    if not 0.0 <= min_confidence_of(ckpt, opts) < 1.0:
+        raise InputError(
+            f"--min-confidence {min_confidence_of(ckpt, opts)} must be at least 0 and below 1"
+        )
     tta = check_mode(card.tta if opts.tta is None else opts.tta)
     check_compile(opts.compile)
     if opts.scheduler:
@@ -213,6 +217,7 @@ def predict_scene(
                         body_threshold=card.body_threshold,
                         model_pixel_m=card.pixel_size_m,
                         seed_area_m2=seed_area,
+                        min_confidence=min_confidence_of(ckpt, opts),
                     )
                     # renamed to fp_path after the raster
                     write_footprints(gdf, fp_tmp, metadata=prov.tags())
@@ -274,6 +279,11 @@ def seed_area_of(ckpt: Checkpoint, opts: PredictOptions) -> float:
     return ckpt.card.seed_area_m2 if opts.seed_area_m2 is None else opts.seed_area_m2
 
 
+def min_confidence_of(ckpt: Checkpoint, opts: PredictOptions) -> float:
+    """The smallest confidence of a footprint kept: the option's, else the card's."""
+    return ckpt.card.min_confidence if opts.min_confidence is None else opts.min_confidence
+
+
 def provenance(
     scene: str,
     ckpt: Checkpoint,
@@ -299,6 +309,7 @@ def provenance(
         threshold=threshold,
         body_threshold=ckpt.card.body_threshold,
         seed_area_m2=seed_area_of(ckpt, opts),
+        min_confidence=min_confidence_of(ckpt, opts),
         tta=tta,
         tile=max(plan.tile_width, plan.tile_height),
         overlap=plan.overlap,

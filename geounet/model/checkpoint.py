@@ -78,6 +78,9 @@ class ModelCard:
         seed_area_m2: Smallest seed, in square metres, that starts a footprint of its own
             when touching roofs are split (chosen on validation data with the body
             threshold; smaller seeds join a neighbour).
+        min_confidence: Smallest confidence (mean building probability of its pixels)
+            of a footprint kept (chosen on validation data with the thresholds; 0 keeps
+            every footprint, as cards written before it was chosen do).
         class_names: Meaning of each output channel (channel 0 is ``building``).
         tta: Test-time augmentation the thresholds were chosen with, which prediction
             uses by default: ``none``, ``flips`` or ``d4`` (see :mod:`geounet.model.tta`).
@@ -99,6 +102,7 @@ class ModelCard:
     threshold: float = 0.5
     body_threshold: float = 0.5
     seed_area_m2: float = DEFAULT_SEED_AREA_M2
+    min_confidence: float = 0.0
     class_names: tuple[str, ...] = ("building",)
     tta: str = "none"
     targets: dict[str, Any] = field(default_factory=dict)
@@ -265,6 +269,7 @@ CARD_LIMITS: dict[str, tuple[float, float]] = {
     "threshold": (0.001, 0.999),
     "body_threshold": (0.001, 0.999),
     "seed_area_m2": (0.0, 1e4),
+    "min_confidence": (0.0, 0.999),
     "normalization.scale": (1e-12, 1e6),
 }
 """Plausible range of each numeric card field, checked before anything is allocated.
@@ -287,6 +292,7 @@ def _check_ranges(card: ModelCard, where: str) -> None:
         "threshold": card.threshold,
         "body_threshold": card.body_threshold,
         "seed_area_m2": card.seed_area_m2,
+        "min_confidence": card.min_confidence,
         "normalization.scale": card.normalization.scale,
     }
     integers = {"model.in_channels", "model.classes", "model.depth", "model.base_width"}

@@ -145,6 +145,9 @@ def combine(
             sum(ck.card.body_threshold for ck in checkpoints) / len(checkpoints), 4
         ),
         seed_area_m2=round(sum(ck.card.seed_area_m2 for ck in checkpoints) / len(checkpoints), 4),
+        min_confidence=round(
+            sum(ck.card.min_confidence for ck in checkpoints) / len(checkpoints), 4
+        ),
         targets=first.targets
         if all(ck.card.targets == first.targets for ck in checkpoints)
         else {},

@@ -334,6 +334,7 @@ def save_best(
         threshold=float(record["best_threshold"]),
         body_threshold=float(record.get("best_body_threshold") or 0.5),
         seed_area_m2=float(record.get("best_seed_area_m2") or card.seed_area_m2),
+        min_confidence=float(record.get("best_min_confidence") or 0.0),
         provenance=_provenance(
             cfg, data, float(record["elapsed_s"]), int(record["best_epoch"]), figures, device, dtype
         ),

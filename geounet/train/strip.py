@@ -208,6 +208,7 @@ def sweep_strips(
     thresholds: tuple[float, ...],
     body_thresholds: tuple[float, ...],
     seed_areas_m2: tuple[float | None, ...] = (None,),
+    min_confidences: tuple[float | None, ...] = (None,),
 ) -> list[ThresholdScore]:
     """Score every body and building threshold over all strips, their counts summed.
 
@@ -217,9 +218,12 @@ def sweep_strips(
         body_thresholds: Body thresholds (used when the model has a ``body`` channel).
         seed_areas_m2: Smallest seed areas of the split, in square metres (``None``:
             the default's, not recorded in the scores).
+        min_confidences: Smallest confidences of a footprint kept (``None``: every
+            footprint, not recorded in the scores).
 
     Returns:
-        One score per body threshold, seed area and building threshold, in that order.
+        One score per body threshold, seed area, building threshold and smallest
+        confidence, in that order.
     """
     scores: list[ThresholdScore] = []
     for s in strips:
@@ -240,6 +244,7 @@ def sweep_strips(
                 min_object_pixels=s.min_object_pixels,
                 min_seed_pixels=s.seed_pixels(seed_area),
                 seed_area_m2=seed_area,
+                min_confidences=min_confidences,
             )
         ]
         scores = merge_scores(scores, part) if scores else part
@@ -270,5 +275,7 @@ def score_at_card(
     card = checkpoint.card
     strips = predict_strips(checkpoint, images, labels, roi, roi_crs, options)
     body = (card.body_threshold,) if "body" in card.class_names else (0.5,)
-    (score,) = sweep_strips(strips, (card.threshold,), body, (card.seed_area_m2,))
+    (score,) = sweep_strips(
+        strips, (card.threshold,), body, (card.seed_area_m2,), (card.min_confidence,)
+    )
     return score

@@ -18,7 +18,7 @@ from rich.console import Console
 from shapely.geometry.base import BaseGeometry
 
 from geounet.core.extents import merge_extents
-from geounet.core.thresholds import BODY_THRESHOLDS, SEED_AREAS_M2
+from geounet.core.thresholds import BODY_THRESHOLDS, MIN_CONFIDENCES, SEED_AREAS_M2
 from geounet.errors import InputError, OutputExistsError
 from geounet.inference.options import PredictOptions
 from geounet.io.raster import scene_extent
@@ -113,10 +113,12 @@ def train(
         best_threshold=best.threshold,
         best_body_threshold=best.body_threshold,
         best_seed_area_m2=best.seed_area_m2,
+        best_min_confidence=best.min_confidence,
         best_figures=best.figures(),
     )
     body = "" if best.body_threshold is None else f", body {best.body_threshold:.2f}"
     body += "" if best.seed_area_m2 is None else f", smallest seed {best.seed_area_m2:g} m2"
+    body += "" if not best.min_confidence else f", confidence >= {best.min_confidence:g}"
     console.print(
         f"thresholds chosen on the validation strip as predicted: building "
         f"{best.threshold:.2f}{body} (IoU {best.pixels.iou:.3f}, objF1 {best.objects.f1:.3f})"
@@ -175,8 +177,9 @@ def choose_thresholds(
     class_column: str | None = None,
     on_sweep: Callable[[list[ThresholdScore]], None] | None = None,
     seed_areas_m2: tuple[float, ...] = SEED_AREAS_M2,
+    min_confidences: tuple[float, ...] = MIN_CONFIDENCES,
 ) -> ThresholdScore:
-    """Choose the building and body thresholds and the smallest seed on the held-out strip.
+    """Choose the thresholds, the smallest seed and confidence on the held-out strip.
 
     The strip is predicted as ``geounet predict`` predicts a scene (see
     :mod:`geounet.train.strip`), then every pair of a building threshold (``thresholds``,
@@ -187,7 +190,9 @@ def choose_thresholds(
     touching roofs, the building thresholds near the best pixel IoU (the only ones that
     can win: the split leaves the mask as it is) are scored again with every body
     threshold and each smallest seed of ``seed_areas_m2`` (the first is the one of the
-    first sweep), and the winner is chosen among all.
+    first sweep), and with each smallest confidence of ``min_confidences`` that a
+    footprint must reach (the first, the first sweep's), and the winner is chosen among
+    all. The confidence leaves the mask as it is too; it drops faint false footprints.
 
     Args:
         checkpoint: The model and its card.
@@ -201,9 +206,10 @@ def choose_thresholds(
             first class (channel 0, the one predict writes) are the truth.
         on_sweep: Optional callback receiving every score of the sweep.
         seed_areas_m2: Smallest seed areas to try, in square metres (at least one).
+        min_confidences: Smallest footprint confidences to try (at least one).
 
     Returns:
-        The winning score, with its thresholds and smallest seed.
+        The winning score, with its thresholds, smallest seed and smallest confidence.
     """
     first = checkpoint.card.class_names[0] if class_column else None
     strips = predict_strips(
@@ -211,10 +217,13 @@ def choose_thresholds(
         class_column=class_column, only_class=first, only_roi=split.aoi,
     )  # fmt: skip
     grid = DEFAULT_THRESHOLDS if thresholds is None else thresholds
-    scores = sweep_strips(strips, grid, body_thresholds, seed_areas_m2[:1])
-    if len(seed_areas_m2) > 1 and any(s.channels for s in strips):
-        near = tuple(sorted({s.threshold for s in weighed(scores)}))
-        scores += sweep_strips(strips, near, body_thresholds, seed_areas_m2[1:])
+    scores = sweep_strips(strips, grid, body_thresholds, seed_areas_m2[:1], min_confidences[:1])
+    near = tuple(sorted({s.threshold for s in weighed(scores)}))
+    seeds = seed_areas_m2 if any(s.channels for s in strips) else seed_areas_m2[:1]
+    if len(seeds) > 1:
+        scores += sweep_strips(strips, near, body_thresholds, seeds[1:], min_confidences)
+    if len(min_confidences) > 1:
+        scores += sweep_strips(strips, near, body_thresholds, seeds[:1], min_confidences[1:])
     if on_sweep is not None:
         on_sweep(scores)
     return choose_score(scores)
@@ -309,6 +318,7 @@ def calibrate(
         threshold=best.threshold,
         body_threshold=card.body_threshold if best.body_threshold is None else best.body_threshold,
         seed_area_m2=card.seed_area_m2 if best.seed_area_m2 is None else best.seed_area_m2,
+        min_confidence=best.min_confidence or 0.0,
         tta=mode,
         trained_on=merge_extents(
             card.trained_on, (e for e in map(scene_extent, images) if e is not None)

@@ -83,6 +83,8 @@ class ThresholdScore:
         pixels: Pixel confusion counts (summed over channels).
         objects: Object matches of channel 0.
         seed_area_m2: Smallest seed of the split, in square metres (``None``: not swept).
+        min_confidence: Smallest mean building probability of a footprint kept
+            (``None``: not swept; every footprint kept).
     """
 
     threshold: float
@@ -90,6 +92,7 @@ class ThresholdScore:
     objects: ObjectCounts
     body_threshold: float | None = None
     seed_area_m2: float | None = None
+    min_confidence: float | None = None
 
     @property
     def score(self) -> float:
@@ -109,6 +112,7 @@ class ThresholdScore:
             "score": self.score,
             **({} if self.body_threshold is None else {"body_threshold": self.body_threshold}),
             **({} if self.seed_area_m2 is None else {"seed_area_m2": self.seed_area_m2}),
+            **({} if self.min_confidence is None else {"min_confidence": self.min_confidence}),
         }
 
 
@@ -133,6 +137,7 @@ def merge_scores(a: Sequence[ThresholdScore], b: Sequence[ThresholdScore]) -> li
             ),
             x.body_threshold,
             x.seed_area_m2,
+            x.min_confidence,
         )
         for x, y in zip(a, b, strict=True)
     ]
@@ -157,7 +162,9 @@ def sweep_table(scores: Sequence[ThresholdScore]) -> str:
     near = {id(s) for s in weighed(scores)}
     body = any(s.body_threshold is not None for s in scores)
     seed = any(s.seed_area_m2 is not None for s in scores)
+    conf = any(s.min_confidence is not None for s in scores)
     head = (["body threshold"] if body else []) + (["smallest seed (m2)"] if seed else [])
+    head += ["smallest confidence"] if conf else []
     columns = [*head, "building threshold", "pixel IoU", "objects (TP / FP / FN)"]
     columns += ["object F1", "score", ""]
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
@@ -165,6 +172,7 @@ def sweep_table(scores: Sequence[ThresholdScore]) -> str:
         mark = "chosen" if s is best else "near" if id(s) in near else ""
         cells = [f"{s.body_threshold:.2f}" if s.body_threshold is not None else ""] if body else []
         cells += [f"{s.seed_area_m2:g}" if s.seed_area_m2 is not None else ""] if seed else []
+        cells += [f"{s.min_confidence:g}" if s.min_confidence is not None else ""] if conf else []
         cells += [
             f"{s.threshold:.2f}",
             f"{s.pixels.iou:.3f}",
@@ -225,8 +233,9 @@ def sweep_thresholds(
     min_object_pixels: float = 0,
     min_seed_pixels: int = 4,
     seed_area_m2: float | None = None,
+    min_confidences: tuple[float | None, ...] = (None,),
 ) -> list[ThresholdScore]:
-    """Score the validation canvas at several thresholds.
+    """Score the validation canvas at several thresholds (and smallest confidences).
 
     Args:
         prob: (C, H, W) probabilities.
@@ -246,9 +255,12 @@ def sweep_thresholds(
         min_seed_pixels: Smallest seed of the split, as vectorising uses it.
         seed_area_m2: What ``min_seed_pixels`` is in square metres, recorded in the
             scores (``None``: not recorded).
+        min_confidences: Smallest mean building probability of an object kept, as
+            vectorising drops footprints under ``--min-confidence``; each is scored on
+            the same objects (``None``: every object kept, not recorded).
 
     Returns:
-        One score per threshold, in the order given.
+        One score per threshold and smallest confidence, in that order.
     """
     scores = []
     truth = target > 0.5
@@ -267,7 +279,27 @@ def sweep_thresholds(
         if min_object_pixels > 0:
             sizes = np.bincount(objects_pred.ravel())
             objects_pred = np.where(sizes[objects_pred] >= min_object_pixels, objects_pred, 0)
-        objects = object_counts(objects_pred, np.where(truth[0], instances, 0), valid)
+        confidence = object_confidence(objects_pred, prob[0])
         body_thr = None if body is None else body_threshold
-        scores.append(ThresholdScore(float(thr), counts, objects, body_thr, seed_area_m2))
+        for least in min_confidences:
+            kept = objects_pred
+            if least:
+                kept = np.where(confidence[objects_pred] >= least, objects_pred, 0)
+            objects = object_counts(kept, np.where(truth[0], instances, 0), valid)
+            scores.append(
+                ThresholdScore(float(thr), counts, objects, body_thr, seed_area_m2, least)
+            )
     return scores
+
+
+def object_confidence(
+    objects: npt.NDArray[np.generic], prob: npt.NDArray[np.float32]
+) -> npt.NDArray[np.float64]:
+    """Each object's mean probability, by id (index 0, the background, included).
+
+    The same figure as a footprint's ``confidence`` (its pixels' mean building
+    probability; :func:`geounet.footprints.vectorize.vectorize`).
+    """
+    ids = np.asarray(objects, dtype=np.int64).ravel()
+    sums = np.bincount(ids, weights=np.asarray(prob, dtype=np.float64).ravel())
+    return sums / np.maximum(np.bincount(ids, minlength=len(sums)), 1)
