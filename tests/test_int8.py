@@ -117,7 +117,9 @@ def test_the_bundled_model_in_int8_agrees_with_bfloat16_on_the_sample(tmp_path: 
     """The stated tolerance: on Kampala b (never used to calibrate), calibrated on the four
     places' strips as scripts/quantize_bundled_model.sh does, int8 probabilities are within
     0.01 of bfloat16's on average (0.004 measured; 0.028 before the calibration took global
-    activation ranges) and the footprint count within 3 % (82 against 81 measured)."""
+    activation ranges) and the footprint count within 3 % or two footprints (82 against 81
+    measured; 65 against 63 since the card drops footprints under a confidence of 0.65,
+    a second threshold that a footprint near it crosses either way)."""
     from geounet.model.checkpoint import bundled_model_path
     from tests.conftest import SAMPLE
 
@@ -137,7 +139,7 @@ def test_the_bundled_model_in_int8_agrees_with_bfloat16_on_the_sample(tmp_path: 
             probs[precision] = src.read(1, masked=True).astype(np.float64) / 255
     diff = np.abs(probs["int8"] - probs["bfloat16"])
     assert diff.mean() < 0.01
-    assert abs(counts["int8"] - counts["bfloat16"]) <= 0.03 * counts["bfloat16"]
+    assert abs(counts["int8"] - counts["bfloat16"]) <= max(2, 0.03 * counts["bfloat16"])
 
 
 def test_int8_compiles_per_tile_shape_and_keeps_the_last_two(
