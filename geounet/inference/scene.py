@@ -106,10 +106,9 @@ def predict_scene(
     seed_area = seed_area_of(ckpt, opts)
     if seed_area < 0:
         raise InputError(f"--seed-area {seed_area} must not be negative")
-    if not 0.0 <= min_confidence_of(ckpt, opts) < 1.0:
-        raise InputError(
-            f"--min-confidence {min_confidence_of(ckpt, opts)} must be at least 0 and below 1"
-        )
+    min_confidence = min_confidence_of(ckpt, opts)
+    if not 0.0 <= min_confidence < 1.0:
+        raise InputError(f"--min-confidence {min_confidence} must be at least 0 and below 1")
     tta = check_mode(card.tta if opts.tta is None else opts.tta)
     check_compile(opts.compile)
     if opts.scheduler:
@@ -217,7 +216,7 @@ def predict_scene(
                         body_threshold=card.body_threshold,
                         model_pixel_m=card.pixel_size_m,
                         seed_area_m2=seed_area,
-                        min_confidence=min_confidence_of(ckpt, opts),
+                        min_confidence=min_confidence,
                     )
                     # renamed to fp_path after the raster
                     write_footprints(gdf, fp_tmp, metadata=prov.tags())

@@ -279,11 +279,12 @@ def sweep_thresholds(
         if min_object_pixels > 0:
             sizes = np.bincount(objects_pred.ravel())
             objects_pred = np.where(sizes[objects_pred] >= min_object_pixels, objects_pred, 0)
-        confidence = object_confidence(objects_pred, prob[0])
+        # each object's mean probability, only where some confidence drops objects
+        confidence = object_confidence(objects_pred, prob[0]) if any(min_confidences) else None
         body_thr = None if body is None else body_threshold
         for least in min_confidences:
             kept = objects_pred
-            if least:
+            if least and confidence is not None:
                 kept = np.where(confidence[objects_pred] >= least, objects_pred, 0)
             objects = object_counts(kept, np.where(truth[0], instances, 0), valid)
             scores.append(
