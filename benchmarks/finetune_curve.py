@@ -12,7 +12,10 @@ part). Writes ``OUT/curve.json``, ``OUT/curve.md`` and ``OUT/curve.png``.
 Usage: python benchmarks/finetune_curve.py BASE.safetensors --out-dir docs/finetune [--minutes 12]
        [--patience N] [--counts 25 50 all]
 
-``--counts`` reruns only those points and keeps the other rows of ``OUT/curve.json``;
+Each row also scores the network with every footprint kept (``--min-confidence 0``), to
+show what the card's smallest confidence does, and names the confidence and seed chosen.
+``--counts`` reruns only those points and keeps the other rows of ``OUT/curve.json`` (a
+new ``OUT`` starts with the zero-shot row);
 ``--patience`` overrides ``geounet finetune``'s early stopping for the measurement.
 ``--recalibrate`` fine-tunes nothing: it chooses the thresholds (and the smallest seed) of
 the networks already in ``OUT/work`` again, on the held-out part of each one's area as
@@ -36,6 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 from evaluate_places import score  # noqa: E402
 
+from geounet.model.checkpoint import load_checkpoint  # noqa: E402
 from geounet.train.datasets import scene_split  # noqa: E402
 from geounet.train.finetune import finetune  # noqa: E402
 from geounet.train.training import calibrate  # noqa: E402
@@ -75,6 +79,19 @@ def recalibrate(model: Path, labels: Path, out: Path) -> float:
     start = time.monotonic()
     calibrate(model, [SCENE], [labels], out, overwrite=True, aoi=model.with_suffix(".aoi.gpkg"))
     return time.monotonic() - start
+
+
+def scored(model: Path) -> dict[str, object]:
+    """The strip's figures at the model's card, and object F1 with every footprint kept."""
+    card = load_checkpoint(model).card
+    kept = score(model, [SCENE], [LABELS], whole=False, min_confidence=0.0)
+    return {
+        **score(model, [SCENE], [LABELS], whole=False),
+        "min_confidence": card.min_confidence,
+        "seed_area_m2": card.seed_area_m2,
+        "object_f1_every_footprint": kept["object_f1"],
+        "object_precision_every_footprint": kept["object_precision"],
+    }
 
 
 def plot(rows: list[dict[str, object]], minutes: float, out: Path) -> None:
@@ -128,10 +145,10 @@ def main() -> int:
     rows: list[dict[str, object]] = []
     if args.counts:
         counts = tuple(None if c == "all" else int(c) for c in args.counts)
+    if args.counts and (args.out_dir / "curve.json").exists():
         rows = json.loads((args.out_dir / "curve.json").read_text())
     else:
-        rows = [{"buildings": 0, "name": "zero-shot", "minutes": 0.0,
-                 **score(args.base, [SCENE], [LABELS], whole=False)}]  # fmt: skip
+        rows = [{"buildings": 0, "name": "zero-shot", "minutes": 0.0, **scored(args.base)}]
         print(rows[-1], flush=True)
     if args.recalibrate:
         rows = json.loads((args.out_dir / "curve.json").read_text())
@@ -157,17 +174,20 @@ def main() -> int:
         row = {"buildings": area.buildings, "name": name, "minutes": round(wall, 1),
                "epochs": result.epochs_run, "stopped": result.stopped,
                "strip_buildings": result.strip_buildings, **schedule,
-               **score(out, [SCENE], [LABELS], whole=False)}  # fmt: skip
+               **scored(out)}  # fmt: skip
         rows = [r for r in rows if r["name"] != name] + [row]
         print(row, flush=True)
     rows.sort(key=lambda r: int(r["buildings"]))  # type: ignore[call-overload]
     (args.out_dir / "curve.json").write_text(json.dumps(rows, indent=1) + "\n")
-    lines = ["| local buildings | wall time (min) | pixel IoU | object F1 | object P / R |",
-             "|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| local buildings | wall time (min) | pixel IoU | object F1 | object P / R "
+             "| smallest confidence | object F1 / P, every footprint kept |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
+        every = r.get("object_f1_every_footprint")
+        kept = "" if every is None else f"{every:.3f} / {r['object_precision_every_footprint']:.3f}"
         lines.append(f"| {r['buildings']} ({r['name']}) | {r['minutes']} | {r['pixel_iou']:.3f} | "
                      f"{r['object_f1']:.3f} | {r['object_precision']:.3f} / "
-                     f"{r['object_recall']:.3f} |")  # fmt: skip
+                     f"{r['object_recall']:.3f} | {r.get('min_confidence', '')} | {kept} |")  # fmt: skip
     (args.out_dir / "curve.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     plot(rows, args.minutes, args.out_dir / "curve.png")

@@ -87,12 +87,17 @@ def score(
     labels: Sequence[Path],
     whole: bool,
     precision: str = "auto",
+    min_confidence: float | None = None,
 ) -> dict[str, Any]:
-    """Predict the scenes whole and score their strips (or, with ``whole``, all of them)."""
+    """Predict the scenes whole and score their strips (or, with ``whole``, all of them).
+
+    ``min_confidence`` overrides the card's smallest footprint confidence, as
+    ``geounet predict --min-confidence`` does.
+    """
     ck = load_checkpoint(model)
     split = scene_split(list(images), VAL_FRACTION)
     roi = shapely.union_all([split.train_roi, split.val_roi]) if whole else split.val_roi
-    options = PredictOptions(tta=ck.card.tta, precision=precision)
+    options = PredictOptions(tta=ck.card.tta, precision=precision, min_confidence=min_confidence)
     return figures(score_at_card(ck, images, labels, roi, split.crs, options))
 
 

@@ -15,7 +15,13 @@ from geounet.inference.options import PredictOptions
 from geounet.inference.scene import predict_scene
 from geounet.model.checkpoint import load_checkpoint
 from geounet.train.datasets import scene_split
-from geounet.train.strip import StripPrediction, predict_strips, strip_window, sweep_strips
+from geounet.train.strip import (
+    StripPrediction,
+    predict_strips,
+    score_at_card,
+    strip_window,
+    sweep_strips,
+)
 from geounet.train.validation import object_counts
 
 
@@ -63,6 +69,22 @@ def test_the_strip_is_scored_on_predicts_own_output_and_its_own_footprints(
     truth = object_counts(strip.instances, strip.instances, strip.valid)
     assert score.objects.tp + score.objects.fn == truth.tp
     assert score.pixels.tp + score.pixels.fn == int(((strip.instances > 0) & strip.valid).sum())
+
+
+def test_scoring_at_the_card_takes_predicts_overrides(crop: tuple[Path, Path, Path]) -> None:
+    scene, gpkg, _ = crop
+    ckpt = load_checkpoint()
+    split = scene_split([scene], 0.3)
+
+    def scored(options: PredictOptions) -> tuple[float, int]:
+        score = score_at_card(ckpt, [scene], [gpkg], split.val_roi, split.crs, options)
+        return score.min_confidence, score.objects.tp + score.objects.fp
+
+    assert scored(PredictOptions())[0] == ckpt.card.min_confidence
+    every, kept = scored(PredictOptions(min_confidence=0.0))
+    assert every == 0.0 and kept > 0
+    # as predict would with --min-confidence 0.999: no footprint is that sure
+    assert scored(PredictOptions(min_confidence=0.999)) == (0.999, 0)
 
 
 def test_a_strip_that_misses_every_scene_is_a_clear_error(

@@ -41,7 +41,7 @@ from geounet.core.thresholds import DEFAULT_SEED_AREA_M2
 from geounet.errors import InputError
 from geounet.footprints.vectorize import size_limits, split_bands
 from geounet.inference.options import PredictOptions
-from geounet.inference.scene import predict_scene
+from geounet.inference.scene import min_confidence_of, predict_scene, seed_area_of
 from geounet.io.raster import ground_pixel_size_m
 from geounet.model.checkpoint import Checkpoint
 from geounet.train.validation import ThresholdScore, merge_scores, sweep_thresholds
@@ -262,7 +262,8 @@ def score_at_card(
     """Predict the scenes as ``geounet predict`` does and score ``roi`` at the card's thresholds.
 
     Args:
-        checkpoint: The model; its card's building (and body) thresholds are scored.
+        checkpoint: The model; its card's thresholds are scored, save the smallest seed
+            and the smallest confidence where ``options`` sets them (as predict does).
         images: The scenes.
         labels: Footprint files (any CRS).
         roi: The region scored (a validation strip, or more), in ``roi_crs``.
@@ -275,7 +276,6 @@ def score_at_card(
     card = checkpoint.card
     strips = predict_strips(checkpoint, images, labels, roi, roi_crs, options)
     body = (card.body_threshold,) if "body" in card.class_names else (0.5,)
-    (score,) = sweep_strips(
-        strips, (card.threshold,), body, (card.seed_area_m2,), (card.min_confidence,)
-    )
+    seed, confidence = seed_area_of(checkpoint, options), min_confidence_of(checkpoint, options)
+    (score,) = sweep_strips(strips, (card.threshold,), body, (seed,), (confidence,))
     return score
