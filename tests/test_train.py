@@ -214,6 +214,40 @@ def test_object_counts_match_one_to_one() -> None:
     assert counts.f1 == pytest.approx(0.5)
 
 
+def test_object_counts_of_a_selection_equal_counting_the_selection_afresh(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from scipy import ndimage
+
+    from geounet.train import validation
+    from geounet.train.validation import TruthObjects, object_overlaps
+
+    rng = np.random.default_rng(3)
+    for case in range(20):
+        field = ndimage.gaussian_filter(rng.random((2, 80, 90)), 3)
+        truth = ndimage.label(field[0] > np.quantile(field[0], 0.6))[0]
+        pred = ndimage.label(field[1] + 0.3 * field[0] > np.quantile(field[1], 0.5))[0]
+        valid = rng.random((80, 90)) > 0.05
+        keep = rng.random(pred.max() + 1) > 0.4
+        selected = np.where(keep[pred], pred, 0)
+        overlaps = object_overlaps(pred, TruthObjects.of(truth, valid, min_pixels=8))
+        for iou in (0.3, 0.5):
+            expected = object_counts(selected, truth, valid, iou, min_pixels=8)
+            assert overlaps.counts(keep, iou) == expected, case
+            # the pairs counted by sorting (tables too large for one bincount) agree
+            monkeypatch.setattr(validation, "PAIR_TABLE_CELLS", 0)
+            assert object_counts(selected, truth, valid, iou, min_pixels=8) == expected
+            monkeypatch.undo()
+        assert overlaps.counts() == object_counts(pred, truth, valid, min_pixels=8)
+
+
+def test_object_counts_when_one_building_covers_the_canvas() -> None:
+    truth = np.full((30, 30), 7, dtype=np.int64)  # no background pixel at all
+    pred = np.ones((30, 30), dtype=bool)
+    counts = object_counts(pred, truth)
+    assert (counts.tp, counts.fp, counts.fn) == (1, 0, 0)
+
+
 def test_validation_splits_objects_with_the_body_channel() -> None:
     from geounet.train.validation import sweep_thresholds
 

@@ -44,7 +44,7 @@ from geounet.inference.options import PredictOptions
 from geounet.inference.scene import min_confidence_of, predict_scene, seed_area_of
 from geounet.io.raster import ground_pixel_size_m
 from geounet.model.checkpoint import Checkpoint
-from geounet.train.validation import ThresholdScore, merge_scores, sweep_thresholds
+from geounet.train.validation import ThresholdScore, merge_scores, sweep_thresholds, weighed
 
 
 @dataclass
@@ -248,6 +248,43 @@ def sweep_strips(
             )
         ]
         scores = merge_scores(scores, part) if scores else part
+    return scores
+
+
+def choice_sweep(
+    strips: Sequence[StripPrediction],
+    thresholds: tuple[float, ...],
+    body_thresholds: tuple[float, ...],
+    seed_areas_m2: tuple[float, ...],
+    min_confidences: tuple[float, ...],
+) -> list[ThresholdScore]:
+    """The sweep that :func:`~geounet.train.training.choose_thresholds` chooses from.
+
+    Every building and body threshold is scored at the first smallest seed and
+    confidence. The building thresholds whose pixel IoU is near the best (the only ones
+    that can win: the seed and the confidence leave the mask as it is) are then scored
+    with every other seed (models that split touching roofs) and every confidence, and
+    with every other confidence at the first seed.
+
+    Args:
+        strips: The predictions of :func:`predict_strips`.
+        thresholds: Building thresholds.
+        body_thresholds: Body thresholds (used when the model has a ``body`` channel).
+        seed_areas_m2: Smallest seed areas, in square metres (at least one).
+        min_confidences: Smallest footprint confidences (at least one).
+
+    Returns:
+        The scores, in that order.
+    """
+    scores = sweep_strips(
+        strips, thresholds, body_thresholds, seed_areas_m2[:1], min_confidences[:1]
+    )
+    near = tuple(sorted({s.threshold for s in weighed(scores)}))
+    seeds = seed_areas_m2 if any(s.channels for s in strips) else seed_areas_m2[:1]
+    if len(seeds) > 1:
+        scores += sweep_strips(strips, near, body_thresholds, seeds[1:], min_confidences)
+    if len(min_confidences) > 1:
+        scores += sweep_strips(strips, near, body_thresholds, seeds[:1], min_confidences[1:])
     return scores
 
 

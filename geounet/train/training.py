@@ -41,13 +41,12 @@ from geounet.train.datasets import (
 )
 from geounet.train.loop import check_options, save_best, start
 from geounet.train.pack import save_pack
-from geounet.train.strip import predict_strips, sweep_strips
+from geounet.train.strip import choice_sweep, predict_strips
 from geounet.train.targets import TargetOptions
 from geounet.train.validation import (
     DEFAULT_THRESHOLDS,
     ThresholdScore,
     choose_score,
-    weighed,
 )
 
 
@@ -217,13 +216,7 @@ def choose_thresholds(
         class_column=class_column, only_class=first, only_roi=split.aoi,
     )  # fmt: skip
     grid = DEFAULT_THRESHOLDS if thresholds is None else thresholds
-    scores = sweep_strips(strips, grid, body_thresholds, seed_areas_m2[:1], min_confidences[:1])
-    near = tuple(sorted({s.threshold for s in weighed(scores)}))
-    seeds = seed_areas_m2 if any(s.channels for s in strips) else seed_areas_m2[:1]
-    if len(seeds) > 1:
-        scores += sweep_strips(strips, near, body_thresholds, seeds[1:], min_confidences)
-    if len(min_confidences) > 1:
-        scores += sweep_strips(strips, near, body_thresholds, seeds[:1], min_confidences[1:])
+    scores = choice_sweep(strips, grid, body_thresholds, seed_areas_m2, min_confidences)
     if on_sweep is not None:
         on_sweep(scores)
     return choose_score(scores)

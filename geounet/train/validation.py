@@ -23,6 +23,136 @@ from geounet.core.metrics import ConfusionCounts, confusion
 from geounet.core.objects import ObjectCounts, greedy_matches
 from geounet.core.thresholds import CHOICE_THRESHOLDS
 
+#: Largest (predictions x truths) table whose pair overlaps are counted with one
+#: ``bincount`` (8 bytes a cell); larger tables are counted by sorting the pairs.
+PAIR_TABLE_CELLS = 1 << 22
+
+
+@dataclass(frozen=True)
+class TruthObjects:
+    """The true instances of a canvas, numbered and measured once for many matchings.
+
+    Attributes:
+        ids: (H, W) instance ids renumbered 1..n in their order (0 = background and the
+            pixels outside the valid mask).
+        sizes: Pixels of each renumbered id (index 0, the background, included).
+        valid: (H, W) pixels that count, or ``None`` (all).
+        min_pixels: Objects smaller than this are ignored on both sides.
+    """
+
+    ids: npt.NDArray[np.int64]
+    sizes: npt.NDArray[np.int64]
+    valid: npt.NDArray[np.bool_] | None
+    min_pixels: int
+
+    @classmethod
+    def of(
+        cls, truth_ids: npt.ArrayLike, valid: npt.ArrayLike | None = None, min_pixels: int = 20
+    ) -> TruthObjects:
+        """Number and measure the true instances.
+
+        Args:
+            truth_ids: (H, W) non-negative instance ids (0 = background).
+            valid: Optional (H, W) mask; pixels outside it are dropped from both sides.
+            min_pixels: Objects smaller than this (in pixels) are ignored on both sides.
+        """
+        t = np.asarray(truth_ids).astype(np.int64)
+        v = None if valid is None else np.asarray(valid).astype(bool)
+        if v is not None:
+            t = np.where(v, t, 0)
+        present = np.bincount(t.ravel()) > 0
+        present[0] = True  # the background keeps id 0, even where no pixel is background
+        t = (np.cumsum(present) - 1)[t]
+        return cls(t, np.bincount(t.ravel()), v, min_pixels)
+
+    @property
+    def counted(self) -> int:
+        """The number of true objects that take part in matching (at least ``min_pixels``)."""
+        return int(np.count_nonzero(self.sizes[1:] >= self.min_pixels))
+
+
+@dataclass(frozen=True)
+class ObjectOverlaps:
+    """Every overlapping pair of predicted and true objects on one canvas.
+
+    A prediction dropped whole (a footprint under the smallest confidence) changes no
+    other object's pixels, so the counts of any such selection of the predictions are
+    the matching of the same pairs without the dropped ones (:meth:`counts`).
+
+    Attributes:
+        pred: Ids of the predicted objects that take part (at least ``min_pixels``).
+        n_truth: Number of true objects that take part.
+        pi: Predicted id of each overlapping pair of objects that take part.
+        ti: True id of each pair.
+        iou: IoU of each pair.
+    """
+
+    pred: npt.NDArray[np.int64]
+    n_truth: int
+    pi: npt.NDArray[np.int64]
+    ti: npt.NDArray[np.int64]
+    iou: npt.NDArray[np.float64]
+
+    def counts(
+        self, keep: npt.NDArray[np.bool_] | None = None, iou_threshold: float = 0.5
+    ) -> ObjectCounts:
+        """Match the predictions to the truths one-to-one (SpaceNet rule).
+
+        Args:
+            keep: Optional boolean per predicted id (index 0 unused): ``False`` drops that
+                prediction, as if its pixels were background.
+            iou_threshold: Minimum IoU of a match (inclusive).
+
+        Returns:
+            The object counts.
+        """
+        pred, pi, ti, iou = self.pred, self.pi, self.ti, self.iou
+        if keep is not None:
+            pred = pred[keep[pred]]
+            ok = keep[pi]
+            pi, ti, iou = pi[ok], ti[ok], iou[ok]
+        if len(pred) == 0 or self.n_truth == 0:
+            return ObjectCounts(0, len(pred), self.n_truth)
+        tp = len(greedy_matches(pi, ti, iou, iou_threshold))
+        return ObjectCounts(tp, len(pred) - tp, self.n_truth - tp)
+
+
+def object_overlaps(pred: npt.ArrayLike, truth: TruthObjects) -> ObjectOverlaps:
+    """Find the overlapping pairs of predicted and true objects.
+
+    Args:
+        pred: (H, W) prediction: a binary mask (objects are its 4-connected components)
+            or, as an integer array, instance labels (0 = background).
+        truth: The true instances, their valid mask and smallest object.
+
+    Returns:
+        The pairs, with the objects that take part.
+    """
+    raw = np.asarray(pred)
+    plab = ndimage.label(raw)[0] if raw.dtype == bool else raw.astype(np.int64)
+    if truth.valid is not None:
+        plab = np.where(truth.valid, plab, 0)
+    t, tsize, least = truth.ids, truth.sizes, truth.min_pixels
+    n_pred, n_true = int(plab.max()) + 1, len(tsize)
+    psize = np.bincount(plab.ravel(), minlength=n_pred)
+    keep_p = np.flatnonzero(psize >= least)
+    keep_p = keep_p[keep_p > 0].astype(np.int64)
+    empty = np.zeros(0, dtype=np.int64)
+    if len(keep_p) == 0 or truth.counted == 0:
+        return ObjectOverlaps(keep_p, truth.counted, empty, empty, np.zeros(0))
+    both = (plab > 0) & (t > 0)
+    pairs = plab[both].astype(np.int64) * n_true + t[both]
+    if n_pred * n_true <= PAIR_TABLE_CELLS:
+        table = np.bincount(pairs, minlength=n_pred * n_true)
+        ids = np.flatnonzero(table)
+        inter = table[ids]
+    else:
+        ids, inter = np.unique(pairs, return_counts=True)
+    pi, ti = ids // n_true, ids % n_true
+    iou = inter / (psize[pi] + tsize[ti] - inter)
+    ok = (psize[pi] >= least) & (tsize[ti] >= least)
+    return ObjectOverlaps(keep_p, truth.counted, pi[ok], ti[ok], iou[ok].astype(np.float64))
+
 
 def object_counts(
     pred: npt.ArrayLike,
@@ -44,33 +174,8 @@ def object_counts(
     Returns:
         The object counts.
     """
-    raw = np.asarray(pred)
-    t = np.asarray(truth_ids).astype(np.int64)
-    plab = ndimage.label(raw)[0] if raw.dtype == bool else raw.astype(np.int64)
-    if valid is not None:
-        v = np.asarray(valid).astype(bool)
-        plab = np.where(v, plab, 0)
-        t = np.where(v, t, 0)
-    p = plab > 0
-    _, t = np.unique(t, return_inverse=True)
-    t = t.reshape(p.shape)
-    np_, nt = int(plab.max()) + 1, int(t.max()) + 1
-    psize = np.bincount(plab.ravel(), minlength=np_)
-    tsize = np.bincount(t.ravel(), minlength=nt)
-    keep_p = np.flatnonzero(psize >= min_pixels)
-    keep_p = keep_p[keep_p > 0]
-    keep_t = np.flatnonzero(tsize >= min_pixels)
-    keep_t = keep_t[keep_t > 0]
-    if len(keep_p) == 0 or len(keep_t) == 0:
-        return ObjectCounts(0, len(keep_p), len(keep_t))
-    both = (plab > 0) & (t > 0)
-    pairs = plab[both].astype(np.int64) * nt + t[both]
-    ids, inter = np.unique(pairs, return_counts=True)
-    pi, ti = ids // nt, ids % nt
-    iou = inter / (psize[pi] + tsize[ti] - inter)
-    ok = np.isin(pi, keep_p) & np.isin(ti, keep_t)
-    tp = len(greedy_matches(pi[ok], ti[ok], iou[ok], iou_threshold))
-    return ObjectCounts(tp, len(keep_p) - tp, len(keep_t) - tp)
+    truth = TruthObjects.of(truth_ids, valid, min_pixels)
+    return object_overlaps(pred, truth).counts(iou_threshold=iou_threshold)
 
 
 @dataclass(frozen=True)
@@ -264,6 +369,7 @@ def sweep_thresholds(
     """
     scores = []
     truth = target > 0.5
+    true_objects = TruthObjects.of(np.where(truth[0], instances, 0), valid)
     for thr in thresholds:
         pred = prob >= thr
         counts = ConfusionCounts()
@@ -282,11 +388,10 @@ def sweep_thresholds(
         # each object's mean probability, only where some confidence drops objects
         confidence = object_confidence(objects_pred, prob[0]) if any(min_confidences) else None
         body_thr = None if body is None else body_threshold
+        overlaps = object_overlaps(objects_pred, true_objects)
         for least in min_confidences:
-            kept = objects_pred
-            if least and confidence is not None:
-                kept = np.where(confidence[objects_pred] >= least, objects_pred, 0)
-            objects = object_counts(kept, np.where(truth[0], instances, 0), valid)
+            keep = confidence >= least if least and confidence is not None else None
+            objects = overlaps.counts(keep)
             scores.append(
                 ThresholdScore(float(thr), counts, objects, body_thr, seed_area_m2, least)
             )
