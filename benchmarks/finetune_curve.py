@@ -10,13 +10,15 @@ around each fine-tuning (training, then choosing thresholds on the area's own he
 part). Writes ``OUT/curve.json``, ``OUT/curve.md`` and ``OUT/curve.png``.
 
 Usage: python benchmarks/finetune_curve.py BASE.safetensors --out-dir docs/finetune [--minutes 12]
-       [--patience N] [--counts 25 50 all]
+       [--patience N] [--seed N] [--counts 25 50 all]
 
 Each row also scores the network with every footprint kept (``--min-confidence 0``), to
 show what the card's smallest confidence does, and names the confidence and seed chosen.
 ``--counts`` reruns only those points and keeps the other rows of ``OUT/curve.json`` (a
 new ``OUT`` starts with the zero-shot row);
-``--patience`` overrides ``geounet finetune``'s early stopping for the measurement.
+``--patience`` overrides ``geounet finetune``'s early stopping for the measurement, and
+``--seed`` its random seed (chips drawn, augmentation, initial order), to see how far a
+point moves from run to run.
 ``--recalibrate`` fine-tunes nothing: it chooses the thresholds (and the smallest seed) of
 the networks already in ``OUT/work`` again, on the held-out part of each one's area as
 ``geounet finetune`` chooses them (for a change in how they are chosen), scores them,
@@ -103,11 +105,12 @@ def plot(rows: list[dict[str, object]], minutes: float, out: Path) -> None:
 
     fig, ax = plt.subplots(figsize=(6, 3.6), dpi=120)
     tuned = rows[1:]
-    xs = [r["buildings"] for r in tuned]
-    ax.plot(xs, [r["object_f1"] for r in tuned], "o-", label="object F1")
-    ax.plot(xs, [r["pixel_iou"] for r in tuned], "s-", label="pixel IoU")
-    ax.axhline(rows[0]["object_f1"], color="C0", ls=":", label="object F1, zero-shot")  # type: ignore[arg-type]
-    ax.axhline(rows[0]["pixel_iou"], color="C1", ls=":", label="pixel IoU, zero-shot")  # type: ignore[arg-type]
+    xs = [int(str(r["buildings"])) for r in tuned]
+    ax.plot(xs, [float(str(r["object_f1"])) for r in tuned], "o-", label="object F1")
+    ax.plot(xs, [float(str(r["pixel_iou"])) for r in tuned], "s-", label="pixel IoU")
+    start = {k: float(str(rows[0][k])) for k in ("object_f1", "pixel_iou")}
+    ax.axhline(start["object_f1"], color="C0", ls=":", label="object F1, zero-shot")
+    ax.axhline(start["pixel_iou"], color="C1", ls=":", label="pixel IoU, zero-shot")
     ax.set_xscale("log")
     ax.set_xticks(xs, [str(x) for x in xs])
     ax.minorticks_off()
@@ -126,6 +129,7 @@ def main() -> int:
     parser.add_argument("--out-dir", type=Path, required=True)
     parser.add_argument("--minutes", type=float, default=12.0)
     parser.add_argument("--patience", type=int, help="early stopping (default: finetune's)")
+    parser.add_argument("--seed", type=int, help="fine-tuning's random seed (default: finetune's)")
     parser.add_argument("--counts", nargs="+", help="rerun these points only (25 ... all)")
     parser.add_argument("--replot", action="store_true", help="redraw OUT/curve.png only")
     parser.add_argument("--recalibrate", action="store_true",
@@ -141,6 +145,7 @@ def main() -> int:
     work = args.out_dir / "work"
     work.mkdir(parents=True, exist_ok=True)
     schedule = {} if args.patience is None else {"patience": args.patience}
+    schedule |= {} if args.seed is None else {"seed": args.seed}
     counts: tuple[int | None, ...] = COUNTS
     rows: list[dict[str, object]] = []
     if args.counts:
