@@ -4,7 +4,8 @@
 # for `geounet predict --precision int8`, and score it against bfloat16 on every place's
 # strip (buildings_unet.int8.json: --precision auto runs int8 only where all are within
 # tolerance). Needs `pip install -e ".[int8]"`; about two minutes.
-# Not kept in git: the repository holds the float model only.
+# The repository keeps what it writes; run it again whenever the bundled model changes
+# (the int8 model and its check are bound to the checkpoint's SHA-256).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GEOUNET=${GEOUNET:-$( [ -x .venv/bin/geounet ] && echo .venv/bin/geounet || echo geounet )}

@@ -17,7 +17,8 @@
 # 4. calibrate: the ensemble's building and body thresholds are chosen on the union of the
 #    four places' strips as `geounet predict` predicts them; each leave-one-place-out
 #    network's on the strips of its three training places only.
-# 5. install: the ensemble is copied into the package.
+# 5. install: the ensemble is copied into the package, and its int8 version written and
+#    checked beside it (scripts/quantize_bundled_model.sh).
 # The model card's tables then come from scripts/evaluate_places.py (see the card).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,4 +60,6 @@ if [ "$step" = all ] || [ "$step" = finish ]; then
   done
   cp "$DIR/ensemble.safetensors" geounet/data/buildings_unet.safetensors
   ls -l geounet/data/buildings_unet.safetensors
+  # its int8 version and check, bound to the new checkpoint (the old ones no longer run)
+  GEOUNET=$GEOUNET bash scripts/quantize_bundled_model.sh
 fi

@@ -6,7 +6,7 @@ tables from ``scripts/evaluate_places.py`` results (JSON). Nothing in it is type
 except the template's prose.
 
 Usage:
-  python scripts/evaluate_places.py geounet/data/buildings_unet.safetensors \
+  python scripts/evaluate_places.py geounet/data/buildings_unet.safetensors --precision bfloat16 \
       --lopo build/places --name "bundled model" --json build/places/bundled.json
   python scripts/evaluate_places.py build/places/kampala_only.safetensors \
       --name "previous model (Kampala a only)" --json build/places/kampala_only.json
@@ -128,8 +128,9 @@ def int8_note(results: list[dict[str, Any]]) -> str:
         return ""
     return (
         " The int8 rows are the same model run with `geounet predict --precision int8`"
-        " (its OpenVINO int8 version, written by `bash scripts/quantize_bundled_model.sh`,"
-        " calibrated on the strips), thresholds unchanged."
+        " (its OpenVINO int8 version, which ships beside it, written by"
+        " `bash scripts/quantize_bundled_model.sh` and calibrated on the strips), thresholds"
+        " unchanged; `--precision auto` runs it on a CPU with int8 instructions."
     )
 
 
