@@ -8,8 +8,9 @@ rows) twice:
 
 - **now**: each labelling's object pairs are found once, and every smallest confidence
   is counted on them (a footprint dropped whole changes no other one's pixels);
-- **afresh**: every row matched on its own, its footprints relabelled, the truths
-  renumbered and the pairs counted by sorting, as geounet did until 2026-12-06.
+- **afresh**: every row matched on its own as ``object_counts`` matches, the truths numbered
+  again and the pairs counted by sorting for each, as geounet did until 2026-12-06
+  (then the truths were numbered by sorting too).
 
 Both must give the same rows; the script stops if they do not. The labelling (the
 watershed split of touching roofs) is the same work in both.
@@ -27,59 +28,45 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from geounet.core.objects import ObjectCounts, greedy_matches
+from geounet.core.objects import ObjectCounts
 from geounet.core.thresholds import BODY_THRESHOLDS, MIN_CONFIDENCES, SEED_AREAS_M2
 from geounet.inference.options import PredictOptions
 from geounet.model.checkpoint import load_checkpoint
 from geounet.train import validation
 from geounet.train.datasets import scene_split
 from geounet.train.strip import choice_sweep, predict_strips
-from geounet.train.validation import DEFAULT_THRESHOLDS, ThresholdScore, TruthObjects
+from geounet.train.validation import (
+    DEFAULT_THRESHOLDS,
+    ThresholdScore,
+    TruthObjects,
+    object_overlaps,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def counts_afresh(
-    pred: npt.NDArray[np.int64], truth: npt.NDArray[np.int64], min_pixels: int
-) -> ObjectCounts:
-    """One row's object counts found on their own, pairs counted by sorting."""
-    _, t = np.unique(truth, return_inverse=True)
-    t = t.reshape(truth.shape)
-    n_pred, n_true = int(pred.max()) + 1, int(t.max()) + 1
-    psize = np.bincount(pred.ravel(), minlength=n_pred)
-    tsize = np.bincount(t.ravel(), minlength=n_true)
-    keep_p = int(np.count_nonzero(psize[1:] >= min_pixels))
-    keep_t = int(np.count_nonzero(tsize[1:] >= min_pixels))
-    both = (pred > 0) & (t > 0)
-    ids, inter = np.unique(pred[both] * n_true + t[both], return_counts=True)
-    pi, ti = ids // n_true, ids % n_true
-    ok = (psize[pi] >= min_pixels) & (tsize[ti] >= min_pixels)
-    iou = inter / (psize[pi] + tsize[ti] - inter)
-    tp = len(greedy_matches(pi[ok], ti[ok], iou[ok])) if keep_p and keep_t else 0
-    return ObjectCounts(tp, keep_p - tp, keep_t - tp)
-
-
 class Afresh:
-    """Stands in for :class:`geounet.train.validation.ObjectOverlaps`: each count afresh."""
+    """Stands in for :class:`geounet.train.validation.ObjectOverlaps`: each row afresh."""
 
     def __init__(self, pred: npt.ArrayLike, truth: TruthObjects) -> None:
-        plab = np.asarray(pred).astype(np.int64)
-        self.pred = plab if truth.valid is None else np.where(truth.valid, plab, 0)
+        self.pred = np.asarray(pred).astype(np.int64)
         self.truth = truth
 
     def counts(
         self, keep: npt.NDArray[np.bool_] | None = None, iou_threshold: float = 0.5
     ) -> ObjectCounts:
-        """The row's counts, its footprints relabelled and matched on their own."""
+        """The row's counts, its footprints matched on their own, as ``object_counts`` does."""
         pred = self.pred if keep is None else np.where(keep[self.pred], self.pred, 0)
-        return counts_afresh(pred, self.truth.ids, self.truth.min_pixels)
+        truth = TruthObjects.of(self.truth.ids, self.truth.valid, self.truth.min_pixels)
+        return object_overlaps(pred, truth).counts(iou_threshold=iou_threshold)
 
 
 def timed_sweep(strips: list, *, afresh: bool) -> tuple[float, list[ThresholdScore]]:
     """Seconds the choice's sweep takes, and its rows."""
-    original = validation.object_overlaps
+    original = validation.object_overlaps, validation.PAIR_TABLE_CELLS
     if afresh:
         validation.object_overlaps = Afresh  # type: ignore[assignment]
+        validation.PAIR_TABLE_CELLS = 0  # pairs counted by sorting, as then
     try:
         start = time.perf_counter()
         rows = choice_sweep(
@@ -87,7 +74,7 @@ def timed_sweep(strips: list, *, afresh: bool) -> tuple[float, list[ThresholdSco
         )
         return time.perf_counter() - start, rows
     finally:
-        validation.object_overlaps = original
+        validation.object_overlaps, validation.PAIR_TABLE_CELLS = original
 
 
 def main() -> int:
