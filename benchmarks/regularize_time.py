@@ -17,6 +17,7 @@ import argparse
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from geounet.footprints.vectorize import (
     regularize_footprints,
@@ -29,7 +30,7 @@ from geounet.inference.scene import predict_scene
 from geounet.model.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-SETTINGS = {
+SETTINGS: dict[str, dict[str, Any]] = {
     "default (10 degrees, walls fitted)": {},
     "until 2026-12-05 (5 degrees, walls not moved)": {
         "neighbour_rotation_deg": 5.0,
@@ -45,11 +46,22 @@ def main() -> int:
         "--scene", type=Path, default=ROOT / "sample_data/banepa/banepa_west_z19.tif"
     )
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "float32", "bfloat16", "int8"),
+        help="predict the scene at this precision (its output of 2026-12-05: bfloat16)",
+    )
     args = parser.parse_args()
     ck = load_checkpoint()
     card = ck.card
     with tempfile.TemporaryDirectory() as tmp:
-        predict_scene(args.scene, Path(tmp), ck, PredictOptions(footprints=False, name="s"))
+        predict_scene(
+            args.scene,
+            Path(tmp),
+            ck,
+            PredictOptions(footprints=False, name="s", precision=args.precision),
+        )
         split = Path(tmp) / "s.split.tif"
         traced = vectorize(
             Path(tmp) / "s.prob.tif",

@@ -37,21 +37,26 @@ from geounet.train.strip import StripPrediction, predict_strips, sweep_strips
 from geounet.train.validation import ThresholdScore, choose_score, merge_scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate_places import VAL_FRACTION, figures, places  # noqa: E402
+from evaluate_places import VAL_FRACTION, add_precision_option, figures, places  # noqa: E402
 
 THRESHOLDS = (0.3, 0.35, 0.4, 0.45, 0.5)
 BODY_THRESHOLDS = (0.2, 0.3, 0.4, 0.5)
 SEED_AREAS_M2 = (4.0, 6.0, 8.0, 12.0)
 
 
-def place_sweeps(model: Path) -> dict[str, list[ThresholdScore]]:
+def place_sweeps(model: Path, precision: str = "auto") -> dict[str, list[ThresholdScore]]:
     """Every place's strips predicted and swept over the grid, counts summed per place."""
     ck = load_checkpoint(model)
     sweeps: dict[str, list[ThresholdScore]] = {}
     for place, (images, labels) in places().items():
         split = scene_split(list(images), VAL_FRACTION)
         strips: list[StripPrediction] = predict_strips(
-            ck, images, labels, split.val_roi, split.crs, PredictOptions(tta=ck.card.tta)
+            ck,
+            images,
+            labels,
+            split.val_roi,
+            split.crs,
+            PredictOptions(tta=ck.card.tta, precision=precision),
         )
         sweeps[place] = sweep_strips(
             strips, THRESHOLDS, BODY_THRESHOLDS, SEED_AREAS_M2, MIN_CONFIDENCES
@@ -124,11 +129,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("model", nargs="?", type=Path, default=None)
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--table", type=Path, help="print the table of these results")
+    add_precision_option(parser)
     args = parser.parse_args(argv)
     if args.table:
         print(table(json.loads(args.table.read_text())))
         return 0
-    sweeps = place_sweeps(args.model or bundled_model_path())
+    sweeps = place_sweeps(args.model or bundled_model_path(), args.precision)
     results = {
         "model": str(args.model or "bundled"),
         "without_confidence": held_out(sweeps, confidence=False),

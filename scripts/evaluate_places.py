@@ -44,13 +44,27 @@ import shapely
 from geounet.inference.options import PredictOptions
 from geounet.model.checkpoint import load_checkpoint
 from geounet.train.datasets import scene_split
-from geounet.train.strip import score_at_card
+from geounet.train.strip import scores_at_card
 from geounet.train.validation import ThresholdScore
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
 TEST_SCENES = ("kampala_b_z21", "kampala_b_z20")
 VAL_FRACTION = 0.2
+PRECISIONS = ("auto", "float32", "bfloat16", "int8")
+"""The precisions a measurement may predict at (``auto``: as ``geounet predict`` does,
+int8 for the bundled model on a CPU with int8 instructions since 2026-12-06)."""
+
+
+def add_precision_option(parser: argparse.ArgumentParser) -> None:
+    """``--precision``: the precision to predict at (figures before 2026-12-06: bfloat16)."""
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="predict at this precision (default: as geounet predict does; the figures "
+        "in the docs before 2026-12-06 were measured in bfloat16)",
+    )
 
 
 def places() -> dict[str, tuple[list[Path], list[Path]]]:
@@ -94,11 +108,25 @@ def score(
     ``min_confidence`` overrides the card's smallest footprint confidence, as
     ``geounet predict --min-confidence`` does.
     """
+    (row,) = score_each(model, images, labels, whole, (min_confidence,), precision)
+    return row
+
+
+def score_each(
+    model: Path,
+    images: Sequence[Path],
+    labels: Sequence[Path],
+    whole: bool,
+    min_confidences: Sequence[float | None],
+    precision: str = "auto",
+) -> list[dict[str, Any]]:
+    """:func:`score` at each smallest confidence (``None``: the card's), predicted once."""
     ck = load_checkpoint(model)
     split = scene_split(list(images), VAL_FRACTION)
     roi = shapely.union_all([split.train_roi, split.val_roi]) if whole else split.val_roi
-    options = PredictOptions(tta=ck.card.tta, precision=precision, min_confidence=min_confidence)
-    return figures(score_at_card(ck, images, labels, roi, split.crs, options))
+    options = PredictOptions(tta=ck.card.tta, precision=precision)
+    scores = scores_at_card(ck, images, labels, roi, split.crs, options, min_confidences)
+    return [figures(s) for s in scores]
 
 
 def measure(
@@ -206,7 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         "--whole-place", help="with MODEL: print only this place's row, scored whole"
     )
     parser.add_argument("--name", default="model")
-    parser.add_argument("--precision", default="auto", help="auto, float32, bfloat16 or int8")
+    add_precision_option(parser)
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--card", nargs="+", type=Path, help="print tables of these results")
     parser.add_argument(

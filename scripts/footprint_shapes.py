@@ -53,6 +53,9 @@ from geounet.io.raster import ground_pixel_size_m
 from geounet.model.checkpoint import bundled_model_path, load_checkpoint
 from geounet.train.datasets import scene_split
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from evaluate_places import add_precision_option  # noqa: E402
+
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLE = ROOT / "sample_data"
 TEST = ("kampala_b_z21",)
@@ -329,15 +332,20 @@ def _inside(gdf: gpd.GeoDataFrame, region: Any) -> gpd.GeoDataFrame:
     return gdf[points.within(region)]
 
 
-def measure(variants: list[str], work: Path, simplify_m: float | None = None) -> dict[str, Any]:
-    """Score every variant on every scene; figures summed per place."""
+def measure(
+    variants: list[str], work: Path, simplify_m: float | None = None, precision: str = "auto"
+) -> dict[str, Any]:
+    """Score every variant on every scene; figures summed per place.
+
+    The scenes' predictions are kept under ``work/<precision>/`` and reused.
+    """
     ck = load_checkpoint(bundled_model_path())
     card = ck.card
     results: dict[str, dict[str, Any]] = {v: {} for v in variants}
     for place, image, labels, test in scenes():
-        out = work / image.stem
+        out = work / precision / image.stem
         if not (out / f"{image.stem}.prob.tif").exists():
-            predict_scene(image, out, ck, PredictOptions(footprints=False))
+            predict_scene(image, out, ck, PredictOptions(footprints=False, precision=precision))
         prob = out / f"{image.stem}.prob.tif"
         split_path = out / f"{image.stem}.split.tif"
         split = (split_path, split_bands(split_path)) if split_path.exists() else None
@@ -440,13 +448,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--work", type=Path, default=ROOT / "build" / "shapes")
     parser.add_argument("--simplify", type=float, help="vectorize's simplify_m (default its own)")
+    add_precision_option(parser)
     args = parser.parse_args(argv)
     if args.table:
         print(table(json.loads(args.table.read_text())))
         return 0
     if args.json is None:
         parser.error("give --json OUT or --table RESULTS")
-    results = measure(args.variants, args.work, args.simplify)
+    results = measure(args.variants, args.work, args.simplify, args.precision)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=1) + "\n")
     print(table(results))

@@ -46,7 +46,13 @@ from geounet.train.strip import StripPrediction, predict_strips, sweep_strips
 from geounet.train.validation import ThresholdScore, merge_scores
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from evaluate_places import SAMPLE, TEST_SCENES, VAL_FRACTION, places  # noqa: E402
+from evaluate_places import (  # noqa: E402
+    SAMPLE,
+    TEST_SCENES,
+    VAL_FRACTION,
+    add_precision_option,
+    places,
+)
 
 BODY_THRESHOLDS = (0.3, 0.4)
 SEED_AREAS_M2 = (0.5, 2.0, 4.0, 8.0, 12.0)
@@ -149,11 +155,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", type=Path, nargs="?", default=bundled_model_path())
     parser.add_argument("--json", type=Path, help="write every row here")
+    add_precision_option(parser)
     args = parser.parse_args(argv)
     ck = load_checkpoint(args.model)
     if "body" not in ck.card.class_names:
         parser.error(f"{args.model} has no body channel: it has no seeds to choose")
-    options = PredictOptions(tta=ck.card.tta)
+    options = PredictOptions(tta=ck.card.tta, precision=args.precision)
     strips: dict[str, list[StripPrediction]] = {}
     for place, (images, labels) in places().items():
         split = scene_split(list(images), VAL_FRACTION)
