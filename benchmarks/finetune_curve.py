@@ -39,7 +39,7 @@ import shapely
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-from evaluate_places import score  # noqa: E402
+from evaluate_places import score, score_each  # noqa: E402
 
 from geounet.model.checkpoint import load_checkpoint  # noqa: E402
 from geounet.train.datasets import scene_split  # noqa: E402
@@ -86,9 +86,10 @@ def recalibrate(model: Path, labels: Path, out: Path) -> float:
 def scored(model: Path) -> dict[str, object]:
     """The strip's figures at the model's card, and object F1 with every footprint kept."""
     card = load_checkpoint(model).card
-    kept = score(model, [SCENE], [LABELS], whole=False, min_confidence=0.0)
+    # the strip predicted once, scored at the card's confidence and with every footprint
+    at_card, kept = score_each(model, [SCENE], [LABELS], False, (None, 0.0))
     return {
-        **score(model, [SCENE], [LABELS], whole=False),
+        **at_card,
         "min_confidence": card.min_confidence,
         "seed_area_m2": card.seed_area_m2,
         "object_f1_every_footprint": kept["object_f1"],

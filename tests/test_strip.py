@@ -19,6 +19,7 @@ from geounet.train.strip import (
     StripPrediction,
     predict_strips,
     score_at_card,
+    scores_at_card,
     strip_window,
     sweep_strips,
 )
@@ -85,6 +86,20 @@ def test_scoring_at_the_card_takes_predicts_overrides(crop: tuple[Path, Path, Pa
     assert every == 0.0 and kept > 0
     # as predict would with --min-confidence 0.999: no footprint is that sure
     assert scored(PredictOptions(min_confidence=0.999)) == (0.999, 0)
+
+
+def test_scores_at_several_confidences_are_those_of_a_run_each(
+    crop: tuple[Path, Path, Path],
+) -> None:
+    scene, gpkg, _ = crop
+    ckpt = load_checkpoint()
+    split = scene_split([scene], 0.3)
+    args = (ckpt, [scene], [gpkg], split.val_roi, split.crs)
+    card, every, none_kept = scores_at_card(*args, PredictOptions(), (None, 0.0, 0.999))
+    assert card == score_at_card(*args, PredictOptions())
+    assert every == score_at_card(*args, PredictOptions(min_confidence=0.0))
+    assert every.objects.tp + every.objects.fp >= card.objects.tp + card.objects.fp > 0
+    assert none_kept.objects.tp + none_kept.objects.fp == 0
 
 
 def test_a_strip_that_misses_every_scene_is_a_clear_error(

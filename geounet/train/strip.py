@@ -310,9 +310,38 @@ def score_at_card(
     Returns:
         The pixel and object counts over every scene the region crosses.
     """
+    (score,) = scores_at_card(checkpoint, images, labels, roi, roi_crs, options, (None,))
+    return score
+
+
+def scores_at_card(
+    checkpoint: Checkpoint,
+    images: Sequence[Path],
+    labels: Sequence[Path],
+    roi: BaseGeometry,
+    roi_crs: CRS,
+    options: PredictOptions,
+    min_confidences: Sequence[float | None],
+) -> list[ThresholdScore]:
+    """:func:`score_at_card` at several smallest confidences, the scenes predicted once.
+
+    Args:
+        checkpoint: The model.
+        images: The scenes.
+        labels: Footprint files (any CRS).
+        roi: The region scored, in ``roi_crs``.
+        roi_crs: Its CRS.
+        options: How to predict (:func:`predict_strips`).
+        min_confidences: The smallest confidences of a footprint kept, one score each
+            (``None``: as :func:`score_at_card` keeps them; 0: every footprint).
+
+    Returns:
+        One score per smallest confidence, in their order.
+    """
     card = checkpoint.card
     strips = predict_strips(checkpoint, images, labels, roi, roi_crs, options)
     body = (card.body_threshold,) if "body" in card.class_names else (0.5,)
-    seed, confidence = seed_area_of(checkpoint, options), min_confidence_of(checkpoint, options)
-    (score,) = sweep_strips(strips, (card.threshold,), body, (seed,), (confidence,))
-    return score
+    seed = seed_area_of(checkpoint, options)
+    default = min_confidence_of(checkpoint, options)
+    confidences = tuple(default if c is None else c for c in min_confidences)
+    return sweep_strips(strips, (card.threshold,), body, (seed,), confidences)
