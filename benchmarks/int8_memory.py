@@ -40,9 +40,11 @@ def measure(precision: str, tile: int) -> None:
     predictor, ran, note = make_predictor(checkpoint, torch.device("cpu"), runs)
     assert ran == runs, note
     if precision == "int8 dynamic":
-        net = next(m for m in predictor.model.modules() if hasattr(m, "compiled_for"))
+        from geounet.model.int8 import OpenVinoNet
+
+        net = next(m for m in predictor.model.modules() if isinstance(m, OpenVinoNet))
         dynamic = net.core.compile_model(net.model, "CPU", net.config)
-        net.compiled_for = lambda shape: dynamic
+        net.compiled_for = lambda shape: dynamic  # type: ignore[method-assign]
     steps.append(("predictor ready", peak_mb()))
     bands = checkpoint.card.model.in_channels
     predictor(torch.zeros(1, bands, tile, tile, dtype=torch.uint8).numpy())

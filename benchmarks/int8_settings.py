@@ -164,10 +164,10 @@ def main() -> None:
             seconds = (time.perf_counter() - start) / len(diffs)
             worst = float(np.max(diffs)) if held == "all" else float(np.mean(diffs))
             per_fold.append((float(np.mean(diffs)), worst, float(np.mean(across)), seconds))
-        mean = np.mean([f[0] for f in per_fold])
+        mean = float(np.mean([f[0] for f in per_fold]))
         worst = max(f[1] for f in per_fold)
-        across_mean = np.mean([f[2] for f in per_fold])
-        seconds = np.mean([f[3] for f in per_fold])
+        across_mean = float(np.mean([f[2] for f in per_fold]))
+        seconds = float(np.mean([f[3] for f in per_fold]))
         print(
             f"| {name} | {mean:.4f} | {worst:.4f} | {100 * across_mean:.2f} % | {seconds:.3f} |",
             flush=True,
