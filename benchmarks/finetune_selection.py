@@ -39,10 +39,9 @@ from geounet.core.thresholds import (  # noqa: E402
     SEED_AREAS_M2,
 )
 from geounet.inference.options import PredictOptions  # noqa: E402
-from geounet.inference.scene import min_confidence_of, seed_area_of  # noqa: E402
 from geounet.model.checkpoint import load_checkpoint  # noqa: E402
 from geounet.train.datasets import scene_split  # noqa: E402
-from geounet.train.strip import choice_sweep, predict_strips, sweep_strips  # noqa: E402
+from geounet.train.strip import choice_sweep, predict_strips, scores_at_card  # noqa: E402
 from geounet.train.validation import (  # noqa: E402
     DEFAULT_THRESHOLDS,
     ThresholdScore,
@@ -70,9 +69,7 @@ def measure(model: Path, precision: str = "auto") -> dict[str, Any]:
     split = scene_split([SCENE], VAL_FRACTION)
     options = PredictOptions(tta=card.tta, precision=precision)
     strips = predict_strips(ck, [SCENE], [LABELS], split.val_roi, split.crs, options)
-    body = (card.body_threshold,) if "body" in card.class_names else (0.5,)
-    seed, confidence = seed_area_of(ck, options), min_confidence_of(ck, options)
-    (at_card,) = sweep_strips(strips, (card.threshold,), body, (seed,), (confidence,))
+    (at_card,) = scores_at_card(ck, strips, options)
     sweep = choice_sweep(
         strips, DEFAULT_THRESHOLDS, BODY_THRESHOLDS, SEED_AREAS_M2, MIN_CONFIDENCES
     )

@@ -14,6 +14,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -30,6 +31,9 @@ from geounet.inference.scene import predict_scene
 from geounet.model.checkpoint import load_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from evaluate_places import add_precision_option  # noqa: E402
+
 SETTINGS: dict[str, dict[str, Any]] = {
     "default (10 degrees, walls fitted)": {},
     "until 2026-12-05 (5 degrees, walls not moved)": {
@@ -46,12 +50,7 @@ def main() -> int:
         "--scene", type=Path, default=ROOT / "sample_data/banepa/banepa_west_z19.tif"
     )
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument(
-        "--precision",
-        default="auto",
-        choices=("auto", "float32", "bfloat16", "int8"),
-        help="predict the scene at this precision (its output of 2026-12-05: bfloat16)",
-    )
+    add_precision_option(parser)  # its output of 2026-12-05: bfloat16
     args = parser.parse_args()
     ck = load_checkpoint()
     card = ck.card

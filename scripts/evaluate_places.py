@@ -44,7 +44,7 @@ import shapely
 from geounet.inference.options import PredictOptions
 from geounet.model.checkpoint import load_checkpoint
 from geounet.train.datasets import scene_split
-from geounet.train.strip import scores_at_card
+from geounet.train.strip import predict_strips, scores_at_card
 from geounet.train.validation import ThresholdScore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,7 +125,8 @@ def score_each(
     split = scene_split(list(images), VAL_FRACTION)
     roi = shapely.union_all([split.train_roi, split.val_roi]) if whole else split.val_roi
     options = PredictOptions(tta=ck.card.tta, precision=precision)
-    scores = scores_at_card(ck, images, labels, roi, split.crs, options, min_confidences)
+    strips = predict_strips(ck, images, labels, roi, split.crs, options)
+    scores = scores_at_card(ck, strips, options, min_confidences)
     return [figures(s) for s in scores]
 
 

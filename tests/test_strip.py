@@ -95,7 +95,8 @@ def test_scores_at_several_confidences_are_those_of_a_run_each(
     ckpt = load_checkpoint()
     split = scene_split([scene], 0.3)
     args = (ckpt, [scene], [gpkg], split.val_roi, split.crs)
-    card, every, none_kept = scores_at_card(*args, PredictOptions(), (None, 0.0, 0.999))
+    strips = predict_strips(*args, PredictOptions())
+    card, every, none_kept = scores_at_card(ckpt, strips, PredictOptions(), (None, 0.0, 0.999))
     assert card == score_at_card(*args, PredictOptions())
     assert every == score_at_card(*args, PredictOptions(min_confidence=0.0))
     assert every.objects.tp + every.objects.fp >= card.objects.tp + card.objects.fp > 0

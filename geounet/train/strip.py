@@ -310,28 +310,24 @@ def score_at_card(
     Returns:
         The pixel and object counts over every scene the region crosses.
     """
-    (score,) = scores_at_card(checkpoint, images, labels, roi, roi_crs, options, (None,))
+    strips = predict_strips(checkpoint, images, labels, roi, roi_crs, options)
+    (score,) = scores_at_card(checkpoint, strips, options)
     return score
 
 
 def scores_at_card(
     checkpoint: Checkpoint,
-    images: Sequence[Path],
-    labels: Sequence[Path],
-    roi: BaseGeometry,
-    roi_crs: CRS,
+    strips: Sequence[StripPrediction],
     options: PredictOptions,
-    min_confidences: Sequence[float | None],
+    min_confidences: Sequence[float | None] = (None,),
 ) -> list[ThresholdScore]:
-    """:func:`score_at_card` at several smallest confidences, the scenes predicted once.
+    """Predicted strips scored at the card's thresholds, at each smallest confidence.
 
     Args:
-        checkpoint: The model.
-        images: The scenes.
-        labels: Footprint files (any CRS).
-        roi: The region scored, in ``roi_crs``.
-        roi_crs: Its CRS.
-        options: How to predict (:func:`predict_strips`).
+        checkpoint: The model; its card's thresholds are scored, save the smallest seed
+            and the smallest confidence where ``options`` sets them (as predict does).
+        strips: Its predictions (:func:`predict_strips`), made once for every score.
+        options: How they were predicted.
         min_confidences: The smallest confidences of a footprint kept, one score each
             (``None``: as :func:`score_at_card` keeps them; 0: every footprint).
 
@@ -339,7 +335,6 @@ def scores_at_card(
         One score per smallest confidence, in their order.
     """
     card = checkpoint.card
-    strips = predict_strips(checkpoint, images, labels, roi, roi_crs, options)
     body = (card.body_threshold,) if "body" in card.class_names else (0.5,)
     seed = seed_area_of(checkpoint, options)
     default = min_confidence_of(checkpoint, options)
