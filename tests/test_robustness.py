@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,10 @@ from typer.testing import CliRunner
 
 from geounet.cli import app
 from geounet.cli._ranges import RANGES, check_value
+from geounet.core.threads import joined_pool
+from geounet.core.tiling import plan_tiles
 from geounet.errors import CheckpointError, InputError, OutputError, OutputExistsError
+from geounet.inference import engine
 from geounet.inference.executors import check_scheduler
 from geounet.inference.options import PredictOptions, needs_resampling
 from geounet.inference.scene import predict_scene
@@ -89,7 +94,9 @@ def _predict_big(folder: Path, model: Path) -> tuple[list[str], Path]:
 
 
 def _start_writing(cmd: list[str], out: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # a crash prints where it happened (a flake once ended in SIGSEGV with no other word)
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 60
     while time.time() < deadline and not (out.exists() and any(out.glob(".*.work.tif"))):
         time.sleep(0.05)
@@ -107,6 +114,50 @@ def test_sigterm_leaves_nothing(tiny_model: Path, tmp_path: Path) -> None:
     assert proc.returncode == 143, err
     assert "Traceback" not in err and "terminated" in err
     assert list(out.iterdir()) == []
+
+
+def _interrupt_as_submit_starts_a_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C landing in ``submit`` after it started a thread, before the pool recorded it."""
+    original = ThreadPoolExecutor._adjust_thread_count
+
+    def adjust(self: ThreadPoolExecutor) -> None:
+        before = set(threading.enumerate())
+        original(self)  # type: ignore[attr-defined]
+        self._threads.difference_update(set(threading.enumerate()) - before)  # type: ignore[attr-defined]
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ThreadPoolExecutor, "_adjust_thread_count", adjust)
+
+
+def test_a_pool_interrupted_as_it_starts_a_thread_still_waits_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _interrupt_as_submit_starts_a_thread(monkeypatch)
+    done = threading.Event()
+    with pytest.raises(KeyboardInterrupt), joined_pool(1, "test") as pool:
+        pool.submit(lambda: time.sleep(0.5) or done.set())
+    assert done.is_set()  # a plain ThreadPoolExecutor leaves the task running here
+
+
+def test_no_tile_read_outlives_the_batches_after_an_interrupt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The scene is closed once the batches end: a read still running then crashed a run."""
+    ended: list[float] = []
+
+    def slow_read(src: object, bands: list[int], tiles: list[object]) -> list[object]:
+        time.sleep(0.3)
+        ended.append(time.monotonic())
+        return []
+
+    monkeypatch.setattr(engine, "read_tiles", slow_read)
+    _interrupt_as_submit_starts_a_thread(monkeypatch)
+    batches = engine.local_tile_batches(None, [1], plan_tiles(90, 70, 32, 8, 4), np.asarray)  # type: ignore[arg-type]
+    with pytest.raises(KeyboardInterrupt):
+        next(batches)
+    closed = time.monotonic()
+    time.sleep(0.5)
+    assert ended and max(ended) <= closed
 
 
 @pytest.mark.slow

@@ -19,7 +19,6 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +39,7 @@ from shapely.geometry import Polygon, shape
 from geounet.core.codec import PROBABILITY_SCALE, uint8_table
 from geounet.core.instances import split_instances
 from geounet.core.resampling import detail_scale
+from geounet.core.threads import joined_pool
 from geounet.core.thresholds import DEFAULT_SEED_AREA_M2
 from geounet.errors import InputError
 from geounet.footprints import SIMPLIFY_M
@@ -303,17 +303,13 @@ def vectorize(
         pieces: list[Piece] = []
         # GDAL reads, labelling, watershed and polygonising release the GIL: blocks run
         # on every core, each thread with its own dataset handles
-        with blocks:
-            pool = ThreadPoolExecutor(max_workers=threads or default_threads())
-            try:
-                for core, found in zip(cores, pool.map(blocks.pieces, cores), strict=True):
-                    pieces.extend(found)
-                    if advance and core.cols[1] == width:
-                        advance(core.rows[1] - core.rows[0])
-            finally:
-                # on an error or Ctrl-C, blocks not started are dropped; the running
-                # ones finish before their dataset handles are closed
-                pool.shutdown(wait=True, cancel_futures=True)
+        # on an error or Ctrl-C, blocks not started are dropped; the running ones finish
+        # before their dataset handles are closed
+        with blocks, joined_pool(threads or default_threads(), "geounet-vectorise") as pool:
+            for core, found in zip(cores, pool.map(blocks.pieces, cores), strict=True):
+                pieces.extend(found)
+                if advance and core.cols[1] == width:
+                    advance(core.rows[1] - core.rows[0])
     geoms = np.array([p.geometry for p in pieces], dtype=object)
     a = transform
     geoms = shapely.transform(

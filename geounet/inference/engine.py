@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from rasterio.enums import Resampling
 from rasterio.vrt import WarpedVRT
 from rasterio.windows import Window
 
+from geounet.core.threads import joined_pool
 from geounet.core.tiling import Tile, TilePlan
 from geounet.inference.stitch import TileResult
 from geounet.io.raster import (
@@ -203,7 +203,7 @@ def local_tile_batches(
         with GDAL_LOCK:
             return read_tiles(src, bands, tiles)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="geounet-read") as pool:
+    with joined_pool(1, "geounet-read") as pool:
         pending = pool.submit(read, batches[0])
         for k in range(len(batches)):
             data = pending.result()
