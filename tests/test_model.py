@@ -157,7 +157,10 @@ def test_batch_norm_fusion_keeps_outputs_and_leaves_the_model_alone(cfg: ModelCo
     x = torch.randn(2, cfg.in_channels, 64, 64)
     with torch.no_grad():
         expected, got = model(x), fused(x)
-    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4)
+    # folding reorders float32 arithmetic: agreement to float32 rounding of the output's
+    # scale (the deeper smp-unet's outputs reach 61, and differ by 3e-4 on an AVX2 CPU)
+    scale = float(expected.abs().max())
+    assert torch.allclose(got, expected, atol=1e-5 * scale, rtol=1e-4)
 
 
 def test_folding_is_safe_while_other_threads_predict() -> None:
