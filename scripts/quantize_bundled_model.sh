@@ -6,6 +6,10 @@
 # tolerance). Needs `pip install -e ".[int8]"`; about two minutes.
 # The repository keeps what it writes; run it again whenever the bundled model changes
 # (the int8 model and its check are bound to the checkpoint's SHA-256).
+# The check is against the precision --precision auto runs on the CPU it runs on (bfloat16
+# with bfloat16 units, float32 without); `bash scripts/quantize_bundled_model.sh --check-only`
+# on a CPU of the other kind adds that check without quantising again (extra arguments are
+# passed to geounet quantize).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 GEOUNET=${GEOUNET:-$( [ -x .venv/bin/geounet ] && echo .venv/bin/geounet || echo geounet )}
@@ -14,4 +18,4 @@ while IFS=, read -r place image labels; do
   [ "$place" = place ] && continue
   images+=(--images "sample_data/$image" --labels "sample_data/$labels")
 done <sample_data/places.csv
-"$GEOUNET" quantize geounet/data/buildings_unet.safetensors "${images[@]}"
+"$GEOUNET" quantize geounet/data/buildings_unet.safetensors "${images[@]}" "$@"

@@ -114,14 +114,17 @@ def test_cli_quantize_and_predict_int8(
     assert bad.exit_code != 0 and "Traceback" not in bad.output
 
 
-def test_the_bundled_int8_model_is_checked_for_the_bundled_checkpoint() -> None:
+@pytest.mark.parametrize("reference", ["bfloat16", "float32"])
+def test_the_bundled_int8_model_is_checked_for_the_bundled_checkpoint(reference: str) -> None:
     """The int8 model and check that ship beside the bundled checkpoint name it by its
-    SHA-256 and are within tolerance: a new bundled model needs them written again
-    (scripts/quantize_bundled_model.sh), or `--precision auto` would stop running int8."""
+    SHA-256 and are within tolerance against both default precisions (bfloat16 on CPUs
+    with bfloat16 units, float32 on the others): a new bundled model needs them written
+    again (scripts/quantize_bundled_model.sh on one kind of CPU, then with --check-only on
+    the other), or `--precision auto` would stop running int8 there."""
     from geounet.model.checkpoint import bundled_model_path
     from geounet.model.int8 import int8_checked
 
-    assert int8_checked(bundled_model_path()), "run bash scripts/quantize_bundled_model.sh"
+    assert int8_checked(bundled_model_path(), reference), "see scripts/quantize_bundled_model.sh"
 
 
 def test_the_bundled_model_in_int8_agrees_with_bfloat16_on_the_sample(tmp_path: Path) -> None:
@@ -214,7 +217,8 @@ def test_auto_runs_int8_only_where_it_was_checked_within_tolerance(
     (c,) = checks
     assert (c.place, c.scenes, c.buildings, c.within) == (str(labels), 1, 2, True)
     record = json.loads(check_path(model).read_text())
-    assert record["within"] is True and record["places"][0]["int8"] == list(c.int8)
+    check = record["checks"][reference]
+    assert check["within"] is True and check["places"][0]["int8"] == list(c.int8)
     assert int8_checked(model) and auto("checked") == "int8"
     with rasterio.open(tmp_path / "checked" / "town.prob.tif") as src:
         made = Provenance.from_tags(dict(src.tags()))
@@ -230,6 +234,46 @@ def test_auto_runs_int8_only_where_it_was_checked_within_tolerance(
     check_int8(model, [scene], [labels])
     quantize_model(model, [scene])
     assert not check_path(model).exists() and auto("requantised") == reference
+
+
+@pytest.mark.skipif(not int8_units(), reason="no int8 instructions on this CPU")
+def test_a_check_counts_only_against_the_precision_it_was_measured_against(
+    quantised: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A CPU without bfloat16 units autocasts to float32: a check against bfloat16 (the
+    float layers and the figures of another CPU) does not let auto run int8 there, and
+    `quantize --check-only` run there adds its own check without dropping the first."""
+    import json
+
+    import geounet.train.quantize as quantize_module
+    from geounet.core.provenance import file_sha256 as sha
+    from geounet.model.int8 import check_path, int8_checked
+
+    model, scene = quantised
+    labels = _strip_labels(scene, tmp_path / "labels.gpkg")
+    monkeypatch.setattr(quantize_module, "TOLERANCE", {"pixel_iou": 1.0, "object_f1": 1.0})
+    reference, _ = quantize_module.check_int8(model, [scene], [labels])
+    other = "float32" if reference == "bfloat16" else "bfloat16"
+    assert int8_checked(model) and int8_checked(model, reference)
+    assert not int8_checked(model, other)
+    ir = int8_path(model).with_suffix(".bin")  # the IR's weights
+    made = sha(ir)
+    monkeypatch.setattr(quantize_module, "default_precision", lambda: other)
+    args = ["quantize", str(model), "-i", str(scene), "-l", str(labels), "--check-only"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "calibrated" not in result.output and f"({other} -> int8)" in result.output
+    assert sha(ir) == made  # not quantised again
+    record = json.loads(check_path(model).read_text())
+    assert set(record["checks"]) == {reference, other}
+    assert int8_checked(model, reference) and int8_checked(model, other)
+    # a record of the earlier format (one check) still counts, for its precision only
+    legacy = {k: record[k] for k in ("model_sha256", "int8_sha256", "tolerance")}
+    legacy |= {"reference": other} | record["checks"][other]
+    check_path(model).write_text(json.dumps(legacy))
+    assert int8_checked(model, other) and not int8_checked(model, reference)
+    no_labels = runner.invoke(app, ["quantize", str(model), "-i", str(scene), "--check-only"])
+    assert no_labels.exit_code != 0 and "--labels" in no_labels.output
 
 
 def test_quantize_labels_must_pair_with_the_scenes(

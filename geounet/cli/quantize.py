@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from geounet.cli._app import app, user_errors
+from geounet.errors import InputError
 
 
 @app.command()
@@ -33,6 +34,16 @@ def quantize(
     val_fraction: Annotated[
         float, typer.Option(help="Eastern fraction of each scene held out, as in training.")
     ] = 0.2,
+    check_only: Annotated[
+        bool,
+        typer.Option(
+            "--check-only",
+            help="Score the int8 model already beside MODEL (needs --labels) without "
+            "quantising again; its checks against other precisions are kept. Run it on a "
+            "CPU whose default precision differs (bfloat16 with bfloat16 units, float32 "
+            "without) to let --precision auto run int8 there too.",
+        ),
+    ] = False,
 ) -> None:
     """Write MODEL's int8 model beside it, calibrated on its validation strips.
 
@@ -47,8 +58,12 @@ def quantize(
     with user_errors():
         if labels:
             places_of(images, labels)  # a mismatch fails before quantising
-        path, tiles = quantize_model(model, images, val_fraction=val_fraction)
-        typer.echo(f"{path} (+ .bin): int8, calibrated on {tiles} tiles of the validation strips")
+        elif check_only:
+            raise InputError("--check-only scores the int8 model: give the strips' --labels")
+        if not check_only:
+            path, tiles = quantize_model(model, images, val_fraction=val_fraction)
+            made = f"int8, calibrated on {tiles} tiles of the validation strips"
+            typer.echo(f"{path} (+ .bin): {made}")
         if not labels:
             typer.echo("not checked (no --labels): --precision auto does not run it")
             return

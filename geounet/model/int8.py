@@ -48,25 +48,50 @@ def check_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.name.removesuffix(".safetensors") + CHECK_SUFFIX)
 
 
-def int8_checked(checkpoint: Path) -> bool:
+def int8_checked(checkpoint: Path, reference: str | None = None) -> bool:
     """Whether the checkpoint's int8 model was checked within :data:`TOLERANCE`.
 
     The check (written by ``geounet quantize --labels``) must name this checkpoint and
     this int8 model by their SHA-256: a retrained checkpoint or a new quantisation is
-    unchecked until it is measured again.
+    unchecked until it is measured again. It must also have been measured against
+    ``reference``, by default the precision ``--precision auto`` runs on this CPU
+    (:func:`default_precision`): the int8 model's float layers and the figures it must
+    match are those of that precision, bfloat16 on a CPU with bfloat16 units, float32 on
+    the many without.
     """
     path, ir = check_path(checkpoint), int8_path(checkpoint).with_suffix(".bin")
     try:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
+    if not isinstance(record, dict):
+        return False
+    check = checks_of(record).get(reference or default_precision(), {})
     return (
-        isinstance(record, dict)
-        and record.get("within") is True
+        isinstance(check, dict)
+        and check.get("within") is True
         and ir.is_file()
         and record.get("model_sha256") == file_sha256(checkpoint)
         and record.get("int8_sha256") == file_sha256(ir)
     )
+
+
+def checks_of(record: dict[str, Any]) -> dict[str, Any]:
+    """The checks of an int8 check record, by the precision each was measured against.
+
+    Records written before 2026-12-06 hold one check (``reference``, ``places``,
+    ``within`` at the top level); later ones a ``checks`` table.
+    """
+    if isinstance(record.get("checks"), dict):
+        return dict(record["checks"])
+    if isinstance(record.get("reference"), str):
+        return {record["reference"]: {k: record[k] for k in ("places", "within") if k in record}}
+    return {}
+
+
+def default_precision() -> str:
+    """The precision ``--precision auto`` autocasts to on this CPU: bfloat16 or float32."""
+    return str(resolve_precision(torch.device("cpu"), "auto")).removeprefix("torch.")
 
 
 def int8_units() -> bool:
@@ -81,6 +106,18 @@ def int8_units() -> bool:
         return False
 
 
+def cpu_name() -> str:
+    """The CPU's name as OpenVINO reports it (recorded beside each check)."""
+    try:
+        import openvino as ov
+
+        return str(ov.Core().get_property("CPU", "FULL_DEVICE_NAME"))
+    except (ImportError, RuntimeError):
+        import platform
+
+        return platform.processor() or platform.machine()
+
+
 def float_hint() -> str:
     """OpenVINO's precision for the layers left in float: the default precision's.
 
@@ -90,7 +127,7 @@ def float_hint() -> str:
     s against 0.191 s with float32 layers, peaking at 907 MB against 929 MB, with every
     place's strip figures at least as close to bfloat16's (``benchmarks/README.md``).
     """
-    return "bf16" if resolve_precision(torch.device("cpu"), "auto") == torch.bfloat16 else "f32"
+    return "bf16" if default_precision() == "bfloat16" else "f32"
 
 
 def openvino_missing() -> str | None:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -24,13 +25,23 @@ from geounet.inference.options import PredictOptions
 from geounet.io.atomic import atomic_path
 from geounet.io.raster import ground_pixel_size_m, select_bands
 from geounet.model.checkpoint import Checkpoint, load_checkpoint
-from geounet.model.device import resolve_precision
-from geounet.model.int8 import TOLERANCE, check_path, int8_path, quantize
+from geounet.model.int8 import (
+    TOLERANCE,
+    check_path,
+    checks_of,
+    cpu_name,
+    default_precision,
+    int8_path,
+    quantize,
+)
 from geounet.train.datasets import scene_split
 from geounet.train.strip import score_at_card, strip_window
 
 TILE = 512
 """Side of a calibration tile on the model's grid, in pixels."""
+
+SAME = ("model_sha256", "int8_sha256", "tolerance")
+"""What a check record must share with a new check for its other checks to be kept."""
 
 
 def strip_tiles(
@@ -178,7 +189,7 @@ def check_int8(
     if not ir.with_suffix(".bin").is_file():
         raise InputError(f"{model} has no int8 model to check; quantise it first")
     checkpoint = load_checkpoint(model)
-    reference = str(resolve_precision(torch.device("cpu"), "auto")).removeprefix("torch.")
+    reference = default_precision()
     split = scene_split(list(images), val_fraction)
     checks = []
     for label, scenes in places.items():
@@ -198,11 +209,21 @@ def check_int8(
                 (low.pixels.iou, low.objects.f1),
             )
         )
-    record = {
+    checks_by_reference: dict[str, Any] = {}
+    record: dict[str, Any] = {
         "model_sha256": file_sha256(Path(model)),
         "int8_sha256": file_sha256(ir.with_suffix(".bin")),
-        "reference": reference,
         "tolerance": TOLERANCE,
+        "checks": checks_by_reference,
+    }
+    try:  # the checks of the same int8 model against other precisions are kept
+        earlier = json.loads(check_path(Path(model)).read_text())
+    except (OSError, ValueError):
+        earlier = None
+    if isinstance(earlier, dict) and all(earlier.get(k) == record[k] for k in SAME):
+        checks_by_reference.update(checks_of(earlier))
+    checks_by_reference[reference] = {
+        "cpu": cpu_name(),
         "places": [asdict(c) | {"within": c.within} for c in checks],
         "within": all(c.within for c in checks),
     }
