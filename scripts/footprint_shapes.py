@@ -231,6 +231,9 @@ VARIANTS: dict[str, Variant] = {
         regularize_footprints(gdf, pixel), snap=pixel / 2
     ),
     "regularize_uncut": lambda gdf, pixel: regularize_footprints(gdf, pixel),
+    "regularize_snap_adds (until 2026-12-06)": lambda gdf, pixel: remove_overlaps(
+        regularize_footprints(gdf, pixel), snap=pixel / 2, add_vertices=True
+    ),
     "regularize_unaligned (until 2026-12-05)": lambda gdf, pixel: remove_overlaps(
         regularize_footprints(gdf, pixel, neighbour_rotation_deg=0.0, wall_reach_px=0.0),
         snap=pixel / 2,
@@ -294,7 +297,9 @@ VARIANTS: dict[str, Variant] = {
 }
 """The variants measured, by name: ``regularize`` is ``geounet predict --regularize``
 (:func:`~geounet.footprints.vectorize.regularize_footprints`' defaults, overlaps cut);
-``regularize_uncut`` the same before the overlaps are cut;
+``regularize_uncut`` the same before the overlaps are cut; ``regularize_snap_adds`` the
+same, the cut snapping with :func:`shapely.snap` (which also adds the neighbours' corners
+near a wall to it) as it did until 2026-12-06;
 ``reg_sS_pP`` squaring at one simplification of S pixels, parallel edges merged within P,
 walls not moved; ``before`` the settings of geounet until 2026-12-04; ``nocircle``
 without buildingregulariser's circles; ``no45`` without 45-degree walls; ``area`` moves

@@ -131,3 +131,18 @@ def test_the_cut_joins_walls_left_a_hair_apart() -> None:
     assert shapely.intersection(joined.geometry[0], joined.geometry[1]).area < 1e-9
     assert joined.geometry[0].equals(a)  # the more confident one stays as it was
     assert len(outer_ring(joined.geometry[1])) == 4  # still a rectangle
+
+
+def test_a_neighbours_corner_beside_a_wall_puts_no_kink_in_it() -> None:
+    # a small, more confident roof whose corner ends 0.3 units from a long wall, the
+    # other roof's own corners clear of it: the cut leaves that wall straight
+    small = Polygon([(8, 10.3), (14, 10.3), (14, 16), (8, 16)])
+    tilted = affinity.rotate(small, 3, origin=(8, 10.3))  # its corner (8, 10.3) nearest
+    long = box(0, 0, 30, 10)
+    gdf = gpd.GeoDataFrame({"confidence": [0.9, 0.8]}, geometry=[tilted, long])
+    out = remove_overlaps(gdf, snap=0.5)
+    assert out.geometry[1].equals(long)  # four corners, none added
+    assert shapely.intersection(out.geometry[0], out.geometry[1]).area < 1e-9
+    kinked = remove_overlaps(gdf, snap=0.5, add_vertices=True)  # shapely.snap, until then
+    assert len(outer_ring(kinked.geometry[1])) > 4  # kinks where its corners were added
+    assert right_angle_offsets(kinked.geometry[1]).max() > 45

@@ -45,7 +45,7 @@ from geounet.errors import InputError
 from geounet.footprints import SIMPLIFY_M
 from geounet.footprints.alignment import align_to_neighbours
 from geounet.footprints.geometry import iou as polygon_iou
-from geounet.footprints.geometry import largest_polygon
+from geounet.footprints.geometry import largest_polygon, snap_onto
 from geounet.footprints.walls import fit_walls
 from geounet.io import layers
 from geounet.io.atomic import atomic_path
@@ -660,7 +660,9 @@ def _area_matched(
     return np.where(ok, moved, squared)
 
 
-def remove_overlaps(gdf: gpd.GeoDataFrame, snap: float = 0.0) -> gpd.GeoDataFrame:
+def remove_overlaps(
+    gdf: gpd.GeoDataFrame, snap: float = 0.0, add_vertices: bool = False
+) -> gpd.GeoDataFrame:
     """Cut the overlaps between footprints: each keeps what no more confident one holds.
 
     Squaring two touching outlines moves their shared wall twice, so they overlap; the
@@ -671,9 +673,14 @@ def remove_overlaps(gdf: gpd.GeoDataFrame, snap: float = 0.0) -> gpd.GeoDataFram
     Args:
         gdf: Footprints with a ``confidence`` column.
         snap: Before a footprint is cut, its corners within this distance (CRS units) of
-            the more confident outlines are snapped onto them, so that walls meeting at a
+            the more confident outlines are moved onto them, so that walls meeting at a
             hair's breadth leave no notch, and walls that squaring left a hair's breadth
-            apart touch again (0: no snapping).
+            apart touch again (0: no snapping). No corner is added
+            (:func:`~geounet.footprints.geometry.snap_onto`).
+        add_vertices: Snap with :func:`shapely.snap` instead, as the cut did until
+            2026-12-06: it also adds the neighbours' corners within ``snap`` of a wall to
+            it, a kink of a few degrees each (on the strips, corners further from right
+            angles and object F1 no higher: ``scripts/footprint_shapes.py``).
 
     Returns:
         The footprints, none overlapping another; attributes kept.
@@ -690,7 +697,12 @@ def remove_overlaps(gdf: gpd.GeoDataFrame, snap: float = 0.0) -> gpd.GeoDataFram
         ahead = [j for j in near if placed[j]]
         if ahead:
             cutter = shapely.union_all(out[ahead])
-            mine = shapely.make_valid(shapely.snap(out[i], cutter, snap)) if snap > 0 else out[i]
+            if snap <= 0:
+                mine = out[i]
+            elif add_vertices:
+                mine = shapely.make_valid(shapely.snap(out[i], cutter, snap))
+            else:
+                mine = snap_onto(out[i], cutter, snap)
             rest = shapely.difference(mine, cutter)
             out[i] = largest_polygon(rest)
         placed[i] = True
