@@ -93,7 +93,7 @@ def _squared(
             gdf, pixel, tolerances, fit=fit, parallel_px=parallel_px, allow_45=allow_45,
             allow_circles=allow_circles, match_area=match_area, wall_reach_px=walls_px,
             overlap_weight=overlap_weight, neighbour_rotation_deg=rotation_deg,
-            neighbour_reach_px=neighbour_px,
+            neighbour_reach_px=neighbour_px, square_corners=False,
         )  # fmt: skip
         if by_roof:
             squared = squared.set_geometry(
@@ -232,14 +232,21 @@ VARIANTS: dict[str, Variant] = {
     ),
     "regularize_uncut": lambda gdf, pixel: regularize_footprints(gdf, pixel),
     "regularize_snap_adds (until 2026-12-06)": lambda gdf, pixel: remove_overlaps(
-        regularize_footprints(gdf, pixel), snap=pixel / 2, add_vertices=True
+        regularize_footprints(gdf, pixel, square_corners=False), snap=pixel / 2, add_vertices=True
+    ),
+    "regularize_cut_corners (until 2026-12-06)": lambda gdf, pixel: remove_overlaps(
+        regularize_footprints(gdf, pixel, square_corners=False), snap=pixel / 2
     ),
     "regularize_unaligned (until 2026-12-05)": lambda gdf, pixel: remove_overlaps(
-        regularize_footprints(gdf, pixel, neighbour_rotation_deg=0.0, wall_reach_px=0.0),
+        regularize_footprints(
+            gdf, pixel, neighbour_rotation_deg=0.0, wall_reach_px=0.0, square_corners=False
+        ),
         snap=pixel / 2,
     ),
     "regularize_5deg (until 2026-12-05)": lambda gdf, pixel: remove_overlaps(
-        regularize_footprints(gdf, pixel, neighbour_rotation_deg=5.0, wall_reach_px=0.0),
+        regularize_footprints(
+            gdf, pixel, neighbour_rotation_deg=5.0, wall_reach_px=0.0, square_corners=False
+        ),
         snap=pixel / 2,
     ),
     "reg_s1.5_p2 (before)": _squared(1.5, 2),
@@ -299,7 +306,8 @@ VARIANTS: dict[str, Variant] = {
 (:func:`~geounet.footprints.vectorize.regularize_footprints`' defaults, overlaps cut);
 ``regularize_uncut`` the same before the overlaps are cut; ``regularize_snap_adds`` the
 same, the cut snapping with :func:`shapely.snap` (which also adds the neighbours' corners
-near a wall to it) as it did until 2026-12-06;
+near a wall to it) and corners cut at 45 degrees left so, as until 2026-12-06;
+``regularize_cut_corners`` the cut of today with those corners left so;
 ``reg_sS_pP`` squaring at one simplification of S pixels, parallel edges merged within P,
 walls not moved; ``before`` the settings of geounet until 2026-12-04; ``nocircle``
 without buildingregulariser's circles; ``no45`` without 45-degree walls; ``area`` moves

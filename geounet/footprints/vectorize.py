@@ -44,6 +44,7 @@ from geounet.core.thresholds import DEFAULT_SEED_AREA_M2
 from geounet.errors import InputError
 from geounet.footprints import SIMPLIFY_M
 from geounet.footprints.alignment import align_to_neighbours
+from geounet.footprints.corners import square_cut_corners_that_fit
 from geounet.footprints.geometry import iou as polygon_iou
 from geounet.footprints.geometry import largest_polygon, snap_onto
 from geounet.footprints.walls import fit_walls
@@ -535,6 +536,7 @@ def regularize_footprints(
     neighbour_rotation_deg: float = NEIGHBOUR_ROTATION_DEG,
     neighbour_reach_px: float = 2.0,
     wall_passes: int = 1,
+    square_corners: bool = True,
 ) -> gpd.GeoDataFrame:
     """Align footprint edges to right angles (and 45 degrees) with buildingregulariser.
 
@@ -550,7 +552,8 @@ def regularize_footprints(
     ``neighbour_rotation_deg``, to the direction of the roofs it touches, so that the walls
     two roofs share are parallel and cutting them apart leaves right angles, and each wall
     moves, parallel to itself and by up to ``wall_reach_px``, to where the outline best
-    overlaps its traced one. The defaults were chosen on the four places' validation strips
+    overlaps its traced one, and a corner cut at 45 degrees becomes a right angle where the
+    outline still fits. The defaults were chosen on the four places' validation strips
     (``scripts/footprint_shapes.py``): of the settings tried, the one with the highest
     object F1 among those with at most 1.5 corners per true corner and corners at most 10
     degrees off a right angle on average (on every strip, at equal object F1). Touching
@@ -582,6 +585,11 @@ def regularize_footprints(
         neighbour_reach_px: How far a neighbour may be, in pixels.
         wall_passes: Rounds of wall fitting over each outline's walls (a second round
             changed nothing on the strips and doubled the time, 2026-12-05).
+        square_corners: Last, make each corner that squaring cut at 45 degrees (a short
+            wall at 45 degrees between two at right angles) a right angle, where the
+            outline still fits its traced one by ``fit``
+            (:func:`~geounet.footprints.corners.square_cut_corners_that_fit`; off until
+            2026-12-06).
 
     Returns:
         The footprints with regular outlines, in their order; attributes are kept. A
@@ -639,6 +647,10 @@ def regularize_footprints(
             pixel / 4,
             overlap_weight,
             wall_passes,
+        )
+    if square_corners:
+        chosen[squared_rows] = square_cut_corners_that_fit(
+            chosen[squared_rows], outlines[squared_rows], fit
         )
     chosen[unsquared] = shapely.simplify(
         outlines[unsquared], min(tolerances_px) * pixel, preserve_topology=True
