@@ -13,18 +13,13 @@ from __future__ import annotations
 
 import numpy as np
 import numpy.typing as npt
-import shapely
 from shapely.geometry import Polygon
 
+from geounet.core.shape import corner_angles, outer_ring
 from geounet.footprints.geometry import iou
 
 TURN_TOLERANCE_DEG = 5.0
 """How far from 45 degrees each turn of a cut corner may be."""
-
-
-def _turn(a: npt.NDArray[np.float64], b: npt.NDArray[np.float64]) -> float:
-    """The signed turn from direction ``a`` to direction ``b``, degrees in (-180, 180]."""
-    return float(np.degrees(np.arctan2(a[0] * b[1] - a[1] * b[0], a[0] * b[0] + a[1] * b[1])))
 
 
 def _square_one_cut(ring: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | None:
@@ -35,22 +30,16 @@ def _square_one_cut(ring: npt.NDArray[np.float64]) -> npt.NDArray[np.float64] | 
     point where those edges, extended, meet.
     """
     n = len(ring)
-    for i in range(n):
-        p0, p1, p2, p3 = ring[i - 1], ring[i], ring[(i + 1) % n], ring[(i + 2) % n]
-        before, cut, after = p1 - p0, p2 - p1, p3 - p2
-        t1, t2 = _turn(before, cut), _turn(cut, after)
-        if (
-            abs(abs(t1) - 45.0) > TURN_TOLERANCE_DEG
-            or abs(abs(t2) - 45.0) > TURN_TOLERANCE_DEG
-            or np.sign(t1) != np.sign(t2)
-        ):
-            continue
+    turns = corner_angles(ring) - 180.0  # signed, (-180, 180)
+    at45 = np.abs(np.abs(turns) - 45.0) <= TURN_TOLERANCE_DEG
+    nxt = np.roll(np.arange(n), -1)
+    for i in np.flatnonzero(at45 & at45[nxt] & (np.sign(turns) == np.sign(turns[nxt]))):
+        p0, p1, p2, p3 = ring[i - 1], ring[i], ring[nxt[i]], ring[nxt[nxt[i]]]
+        before, after = p1 - p0, p3 - p2
         # p0 + s * before = p2 + u * after (perpendicular lines: one solution)
         s, _ = np.linalg.solve(np.column_stack([before, -after]), p2 - p0)
-        corner = p0 + s * before
-        rest = np.delete(ring, [i, (i + 1) % n], axis=0)
-        at = i if i + 1 < n else 0  # the corner goes where the cut was
-        squared = np.insert(rest, at, corner, axis=0)
+        rest = np.delete(ring, [i, nxt[i]], axis=0)
+        squared = np.insert(rest, i if i + 1 < n else 0, p0 + s * before, axis=0)
         if Polygon(squared).is_valid:
             return squared
     return None
@@ -69,13 +58,10 @@ def square_cut_corners(polygon: Polygon) -> Polygon:
     """
     if polygon.geom_type != "Polygon" or polygon.is_empty:
         return polygon
-    ring = np.asarray(shapely.simplify(polygon.exterior, 0.0).coords)[:-1]
+    ring = outer_ring(polygon)
     changed = False
-    while len(ring) > 4:
-        squared = _square_one_cut(ring)
-        if squared is None:
-            break
-        ring = np.asarray(shapely.simplify(shapely.LinearRing(squared), 0.0).coords)[:-1]
+    while len(ring) > 4 and (squared := _square_one_cut(ring)) is not None:
+        ring = outer_ring(Polygon(squared))  # a corner in line with its walls is dropped
         changed = True
     if not changed:
         return polygon

@@ -585,8 +585,8 @@ def regularize_footprints(
         neighbour_reach_px: How far a neighbour may be, in pixels.
         wall_passes: Rounds of wall fitting over each outline's walls (a second round
             changed nothing on the strips and doubled the time, 2026-12-05).
-        square_corners: Last, make each corner that squaring cut at 45 degrees (a short
-            wall at 45 degrees between two at right angles) a right angle, where the
+        square_corners: Last, make each corner that squaring cut at 45 degrees (a wall
+            at 45 degrees between two at right angles) a right angle, where the
             outline still fits its traced one by ``fit``
             (:func:`~geounet.footprints.corners.square_cut_corners_that_fit`; off until
             2026-12-06).
