@@ -225,6 +225,15 @@ def _adaptive(**options: Any) -> Variant:
     return _squared(ADAPTIVE, match_area=True, fit=0.85, **options)
 
 
+def _today(**options: Any) -> Variant:
+    """Squared as ``--regularize`` squares, with these options changed, overlaps cut."""
+
+    def variant(gdf: gpd.GeoDataFrame, pixel: float) -> gpd.GeoDataFrame:
+        return remove_overlaps(regularize_footprints(gdf, pixel, **options), snap=pixel / 2)
+
+    return variant
+
+
 VARIANTS: dict[str, Variant] = {
     "none": _none,
     "regularize": lambda gdf, pixel: remove_overlaps(
@@ -301,6 +310,13 @@ VARIANTS: dict[str, Variant] = {
     "adaptive_8-2_fit0.9_no45": _squared(
         (8, 5.5, 4, 3, 2), allow_45=False, match_area=True, fit=0.9
     ),
+    **{
+        f"today_walls{reach:g}_w{weight:g}": _today(wall_reach_px=reach, overlap_weight=weight)
+        for reach, weight in ((1.5, 10), (2, 10), (2, 5), (2, 2), (3, 5), (3, 2))
+    },
+    "today_fit0.875": _today(fit=0.875),
+    "today_fit0.9": _today(fit=0.9),
+    "today_walls2_w5_fit0.9": _today(fit=0.9, wall_reach_px=2, overlap_weight=5),
 }
 """The variants measured, by name: ``regularize`` is ``geounet predict --regularize``
 (:func:`~geounet.footprints.vectorize.regularize_footprints`' defaults, overlaps cut);
@@ -323,7 +339,9 @@ neighbours within N pixels instead of 2; ``parted`` splits each overlap between 
 outlines down its middle and ``byroofD`` gives it to the outline whose traced roof holds
 D times as much of it as the other's (``byroof``: more of it; else to the more confident;
 ``inf``: always to the more confident), pair by pair, before the remaining overlaps are
-cut.
+cut. The ``today_*`` variants (2026-12-06) are ``regularize`` with one or two of its
+settings changed: ``wallsR_wW`` walls moved up to R pixels, overlaps weighed W times,
+``fitF`` squared at the coarsest tolerance that fits by F.
 The ``fit`` variants of 2026-12-04 (the traced outline kept where squaring changed it
 most) were measured by an option since removed; their figures are in
 ``docs/footprints/shapes.json``."""
