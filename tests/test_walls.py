@@ -70,3 +70,47 @@ def test_regularize_fits_the_walls_of_the_squared_outlines_when_asked() -> None:
     assert iou(fitted, outline) > iou(plain, outline)
     assert len(outer_ring(fitted)) == len(outer_ring(plain))
     assert right_angle_offsets(fitted).max() < 1.0
+
+
+def _fit_by_whole_outlines(
+    squared: Polygon, traced: Polygon, others: object, reach: float, step: float, weight: float
+) -> Polygon:
+    """One pass of the coordinate ascent, each candidate scored on its whole outline."""
+    from geounet.footprints.walls import _corners, _lines
+
+    lines = _lines(squared)
+    assert lines is not None
+    candidates = np.arange(-reach, reach + step / 2, step)
+
+    def fit(poly: Polygon) -> float:
+        return iou(poly, traced) - weight / traced.area * poly.intersection(others).area
+
+    offsets = np.zeros(len(lines[0]))
+    best = fit(squared)
+    for wall in range(len(offsets)):
+        for c in candidates:
+            trial = offsets.copy()
+            trial[wall] = c
+            poly = Polygon(_corners(*lines, trial))
+            if poly.is_valid and fit(poly) > best:
+                best, offsets = fit(poly), trial
+    return Polygon(_corners(*lines, offsets))
+
+
+def test_scoring_each_wall_in_its_band_fits_as_scoring_whole_outlines() -> None:
+    # an L-shaped roof traced with ragged walls, a squared outline off it, and a neighbour
+    # that its outline reaches into: scoring only the band each wall sweeps must choose
+    # the walls that scoring whole outlines chooses
+    rng = np.random.default_rng(0)
+    corners = np.array([(0, 0), (40, 0), (40, 20), (20, 20), (20, 30), (0, 30)], float)
+    ends = zip(corners, np.roll(corners, -1, 0), strict=True)
+    ring = [p for a, b in ends for p in np.linspace(a, b, 9)[:-1]]
+    traced = Polygon(np.asarray(ring) + rng.uniform(-0.6, 0.6, (len(ring), 2)))
+    squared = affinity.translate(Polygon(corners), 0.7, -0.4)
+    neighbour = box(40.3, -5, 60, 25)
+    (fitted, _) = fit_walls(
+        objects(squared, neighbour), objects(traced, neighbour), 2.0, 0.25, 10.0, passes=1
+    )
+    expected = _fit_by_whole_outlines(squared, traced, neighbour, 2.0, 0.25, 10.0)
+    assert not fitted.equals_exact(squared, 1e-6)  # the walls moved
+    assert fitted.equals_exact(expected, 1e-9)

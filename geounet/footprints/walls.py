@@ -11,13 +11,13 @@ walls within a pixel, one pass (docs/footprints.md).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 import shapely
 from shapely.geometry import Polygon
 from shapely.geometry.polygon import orient
-
-from geounet.footprints.geometry import iou
 
 MAX_WALLS = 64
 """Outlines with more walls are left as they are (they are not building-shaped anyway)."""
@@ -98,6 +98,26 @@ def fit_walls(
     return out
 
 
+def _band(
+    points: npt.NDArray[np.float64],
+    direction: npt.NDArray[np.float64],
+    offsets: npt.NDArray[np.float64],
+    wall: int,
+    low: float,
+    high: float,
+) -> Polygon | None:
+    """The region a wall sweeps between two offsets, the others as they are.
+
+    ``None`` where the walls beside it cross within it (the region is not simple).
+    """
+    trial = np.repeat(offsets[None], 2, axis=0)
+    trial[:, wall] = low, high
+    corners = _corners(points, direction, trial)
+    after = (wall + 1) % len(points)
+    band = Polygon([corners[0, wall], corners[0, after], corners[1, after], corners[1, wall]])
+    return band if band.is_valid and band.area > 0 else None
+
+
 def _fit_one(
     lines: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]],
     poly: Polygon,
@@ -107,24 +127,54 @@ def _fit_one(
     overlap_weight: float,
     passes: int,
 ) -> npt.NDArray[np.float64]:
-    """The wall offsets of one outline, by coordinate ascent (see :func:`fit_walls`)."""
+    """The wall offsets of one outline, by coordinate ascent (see :func:`fit_walls`).
+
+    Moving one wall changes the outline only within the band that wall sweeps, so the
+    overlaps of each candidate are those of the current outline, less their part in the
+    band, plus the candidate's part there: each candidate is intersected with the few
+    corners of the roof (and neighbours) inside the band, not with the whole roof.
+    """
     points, direction = lines
     weight = overlap_weight / max(shapely.area(target), 1e-12)
+    target_area = shapely.area(target)
 
-    def fit(polys: npt.NDArray[np.object_]) -> npt.NDArray[np.float64]:
-        overlap = shapely.area(shapely.intersection(polys, others))
-        return np.asarray(iou(polys, target) - weight * overlap)
+    def score(area: Any, on_roof: Any, on_others: Any) -> npt.NDArray[np.float64]:
+        fit = on_roof / np.maximum(area + target_area - on_roof, 1e-12)
+        return np.asarray(fit - weight * on_others)
 
     offsets = np.zeros(len(points))
-    best = fit(np.array([poly], dtype=object))[0]
+    current: Polygon = poly
+    on_roof = shapely.area(shapely.intersection(poly, target))
+    on_others = shapely.area(shapely.intersection(poly, others))
+    best = float(score(shapely.area(poly), on_roof, on_others))
     for _ in range(passes):
         for wall in range(len(points)):
             trial = np.repeat(offsets[None], len(candidates), axis=0)
             trial[:, wall] = candidates
             polys = shapely.polygons(_corners(points, direction, trial))
-            ok = shapely.is_valid(polys)
-            score = np.full(len(polys), -np.inf)
-            score[ok] = fit(polys[ok])
-            if score.max() > best:
-                best, offsets = float(score.max()), trial[int(score.argmax())]
+            ok = np.flatnonzero(shapely.is_valid(polys))
+            if not len(ok):
+                continue
+            band = _band(points, direction, offsets, wall, candidates[0], candidates[-1])
+            if band is None:
+                roof = shapely.area(shapely.intersection(polys[ok], target))
+                near = shapely.area(shapely.intersection(polys[ok], others))
+            else:
+                roof_band = shapely.intersection(target, band)
+                others_band = shapely.intersection(others, band)
+                roof = (
+                    on_roof
+                    - shapely.area(shapely.intersection(current, roof_band))
+                    + shapely.area(shapely.intersection(polys[ok], roof_band))
+                )
+                near = (
+                    on_others
+                    - shapely.area(shapely.intersection(current, others_band))
+                    + shapely.area(shapely.intersection(polys[ok], others_band))
+                )
+            scores = score(shapely.area(polys[ok]), roof, near)
+            top = int(scores.argmax())
+            if scores[top] > best:
+                best, offsets = float(scores[top]), trial[ok[top]]
+                current, on_roof, on_others = polys[ok[top]], roof[top], near[top]
     return offsets
