@@ -11,13 +11,13 @@ walls within a pixel, one pass (docs/footprints.md).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import numpy.typing as npt
 import shapely
 from shapely.geometry import Polygon
 from shapely.geometry.polygon import orient
+
+Area = float | npt.NDArray[np.float64]
 
 MAX_WALLS = 64
 """Outlines with more walls are left as they are (they are not building-shaped anyway)."""
@@ -131,14 +131,14 @@ def _fit_one(
 
     Moving one wall changes the outline only within the band that wall sweeps, so the
     overlaps of each candidate are those of the current outline, less their part in the
-    band, plus the candidate's part there: each candidate is intersected with the few
-    corners of the roof (and neighbours) inside the band, not with the whole roof.
+    band, plus the candidate's part there: each candidate is intersected with the part
+    of the roof (and of the neighbours) inside the band, not with the whole roof.
     """
     points, direction = lines
-    weight = overlap_weight / max(shapely.area(target), 1e-12)
     target_area = shapely.area(target)
+    weight = overlap_weight / max(target_area, 1e-12)
 
-    def score(area: Any, on_roof: Any, on_others: Any) -> npt.NDArray[np.float64]:
+    def score(area: Area, on_roof: Area, on_others: Area) -> npt.NDArray[np.float64]:
         fit = on_roof / np.maximum(area + target_area - on_roof, 1e-12)
         return np.asarray(fit - weight * on_others)
 
