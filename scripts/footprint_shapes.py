@@ -236,27 +236,17 @@ def _today(**options: Any) -> Variant:
 
 VARIANTS: dict[str, Variant] = {
     "none": _none,
-    "regularize": lambda gdf, pixel: remove_overlaps(
-        regularize_footprints(gdf, pixel), snap=pixel / 2
-    ),
+    "regularize": _today(),
     "regularize_uncut": lambda gdf, pixel: regularize_footprints(gdf, pixel),
     "regularize_snap_adds (until 2026-12-06)": lambda gdf, pixel: remove_overlaps(
         regularize_footprints(gdf, pixel, square_corners=False), snap=pixel / 2, add_vertices=True
     ),
-    "regularize_cut_corners (until 2026-12-06)": lambda gdf, pixel: remove_overlaps(
-        regularize_footprints(gdf, pixel, square_corners=False), snap=pixel / 2
+    "regularize_cut_corners (until 2026-12-06)": _today(square_corners=False),
+    "regularize_unaligned (until 2026-12-05)": _today(
+        neighbour_rotation_deg=0.0, wall_reach_px=0.0, square_corners=False
     ),
-    "regularize_unaligned (until 2026-12-05)": lambda gdf, pixel: remove_overlaps(
-        regularize_footprints(
-            gdf, pixel, neighbour_rotation_deg=0.0, wall_reach_px=0.0, square_corners=False
-        ),
-        snap=pixel / 2,
-    ),
-    "regularize_5deg (until 2026-12-05)": lambda gdf, pixel: remove_overlaps(
-        regularize_footprints(
-            gdf, pixel, neighbour_rotation_deg=5.0, wall_reach_px=0.0, square_corners=False
-        ),
-        snap=pixel / 2,
+    "regularize_5deg (until 2026-12-05)": _today(
+        neighbour_rotation_deg=5.0, wall_reach_px=0.0, square_corners=False
     ),
     "reg_s1.5_p2 (before)": _squared(1.5, 2),
     "reg_s3_p3": _squared(3, 3),

@@ -18,6 +18,7 @@ from shapely.geometry import Polygon
 from shapely.geometry.polygon import orient
 
 Area = float | npt.NDArray[np.float64]
+"""An area, or one per outline."""
 
 MAX_WALLS = 64
 """Outlines with more walls are left as they are (they are not building-shaped anyway)."""
@@ -118,6 +119,26 @@ def _band(
     return band if band.is_valid and band.area > 0 else None
 
 
+def _overlaps(
+    polys: npt.NDArray[np.object_],
+    layer: object,
+    current: Polygon,
+    on_layer: float,
+    band: Polygon | None,
+) -> npt.NDArray[np.float64]:
+    """The area each candidate outline shares with ``layer``.
+
+    Where the candidates differ from the current outline only within ``band``, that is
+    the current outline's (``on_layer``), less its part in the band, plus the candidate's
+    part there; without a band, each candidate is intersected whole.
+    """
+    if band is None:
+        return np.asarray(shapely.area(shapely.intersection(polys, layer)))
+    part = shapely.intersection(layer, band)
+    inside = shapely.area(shapely.intersection(polys, part))
+    return np.asarray(on_layer - shapely.area(shapely.intersection(current, part)) + inside)
+
+
 def _fit_one(
     lines: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]],
     poly: Polygon,
@@ -156,22 +177,8 @@ def _fit_one(
             if not len(ok):
                 continue
             band = _band(points, direction, offsets, wall, candidates[0], candidates[-1])
-            if band is None:
-                roof = shapely.area(shapely.intersection(polys[ok], target))
-                near = shapely.area(shapely.intersection(polys[ok], others))
-            else:
-                roof_band = shapely.intersection(target, band)
-                others_band = shapely.intersection(others, band)
-                roof = (
-                    on_roof
-                    - shapely.area(shapely.intersection(current, roof_band))
-                    + shapely.area(shapely.intersection(polys[ok], roof_band))
-                )
-                near = (
-                    on_others
-                    - shapely.area(shapely.intersection(current, others_band))
-                    + shapely.area(shapely.intersection(polys[ok], others_band))
-                )
+            roof = _overlaps(polys[ok], target, current, on_roof, band)
+            near = _overlaps(polys[ok], others, current, on_others, band)
             scores = score(shapely.area(polys[ok]), roof, near)
             top = int(scores.argmax())
             if scores[top] > best:
