@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import geopandas as gpd
 import numpy as np
+import pytest
 import shapely
 from rasterio.features import rasterize, shapes
 from rasterio.transform import Affine
@@ -114,3 +115,25 @@ def test_scoring_each_wall_in_its_band_fits_as_scoring_whole_outlines() -> None:
     expected = _fit_by_whole_outlines(squared, traced, neighbour, 2.0, 0.25, 10.0)
     assert not fitted.equals_exact(squared, 1e-6)  # the walls moved
     assert fitted.equals_exact(expected, 1e-9)
+
+
+def test_area_below_a_line_equals_the_overlay() -> None:
+    from geounet.footprints.walls import _below
+
+    # an L-shaped roof with a courtyard, and a second piece: holes and several parts
+    roof = Polygon(
+        [(0, 0), (10, 0), (10, 4), (4, 4), (4, 9), (0, 9)], [[(1, 1), (3, 1), (3, 3), (1, 3)]]
+    )
+    geom = shapely.union(roof, box(12, 2, 15, 6))
+    rng = np.random.default_rng(0)
+    for angle in rng.uniform(0, 2 * np.pi, 8):
+        normal = np.array([np.cos(angle), np.sin(angle)])
+        along = np.array([normal[1], -normal[0]])
+        levels = rng.uniform(-20, 20, 6)
+        got = _below(geom, normal, levels)
+        for level, area in zip(levels, got, strict=True):
+            # the half-plane p . normal <= level, as a large polygon
+            foot = level * normal
+            ends = (foot + 100 * along, foot - 100 * along)
+            half = Polygon([*ends, ends[1] - 100 * normal, ends[0] - 100 * normal])
+            assert area == pytest.approx(shapely.intersection(geom, half).area, abs=1e-9)

@@ -48,7 +48,8 @@ def _corners(
     """Corners of the outline whose walls are moved outwards by ``offsets`` (..., walls)."""
     normal = np.stack([direction[:, 1], -direction[:, 0]], axis=1)  # outwards, CCW ring
     start = points + offsets[..., None] * normal  # (..., walls, 2)
-    prev_start, prev_dir = np.roll(start, 1, axis=-2), np.roll(direction, 1, axis=0)
+    before = np.arange(-1, len(points) - 1)  # the wall before each (np.roll, but sooner)
+    prev_start, prev_dir = start[..., before, :], direction[before]
     # corner i: prev_start + t * prev_dir == start + s * direction, solved for t
     delta = start - prev_start
     cross = prev_dir[:, 0] * direction[:, 1] - prev_dir[:, 1] * direction[:, 0]
@@ -119,24 +120,61 @@ def _band(
     return band if band.is_valid and band.area > 0 else None
 
 
+def _below(
+    geom: object, normal: npt.NDArray[np.float64], levels: npt.NDArray[np.float64]
+) -> npt.NDArray[np.float64]:
+    """The area of ``geom``'s polygons where ``p . normal`` is at most each level.
+
+    With ``v = p . normal`` and ``u`` along the line, an area is the integral of ``u dv``
+    around its outline (exteriors counter-clockwise, holes clockwise), and the line that
+    closes the part below a level adds nothing to it (``dv = 0`` there): so each level's
+    area sums, over the outline's edges, the integral along the part of the edge below
+    it. No overlay is computed.
+    """
+    parts = shapely.get_parts(geom)
+    rings = shapely.get_rings(shapely.orient_polygons(parts[shapely.get_type_id(parts) == 3]))
+    xy, ring = shapely.get_coordinates(rings, return_index=True)
+    u, v = xy @ np.array([normal[1], -normal[0]]), xy @ normal  # a right-handed frame
+    edge = ring[1:] == ring[:-1]  # consecutive corners of one ring (closed: all its edges)
+    u1, v1, u2, v2 = u[:-1][edge], v[:-1][edge], u[1:][edge], v[1:][edge]
+    low, high = np.minimum(v1, v2), np.maximum(v1, v2)
+    slope = np.divide(u2 - u1, v2 - v1, out=np.zeros_like(u1), where=v2 != v1)
+    top = np.clip(np.asarray(levels)[:, None], low, high)  # (levels, edges)
+    # the integral of u dv from low to top, u linear in v along the edge
+    swept = (top - low) * (u1 + slope * ((low + top) / 2 - v1))
+    return np.asarray((swept * np.sign(v2 - v1)).sum(axis=1))
+
+
 def _overlaps(
     polys: npt.NDArray[np.object_],
     layer: object,
-    current: Polygon,
     on_layer: float,
     band: Polygon | None,
+    wall: tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], float],
 ) -> npt.NDArray[np.float64]:
     """The area each candidate outline shares with ``layer``.
 
-    Where the candidates differ from the current outline only within ``band``, that is
-    the current outline's (``on_layer``), less its part in the band, plus the candidate's
-    part there; without a band, each candidate is intersected whole.
+    The candidates differ from the current outline only within ``band``, where each
+    holds what lies inside its wall's line: so each shares what the current outline
+    shares (``on_layer``), less the current outline's part of the band, plus its own.
+    Without a band, each candidate is intersected whole.
+
+    Args:
+        polys: The candidate outlines.
+        layer: The roof, or the neighbours.
+        on_layer: The area that the current outline shares with ``layer``.
+        band: The region that the wall sweeps (:func:`_band`).
+        wall: The wall's outward normal, the level (``p . normal``) of its line in each
+            candidate, and in the current outline.
     """
     if band is None:
         return np.asarray(shapely.area(shapely.intersection(polys, layer)))
     part = shapely.intersection(layer, band)
-    inside = shapely.area(shapely.intersection(polys, part))
-    return np.asarray(on_layer - shapely.area(shapely.intersection(current, part)) + inside)
+    if shapely.is_empty(part):  # the wall sweeps none of it: every candidate shares as much
+        return np.full(len(polys), on_layer)
+    normal, levels, level = wall
+    inside = _below(part, normal, np.append(levels, level))
+    return np.asarray(on_layer - inside[-1] + inside[:-1])
 
 
 def _fit_one(
@@ -152,8 +190,9 @@ def _fit_one(
 
     Moving one wall changes the outline only within the band that wall sweeps, so the
     overlaps of each candidate are those of the current outline, less their part in the
-    band, plus the candidate's part there: each candidate is intersected with the part
-    of the roof (and of the neighbours) inside the band, not with the whole roof.
+    band, plus the candidate's part there: the part of the roof (and of the neighbours)
+    inside the band is cut out once, and each candidate's share of it is the area on the
+    inner side of the candidate's wall line (:func:`_below`), no overlay each.
     """
     points, direction = lines
     target_area = shapely.area(target)
@@ -164,7 +203,6 @@ def _fit_one(
         return np.asarray(fit - weight * on_others)
 
     offsets = np.zeros(len(points))
-    current: Polygon = poly
     on_roof = shapely.area(shapely.intersection(poly, target))
     on_others = shapely.area(shapely.intersection(poly, others))
     best = float(score(shapely.area(poly), on_roof, on_others))
@@ -177,11 +215,14 @@ def _fit_one(
             if not len(ok):
                 continue
             band = _band(points, direction, offsets, wall, candidates[0], candidates[-1])
-            roof = _overlaps(polys[ok], target, current, on_roof, band)
-            near = _overlaps(polys[ok], others, current, on_others, band)
+            normal = np.array([direction[wall, 1], -direction[wall, 0]])  # outwards
+            base = float(points[wall] @ normal)  # the level of the wall's line at offset 0
+            line = (normal, base + candidates[ok], base + offsets[wall])
+            roof = _overlaps(polys[ok], target, on_roof, band, line)
+            near = _overlaps(polys[ok], others, on_others, band, line)
             scores = score(shapely.area(polys[ok]), roof, near)
             top = int(scores.argmax())
             if scores[top] > best:
                 best, offsets = float(scores[top]), trial[ok[top]]
-                current, on_roof, on_others = polys[ok[top]], roof[top], near[top]
+                on_roof, on_others = roof[top], near[top]
     return offsets
