@@ -188,7 +188,9 @@ def test_split_channels_stay_internal_or_are_kept_for_vectorize(
         assert (c.transform, c.shape) == (p.transform, p.shape)
         np.testing.assert_array_equal(p.read(1), rasterio.open(full.probability).read(1))
     assert split_bands(split) == {"body": 1, "contact": 2}
-    later = vectorize(raster.probability, 0.45, split=(split, split_bands(split)))
+    later = vectorize(
+        raster.probability, 0.45, split=(split, split_bands(split)), regularize=True
+    )  # squared, as predict squares by default
     now = gpd.read_file(full.footprints)
     assert len(later) == len(now) > 0
     assert later.geometry.union_all().symmetric_difference(now.geometry.union_all()).area < 1e-9

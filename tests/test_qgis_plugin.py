@@ -148,18 +148,26 @@ def test_progress_display_follows_the_environment(monkeypatch: pytest.MonkeyPatc
 def test_predict_writes_progress_lines_for_a_program(make_scene: Any, tmp_path: Path) -> None:
     scene = make_scene(height=200, width=300, name="scene.tif")
     env = {**os.environ, "GEOUNET_PROGRESS": "lines"}
-    proc = subprocess.run(
-        [str(GEOUNET), "predict", str(scene), "-o", str(tmp_path / "out"), "--tile", "64"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    parsed = [runner.parse_progress(line) for line in proc.stderr.splitlines()]
-    stages = [p for p in parsed if p is not None]
-    assert stages[-1][0] == 100 and stages[-1][1].startswith("vectorise")
-    assert any(d.startswith("predict (tiles)") and pct == 100 for pct, d in stages)
+    for squaring, last in (
+        ("--regularize", "square (footprints)"),
+        ("--no-regularize", "vectorise"),
+    ):
+        out = tmp_path / squaring
+        proc = subprocess.run(
+            [str(GEOUNET), "predict", str(scene), "-o", str(out), "--tile", "64", squaring]
+            + ["--threshold", "0.05", "--min-confidence", "0"],  # footprints on a made scene
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert len(gpd.read_file(out / "scene.buildings.gpkg"))  # footprints to square
+        parsed = [runner.parse_progress(line) for line in proc.stderr.splitlines()]
+        stages = [p for p in parsed if p is not None]
+        assert stages[-1][0] == 100 and stages[-1][1].startswith(last)
+        assert any(d.startswith("predict (tiles)") and pct == 100 for pct, d in stages)
+        assert any(d.startswith("vectorise (rows)") and pct == 100 for pct, d in stages)
 
 
 # -- the plugin's runner ---------------------------------------------------------------------

@@ -133,6 +133,24 @@ def test_empty_raster_and_gpkg_round_trip(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_squared_roofs_cut_by_the_scene_edge_stay_inside_it(tmp_path: Path) -> None:
+    # a slanted roof that the scene's left edge cuts: squaring restores its walls, which
+    # would reach past the edge (by up to 4 pixels before the clip)
+    from rasterio.features import rasterize
+    from shapely import affinity
+
+    for angle in (10, 30):
+        rect = affinity.rotate(box(-5, 10, 25, 26), angle, origin="centroid")
+        mask = rasterize([rect], out_shape=(50, 50)).astype(np.float32)
+        path = write_prob(tmp_path / f"p{angle}.tif", mask)
+        reg = vectorize(path, 0.5, min_area_m2=1, simplify_m=0, regularize=True)
+        with rasterio.open(path) as src:
+            extent = box(*src.bounds)
+        assert len(reg) == 1 and reg.geometry[0].geom_type == "Polygon"
+        assert extent.covers(reg.geometry[0])
+        assert reg.total_bounds[0] == pytest.approx(extent.bounds[0])  # cut at the edge
+
+
 def test_regularize_squares_a_staircase_outline(tmp_path: Path) -> None:
     # a rotated rectangle rasterised: its outline is a staircase
     from rasterio.features import rasterize

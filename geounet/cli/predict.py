@@ -8,12 +8,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TaskID, TextColumn, TimeElapsedColumn
 
 from geounet.cli._app import app, fail, user_errors
 from geounet.cli._choices import Compile, Device, Precision, Tta
+from geounet.cli._progress import stage_bars
 from geounet.footprints import SIMPLIFY_M
-from geounet.io.progress import progress_display
 
 
 def _parse_range(text: str | None) -> tuple[float, float] | None:
@@ -154,8 +153,12 @@ def predict(
         ),
     ] = False,
     regularize: Annotated[
-        bool, typer.Option(help="Square footprint outlines to right angles (buildingregulariser).")
-    ] = False,
+        bool,
+        typer.Option(
+            help="Square footprint outlines: right angles, few corners (--no-regularize: "
+            "as traced from the pixels)."
+        ),
+    ] = True,
     footprints: Annotated[
         bool, typer.Option(help="Also vectorise footprints (--no-footprints: raster only).")
     ] = True,
@@ -234,48 +237,26 @@ def predict(
         compile=compile,
     )
     console = Console(stderr=True)
-    bar = progress_display(
-        TextColumn("[bold]{task.description:<10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        disable=quiet,
-    )
-    tasks: dict[str, TaskID] = {}
-
-    def progress(stage: str, n: int, total: int) -> None:
-        if not tasks:
-            bar.start()  # shown from the first stage on: an early error prints one line only
-        if stage not in tasks:
-            unit = "tiles" if stage == "predict" else "rows"
-            tasks[stage] = bar.add_task(f"{stage} ({unit})", total=total)
-        bar.advance(tasks[stage], n)
-
-    with user_errors():
-        try:
-            box = _parse_bbox(bbox)
-            if aoi is not None:
-                if box is not None:
-                    fail("pass --bbox or --aoi, not both")
-                box = aoi_bbox(aoi)
-            source = resolve_scene(scene, box, zoom, tile_cache)
-            options = replace(options, name=name or source.stem, label=source.label)
-            if plan is not None:
-                options = replace(options, plan=read_plan(plan))
-            if qgis_project and is_tile_template(scene):
-                fail("--qgis-project needs a scene file or URL; add the tile service to QGIS")
-            project = project_path(out_dir, f"{options.name}.tif") if qgis_project else None
-            if project is not None:
-                check_outputs([project], overwrite)
-            result = predict_scene(source.path, out_dir, model, options, progress)
-            if project is not None:
-                image = Path(scene) if is_local(scene) else scene  # a URL keeps its //
-                layers = SceneLayers(image, result.probability, result.footprints, tile_plan=plan)
-                write_project(project, layers)
-        finally:
-            if tasks:
-                bar.stop()
+    with user_errors(), stage_bars(quiet) as progress:
+        box = _parse_bbox(bbox)
+        if aoi is not None:
+            if box is not None:
+                fail("pass --bbox or --aoi, not both")
+            box = aoi_bbox(aoi)
+        source = resolve_scene(scene, box, zoom, tile_cache)
+        options = replace(options, name=name or source.stem, label=source.label)
+        if plan is not None:
+            options = replace(options, plan=read_plan(plan))
+        if qgis_project and is_tile_template(scene):
+            fail("--qgis-project needs a scene file or URL; add the tile service to QGIS")
+        project = project_path(out_dir, f"{options.name}.tif") if qgis_project else None
+        if project is not None:
+            check_outputs([project], overwrite)
+        result = predict_scene(source.path, out_dir, model, options, progress)
+        if project is not None:
+            image = Path(scene) if is_local(scene) else scene  # a URL keeps its //
+            layers = SceneLayers(image, result.probability, result.footprints, tile_plan=plan)
+            write_project(project, layers)
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/yellow] {warning}")
     resample_note = (

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from geounet.cli._app import app, user_errors
+from geounet.cli._progress import stage_bars
 from geounet.errors import InputError
 from geounet.footprints import SIMPLIFY_M
 
@@ -37,8 +38,12 @@ def vectorize(
         float, typer.Option(min=0.0, help="Simplification tolerance, in ground metres (0 = off).")
     ] = SIMPLIFY_M,
     regularize: Annotated[
-        bool, typer.Option(help="Square footprint outlines to right angles (buildingregulariser).")
-    ] = False,
+        bool,
+        typer.Option(
+            help="Square footprint outlines: right angles, few corners (--no-regularize: "
+            "as traced from the pixels)."
+        ),
+    ] = True,
     split: Annotated[
         Path | None,
         typer.Option(
@@ -71,9 +76,12 @@ def vectorize(
         ),
     ] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Turn building probabilities into footprint polygons (layer `buildings`)."""
-    from geounet.footprints.vectorize import split_bands, write_footprints
+    import rasterio
+
+    from geounet.footprints.vectorize import outline_tags, split_bands, write_footprints
     from geounet.footprints.vectorize import vectorize as vectorize_raster
     from geounet.io.raster import check_outputs, read_provenance
 
@@ -115,21 +123,27 @@ def vectorize(
         check_outputs([out], overwrite)
         if split is not None and not split.is_file():
             raise InputError(f"{split} does not exist; pass a .split.tif of geounet predict")
-        gdf = vectorize_raster(
-            prob,
-            threshold,
-            min_area,
-            simplify,
-            regularize=regularize,
-            split=(split, split_bands(split)) if split else None,
-            body_threshold=body_threshold,
-            model_pixel_m=model_px,
-            seed_area_m2=seed_area,
-            min_confidence=min_confidence,
-        )
-        metadata = None
+        with rasterio.open(prob) as src:
+            rows = src.height
+        with stage_bars(quiet) as progress:
+            progress("vectorise", 0, rows)
+            gdf = vectorize_raster(
+                prob,
+                threshold,
+                min_area,
+                simplify,
+                regularize=regularize,
+                split=(split, split_bands(split)) if split else None,
+                body_threshold=body_threshold,
+                model_pixel_m=model_px,
+                seed_area_m2=seed_area,
+                min_confidence=min_confidence,
+                advance=lambda n: progress("vectorise", n, rows),
+                advance_squared=lambda n, total: progress("square", n, total),
+            )
+        metadata = outline_tags(regularize)
         if made is not None:
-            metadata = replace(
+            metadata |= replace(
                 made,
                 threshold=threshold,
                 body_threshold=body_threshold,

@@ -32,6 +32,7 @@ import rasterio
 import rasterio.features
 import shapely
 from affine import Affine
+from rasterio.transform import array_bounds
 from rasterio.windows import Window
 from scipy import ndimage
 from shapely.geometry import Polygon, shape
@@ -64,6 +65,15 @@ SPLIT_CHANNELS = ("body", "contact")
 
 """Output channels, besides ``building``, that split touching buildings (see
 :func:`geounet.core.instances.label_instances`)."""
+
+OUTLINES_TAG = "GEOUNET_OUTLINES"
+"""Footprint layers' metadata item saying how the outlines were drawn: ``squared``
+(:func:`regularize_footprints`) or ``traced`` (``--no-regularize``)."""
+
+
+def outline_tags(squared: bool) -> dict[str, str]:
+    """The footprint layer's metadata item :data:`OUTLINES_TAG`."""
+    return {OUTLINES_TAG: "squared" if squared else "traced"}
 
 
 @dataclass(frozen=True)
@@ -230,6 +240,7 @@ def vectorize(
     model_pixel_m: float | None = None,
     seed_area_m2: float = DEFAULT_SEED_AREA_M2,
     min_confidence: float = 0.0,
+    advance_squared: Callable[[int, int], None] | None = None,
 ) -> gpd.GeoDataFrame:
     """Turn a probability raster into building footprints, block by block.
 
@@ -250,8 +261,9 @@ def vectorize(
             :data:`SIMPLIFY_M`.
         block: Side of the core blocks in pixels.
         advance: Called with the number of rows done after each row of blocks (progress).
-        regularize: Square the footprints (edges aligned to right angles, with
-            buildingregulariser).
+        regularize: Square the footprints (:func:`regularize_footprints`: walls at
+            right angles, few corners), as ``geounet predict`` does by default;
+            ``False`` keeps the outlines as traced.
         split: ``(raster, {channel: band})``: the model's ``body`` and/or ``contact``
             probabilities on the same grid (bands 1-based), to split touching buildings by
             watershed; ``None`` splits by connectivity.
@@ -268,6 +280,8 @@ def vectorize(
             divides touching buildings, in square metres (the model card's).
         min_confidence: Footprints whose confidence (mean building probability of
             their pixels) is below this are dropped (the model card's; 0 keeps all).
+        advance_squared: Called with ``(footprints squared, footprints to square)`` as
+            squaring goes on (progress).
 
     Returns:
         Footprints in the raster's CRS with columns ``id``, ``area_m2``, ``confidence``
@@ -324,7 +338,11 @@ def vectorize(
     gdf = gpd.GeoDataFrame({"confidence": conf}, geometry=geoms, crs=crs)
     if regularize and len(gdf):
         pixel = abs(a.a) * detail_scale(px_m, model_pixel_m)
-        gdf = remove_overlaps(regularize_footprints(gdf, pixel=pixel), snap=pixel / 2)
+        total = len(gdf)
+        done = None if advance_squared is None else lambda n: advance_squared(n, total)
+        gdf = regularize_footprints(gdf, pixel=pixel, advance=done)
+        gdf = remove_overlaps(gdf, snap=pixel / 2)
+        gdf = clip_to_extent(gdf, array_bounds(height, width, transform))
     if len(gdf):
         order = np.lexsort(
             (gdf.geometry.bounds["minx"].to_numpy(), -gdf.geometry.bounds["maxy"].to_numpy())
@@ -537,6 +555,7 @@ def regularize_footprints(
     neighbour_reach_px: float = 2.0,
     wall_passes: int = 1,
     square_corners: bool = True,
+    advance: Callable[[int], None] | None = None,
 ) -> gpd.GeoDataFrame:
     """Align footprint edges to right angles (and 45 degrees) with buildingregulariser.
 
@@ -590,6 +609,8 @@ def regularize_footprints(
             outline still fits its traced one by ``fit``
             (:func:`~geounet.footprints.corners.square_cut_corners_that_fit`; off until
             2026-12-06).
+        advance: Called with the number of footprints done, as they are done
+            (progress; they are ``len(gdf)`` in all).
 
     Returns:
         The footprints with regular outlines, in their order; attributes are kept. A
@@ -647,6 +668,7 @@ def regularize_footprints(
             pixel / 4,
             overlap_weight,
             wall_passes,
+            advance,
         )
     if square_corners:
         chosen[squared_rows] = square_cut_corners_that_fit(
@@ -655,6 +677,8 @@ def regularize_footprints(
     chosen[unsquared] = shapely.simplify(
         outlines[unsquared], min(tolerances_px) * pixel, preserve_topology=True
     )
+    if advance is not None:  # the footprints that fit_walls did not count
+        advance(len(traced) - (len(squared_rows) if wall_reach_px > 0 else 0))
     return gpd.GeoDataFrame(
         traced.drop(columns=traced.geometry.name), geometry=list(chosen), crs=gdf.crs
     )
@@ -722,6 +746,32 @@ def remove_overlaps(
     return gpd.GeoDataFrame(
         gdf[keep].reset_index(drop=True).drop(columns="geometry"),
         geometry=list(out[keep]),
+        crs=gdf.crs,
+    )
+
+
+def clip_to_extent(
+    gdf: gpd.GeoDataFrame, bounds: tuple[float, float, float, float]
+) -> gpd.GeoDataFrame:
+    """Footprints cut to a raster's extent (squaring can move a wall past its edge).
+
+    Args:
+        gdf: Footprints.
+        bounds: ``(west, south, east, north)`` in their CRS.
+
+    Returns:
+        The footprints, each its largest part inside the extent; none left empty.
+    """
+    extent = shapely.box(*bounds)
+    geoms = np.asarray(gdf.geometry.to_list(), dtype=object)
+    out = ~shapely.covered_by(geoms, extent)
+    if not out.any():
+        return gdf
+    geoms[out] = [largest_polygon(g) for g in shapely.intersection(geoms[out], extent)]
+    keep = ~shapely.is_empty(geoms)
+    return gpd.GeoDataFrame(
+        gdf[keep].reset_index(drop=True).drop(columns=gdf.geometry.name),
+        geometry=list(geoms[keep]),
         crs=gdf.crs,
     )
 

@@ -11,6 +11,8 @@ walls within a pixel, one pass (docs/footprints.md).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import numpy.typing as npt
 import shapely
@@ -64,6 +66,7 @@ def fit_walls(
     step: float,
     overlap_weight: float = 10.0,
     passes: int = 2,
+    advance: Callable[[int], None] | None = None,
 ) -> npt.NDArray[np.object_]:
     """Move each wall of each squared outline to where the outline best fits its roof.
 
@@ -79,6 +82,7 @@ def fit_walls(
         step: Offsets tried, in CRS units (from ``-reach`` to ``reach``).
         overlap_weight: Weight of the overlap with the other outlines.
         passes: Rounds over the walls.
+        advance: Called with 1 after each outline (progress).
 
     Returns:
         The outlines, each fitted where that fits better than before, else as it was.
@@ -87,16 +91,15 @@ def fit_walls(
     tree = shapely.STRtree(squared)
     out = squared.copy()
     for k, poly in enumerate(squared):
-        if shapely.get_type_id(poly) != 3 or len(poly.interiors):
-            continue
-        lines = _lines(poly)
-        if lines is None:
-            continue
-        near = tree.query(shapely.buffer(poly, 2 * reach), predicate="intersects")
-        others = shapely.union_all(out[near[near != k]])
-        offsets = _fit_one(lines, poly, traced[k], others, candidates, overlap_weight, passes)
-        if offsets.any():
-            out[k] = shapely.polygons(_corners(*lines, offsets))
+        lines = _lines(poly) if shapely.get_type_id(poly) == 3 and not poly.interiors else None
+        if lines is not None:
+            near = tree.query(shapely.buffer(poly, 2 * reach), predicate="intersects")
+            others = shapely.union_all(out[near[near != k]])
+            offsets = _fit_one(lines, poly, traced[k], others, candidates, overlap_weight, passes)
+            if offsets.any():
+                out[k] = shapely.polygons(_corners(*lines, offsets))
+        if advance is not None:
+            advance(1)
     return out
 
 

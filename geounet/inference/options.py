@@ -46,7 +46,8 @@ class PredictOptions:
         footprints: Also vectorise footprints (``False`` writes only the raster).
         workers: Local dask worker processes; 1 runs the plain in-process pipeline.
         scheduler: Address of a dask.distributed scheduler to run the tiles on.
-        regularize: Square footprint outlines (right angles).
+        regularize: Square footprint outlines (right angles, few corners); ``False``
+            keeps them as traced.
         value_range: Raw values mapped onto 0..255 before the model's normalisation
             (16-bit or float scenes with an 8-bit model).
         name: Stem of the output files (default: the scene's file name stem).
@@ -77,7 +78,7 @@ class PredictOptions:
     footprints: bool = True
     workers: int = 1
     scheduler: str | None = None
-    regularize: bool = False
+    regularize: bool = True
     value_range: tuple[float, float] | None = None
     name: str | None = None
     tta: str | None = None

@@ -17,7 +17,12 @@ from geounet.core.extents import extents_to_json
 from geounet.core.provenance import Provenance, file_sha256, now_utc, this_version
 from geounet.core.tiling import TilePlan
 from geounet.errors import InputError
-from geounet.footprints.vectorize import SPLIT_CHANNELS, vectorize, write_footprints
+from geounet.footprints.vectorize import (
+    SPLIT_CHANNELS,
+    outline_tags,
+    vectorize,
+    write_footprints,
+)
 from geounet.inference.engine import (
     local_tile_batches,
     make_predictor,
@@ -217,9 +222,11 @@ def predict_scene(
                         model_pixel_m=card.pixel_size_m,
                         seed_area_m2=seed_area,
                         min_confidence=min_confidence,
+                        advance_squared=_squaring(progress),
                     )
                     # renamed to fp_path after the raster
-                    write_footprints(gdf, fp_tmp, metadata=prov.tags())
+                    tags = {**prov.tags(), **outline_tags(opts.regularize)}
+                    write_footprints(gdf, fp_tmp, metadata=tags)
                     timings["vectorise"] = time.perf_counter() - t
                     buildings = len(gdf)
             finally:
@@ -326,6 +333,13 @@ def _stage(progress: Progress | None, stage: str, total: int) -> Callable[[int],
         return None
     progress(stage, 0, total)
     return lambda n: progress(stage, n, total)
+
+
+def _squaring(progress: Progress | None) -> Callable[[int, int], None] | None:
+    """The ``square`` stage's callback: ``(footprints done, footprints in all)``."""
+    if progress is None:
+        return None
+    return lambda n, total: progress("square", n, total)
 
 
 def _check_dtype(src: Reader, scale: float, value_range: tuple[float, float] | None) -> None:
