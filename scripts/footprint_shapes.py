@@ -242,6 +242,9 @@ VARIANTS: dict[str, Variant] = {
         regularize_footprints(gdf, pixel, square_corners=False), snap=pixel / 2, add_vertices=True
     ),
     "regularize_cut_corners (until 2026-12-06)": _today(square_corners=False),
+    "regularize_less_confident_cut (until 2026-12-06)": lambda gdf, pixel: remove_overlaps(
+        regularize_footprints(gdf, pixel), snap=pixel / 2, fewest_corners=False
+    ),
     "regularize_unaligned (until 2026-12-05)": _today(
         neighbour_rotation_deg=0.0, wall_reach_px=0.0, square_corners=False
     ),

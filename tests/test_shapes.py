@@ -146,3 +146,24 @@ def test_a_neighbours_corner_beside_a_wall_puts_no_kink_in_it() -> None:
     kinked = remove_overlaps(gdf, snap=0.5, add_vertices=True)  # shapely.snap, until then
     assert len(outer_ring(kinked.geometry[1])) > 4  # kinks where its corners were added
     assert right_angle_offsets(kinked.geometry[1]).max() > 45
+
+
+def test_the_cut_leaves_no_step_where_the_other_roof_can_yield() -> None:
+    # a more confident roof's wall overlaps only part of a taller neighbour's wall:
+    # cutting the neighbour would notch it (four corners more), cutting the confident
+    # one along the neighbour's wall leaves both rectangles
+    confident, taller = box(0, 0, 10, 10), box(9.5, -5, 20, 15)
+    gdf = gpd.GeoDataFrame({"confidence": [0.9, 0.6]}, geometry=[confident, taller])
+    out = remove_overlaps(gdf, snap=0.5)
+    assert [len(outer_ring(g)) for g in out.geometry] == [4, 4]
+    assert out.geometry[1].equals(taller) and out.geometry[0].equals(box(0, 0, 9.5, 10))
+    assert shapely.intersection(*out.geometry).area < 1e-9  # touching, not overlapping
+    assert shapely.distance(*out.geometry) < 1e-9
+    # where the neighbour's wall spans the confident one's, the neighbour yields as before
+    gdf = gpd.GeoDataFrame({"confidence": [0.9, 0.6]}, geometry=[confident, box(9.5, 2, 20, 8)])
+    out = remove_overlaps(gdf, snap=0.5)
+    assert out.geometry[0].equals(confident) and out.geometry[1].equals(box(10, 2, 20, 8))
+    # by confidence alone (until 2026-12-06), the notch
+    gdf = gpd.GeoDataFrame({"confidence": [0.9, 0.6]}, geometry=[confident, taller])
+    notched = remove_overlaps(gdf, snap=0.5, fewest_corners=False)
+    assert [len(outer_ring(g)) for g in notched.geometry] == [4, 8]

@@ -38,6 +38,11 @@ def outer_ring(geom: BaseGeometry) -> npt.NDArray[np.float64]:
     return ring
 
 
+def corners(geom: BaseGeometry) -> int:
+    """How many corners a polygon's outer ring has (collinear points not counted)."""
+    return len(outer_ring(geom))
+
+
 def corner_angles(ring: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """The angle at each corner of a ring, in degrees in (0, 360), measured on one side.
 

@@ -40,6 +40,7 @@ from shapely.geometry import Polygon, shape
 from geounet.core.codec import PROBABILITY_SCALE, uint8_table
 from geounet.core.instances import split_instances
 from geounet.core.resampling import detail_scale
+from geounet.core.shape import corners
 from geounet.core.threads import joined_pool
 from geounet.core.thresholds import DEFAULT_SEED_AREA_M2
 from geounet.errors import InputError
@@ -697,14 +698,19 @@ def _area_matched(
 
 
 def remove_overlaps(
-    gdf: gpd.GeoDataFrame, snap: float = 0.0, add_vertices: bool = False
+    gdf: gpd.GeoDataFrame,
+    snap: float = 0.0,
+    add_vertices: bool = False,
+    fewest_corners: bool = True,
 ) -> gpd.GeoDataFrame:
-    """Cut the overlaps between footprints: each keeps what no more confident one holds.
+    """Cut the overlaps between footprints, so that touching ones share a wall.
 
-    Squaring two touching outlines moves their shared wall twice, so they overlap; the
-    more confident footprint (by ``confidence``, then by order) keeps the overlap and the
-    other is cut along its outline: the two touch again, without overlapping. A footprint
-    cut in pieces keeps its largest piece; one with nothing left is dropped.
+    Squaring two touching outlines moves their shared wall twice, so they overlap. The
+    footprints are placed by confidence (then by order), and each one that overlaps those
+    placed before it is cut along their outlines, unless cutting them along its own
+    outline instead leaves fewer corners in all (``fewest_corners``): where a wall of one
+    crosses only part of the other's wall, cutting the other would leave a step in it.
+    A footprint cut in pieces keeps its largest piece; one with nothing left is dropped.
 
     Args:
         gdf: Footprints with a ``confidence`` column.
@@ -717,6 +723,8 @@ def remove_overlaps(
             2026-12-06: it also adds the neighbours' corners within ``snap`` of a wall to
             it, a kink of a few degrees each (on the strips, corners further from right
             angles and object F1 no higher: ``scripts/footprint_shapes.py``).
+        fewest_corners: Cut whichever side leaves fewer corners (``False``: always
+            the less confident one, as until 2026-12-06).
 
     Returns:
         The footprints, none overlapping another; attributes kept.
@@ -728,19 +736,34 @@ def remove_overlaps(
     order = np.argsort(-gdf["confidence"].to_numpy(), kind="stable")
     placed = np.zeros(len(geoms), dtype=bool)
     out = geoms.copy()
+
+    def cut(geom: Polygon, cutter: shapely.Geometry) -> Polygon:
+        if snap <= 0:
+            mine = geom
+        elif add_vertices:
+            mine = shapely.make_valid(shapely.snap(geom, cutter, snap))
+        else:
+            mine = snap_onto(geom, cutter, snap)
+        return largest_polygon(shapely.difference(mine, cutter))
+
     for i in order:
         near = tree.query(geoms[i], predicate="dwithin", distance=snap)  # 0: intersecting
         ahead = [j for j in near if placed[j]]
         if ahead:
-            cutter = shapely.union_all(out[ahead])
-            if snap <= 0:
-                mine = out[i]
-            elif add_vertices:
-                mine = shapely.make_valid(shapely.snap(out[i], cutter, snap))
-            else:
-                mine = snap_onto(out[i], cutter, snap)
-            rest = shapely.difference(mine, cutter)
-            out[i] = largest_polygon(rest)
+            rest = cut(out[i], shapely.union_all(out[ahead]))
+            crossed = [j for j in ahead if shapely.area(shapely.intersection(out[j], out[i]))]
+            if fewest_corners and crossed:
+                others = [cut(out[j], out[i]) for j in crossed]  # they yield instead
+                added = corners(rest) - corners(out[i])
+                if (
+                    all(not g.is_empty for g in others)
+                    and sum(
+                        corners(g) - corners(out[j]) for g, j in zip(others, crossed, strict=True)
+                    )
+                    < added
+                ):
+                    out[crossed], rest = others, out[i]
+            out[i] = rest
         placed[i] = True
     keep = ~shapely.is_empty(out)
     return gpd.GeoDataFrame(
