@@ -207,7 +207,10 @@ deformation, colour jitter. The members ran exactly:
 Every figure below comes from `python scripts/evaluate_places.py` (see the usage in
 `scripts/write_model_card.py`): scenes predicted whole as `geounet predict` predicts them,
 footprints split as it splits them, pixel IoU / precision / recall and object F1 /
-precision / recall by the SpaceNet rule (one-to-one at IoU >= 0.5).
+precision / recall by the SpaceNet rule (one-to-one at IoU >= 0.5). The objects are the
+footprints as traced (`--no-regularize`); squared, as `geounet predict` writes them by
+default since 2026-12-06, they match as many roofs or more on every strip
+(`docs/footprints.md`).
 The strips chose this model's epochs and thresholds: they are validation figures, somewhat
 optimistic. Kampala b and the leave-one-place-out rows are test figures. The
 leave-one-place-out networks are single networks of member 1's recipe (not ensembles),
