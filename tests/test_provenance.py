@@ -119,16 +119,20 @@ def test_vectorize_cuts_the_raster_where_predict_did(
 ) -> None:
     _, out = predicted
     again = tmp_path / "again.gpkg"
-    args = ["vectorize", str(out / "town.prob.tif"), "--out", str(again), "--no-regularize"]
-    result = runner.invoke(app, args)
+    result = runner.invoke(app, ["vectorize", str(out / "town.prob.tif"), "--out", str(again)])
     assert result.exit_code == 0, result.output
     assert "p >= 0.42" in result.output  # the raster's threshold, not the card's 0.5
     first = pyogrio.read_dataframe(out / "town.buildings.gpkg", layer="buildings")
     second = pyogrio.read_dataframe(again, layer="buildings")
     assert len(first) == len(second) > 0
-    assert first.geometry.area.sum() == pytest.approx(second.geometry.area.sum(), rel=0.02)
+    assert first.geometry.area.sum() == pytest.approx(second.geometry.area.sum())
     meta = pyogrio.read_info(again, layer="buildings")["layer_metadata"]
-    assert meta["GEOUNET_THRESHOLD"] == "0.42" and meta["GEOUNET_OUTLINES"] == "traced"
+    assert meta["GEOUNET_THRESHOLD"] == "0.42" and meta["GEOUNET_OUTLINES"] == "squared"
+    traced = tmp_path / "traced.gpkg"
+    args = ["vectorize", str(out / "town.prob.tif"), "--out", str(traced), "--no-regularize"]
+    assert runner.invoke(app, args).exit_code == 0
+    meta = pyogrio.read_info(traced, layer="buildings")["layer_metadata"]
+    assert meta["GEOUNET_OUTLINES"] == "traced"
 
 
 def test_vectorize_squares_at_the_recorded_model_pixel(

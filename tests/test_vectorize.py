@@ -135,7 +135,7 @@ def test_empty_raster_and_gpkg_round_trip(tmp_path: Path) -> None:
 
 def test_squared_roofs_cut_by_the_scene_edge_stay_inside_it(tmp_path: Path) -> None:
     # a slanted roof that the scene's left edge cuts: squaring restores its walls, which
-    # would reach past the edge (by up to 4 pixels before the clip)
+    # would reach past the edge without the clip
     from rasterio.features import rasterize
     from shapely import affinity
 

@@ -751,17 +751,14 @@ def remove_overlaps(
         ahead = [j for j in near if placed[j]]
         if ahead:
             rest = cut(out[i], shapely.union_all(out[ahead]))
-            crossed = [j for j in ahead if shapely.area(shapely.intersection(out[j], out[i]))]
-            if fewest_corners and crossed:
+            crossed = [
+                j for j in ahead if fewest_corners and shapely.intersection(out[j], out[i]).area
+            ]
+            if crossed:
                 others = [cut(out[j], out[i]) for j in crossed]  # they yield instead
-                added = corners(rest) - corners(out[i])
-                if (
-                    all(not g.is_empty for g in others)
-                    and sum(
-                        corners(g) - corners(out[j]) for g, j in zip(others, crossed, strict=True)
-                    )
-                    < added
-                ):
+                theirs = sum(map(corners, others)) - sum(corners(out[j]) for j in crossed)
+                mine = corners(rest) - corners(out[i])
+                if theirs < mine and not any(g.is_empty for g in others):
                     out[crossed], rest = others, out[i]
             out[i] = rest
         placed[i] = True
