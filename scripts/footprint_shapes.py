@@ -41,6 +41,7 @@ from geounet.core.resampling import detail_scale
 from geounet.core.shape import ShapeFigures, shape_figures
 from geounet.footprints import SIMPLIFY_M
 from geounet.footprints.geometry import largest_polygon
+from geounet.footprints.slivers import SLIVER_FIT, SLIVER_RADII_PX, tidy_cut
 from geounet.footprints.vectorize import (
     regularize_footprints,
     remove_overlaps,
@@ -225,11 +226,28 @@ def _adaptive(**options: Any) -> Variant:
     return _squared(ADAPTIVE, match_area=True, fit=0.85, **options)
 
 
-def _today(**options: Any) -> Variant:
-    """Squared as ``--regularize`` squares, with these options changed, overlaps cut."""
+def _today(tidied: bool = True, **options: Any) -> Variant:
+    """Squared as ``predict`` squares, with these options changed, overlaps cut.
+
+    ``tidied``: the cut's slivers opened and notches closed too, as since 2026-12-06.
+    """
 
     def variant(gdf: gpd.GeoDataFrame, pixel: float) -> gpd.GeoDataFrame:
-        return remove_overlaps(regularize_footprints(gdf, pixel, **options), snap=pixel / 2)
+        cut = remove_overlaps(regularize_footprints(gdf, pixel, **options), snap=pixel / 2)
+        if not tidied:
+            return cut
+        return cut.set_geometry(list(tidy_cut(cut.geometry.to_numpy(), pixel)))
+
+    return variant
+
+
+def _tidied(radii_px: tuple[float, ...], fit: float = SLIVER_FIT, close: bool = True) -> Variant:
+    """``regularize``, the cut tidied at these radii (pixels) and fit, or only opened."""
+
+    def variant(gdf: gpd.GeoDataFrame, pixel: float) -> gpd.GeoDataFrame:
+        cut = _today(tidied=False)(gdf, pixel)
+        tidied = tidy_cut(cut.geometry.to_numpy(), pixel, radii_px, fit, close)
+        return cut.set_geometry(list(tidied))
 
     return variant
 
@@ -238,6 +256,13 @@ VARIANTS: dict[str, Variant] = {
     "none": _none,
     "regularize": _today(),
     "regularize_uncut": lambda gdf, pixel: regularize_footprints(gdf, pixel),
+    "regularize_untidied (until 2026-12-06)": _today(tidied=False),
+    "regularize_opened": _tidied(SLIVER_RADII_PX, close=False),
+    **{
+        f"regularize_tidied{'_'.join(f'{r:g}' for r in radii)}": _tidied(radii)
+        for radii in ((1.0,), (1.0, 2.0), (1.0, 2.0, 3.0, 4.0))
+    },
+    "regularize_tidied_fit0.95": _tidied(SLIVER_RADII_PX, fit=0.95),
     "regularize_snap_adds (until 2026-12-06)": lambda gdf, pixel: remove_overlaps(
         regularize_footprints(gdf, pixel, square_corners=False), snap=pixel / 2, add_vertices=True
     ),

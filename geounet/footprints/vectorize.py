@@ -49,6 +49,7 @@ from geounet.footprints.alignment import align_to_neighbours
 from geounet.footprints.corners import square_cut_corners_that_fit
 from geounet.footprints.geometry import iou as polygon_iou
 from geounet.footprints.geometry import largest_polygon, snap_onto
+from geounet.footprints.slivers import tidy_cut
 from geounet.footprints.walls import fit_walls
 from geounet.io import layers
 from geounet.io.atomic import atomic_path
@@ -263,8 +264,10 @@ def vectorize(
         block: Side of the core blocks in pixels.
         advance: Called with the number of rows done after each row of blocks (progress).
         regularize: Square the footprints (:func:`regularize_footprints`: walls at
-            right angles, few corners), as ``geounet predict`` does by default;
-            ``False`` keeps the outlines as traced.
+            right angles, few corners), cut touching ones apart (:func:`remove_overlaps`)
+            and open away the slivers the cut leaves
+            (:func:`~geounet.footprints.slivers.tidy_cut`), as ``geounet predict``
+            does by default; ``False`` keeps the outlines as traced.
         split: ``(raster, {channel: band})``: the model's ``body`` and/or ``contact``
             probabilities on the same grid (bands 1-based), to split touching buildings by
             watershed; ``None`` splits by connectivity.
@@ -343,6 +346,7 @@ def vectorize(
         done = None if advance_squared is None else lambda n: advance_squared(n, total)
         gdf = regularize_footprints(gdf, pixel=pixel, advance=done)
         gdf = remove_overlaps(gdf, snap=pixel / 2)
+        gdf = gdf.set_geometry(list(tidy_cut(gdf.geometry.to_numpy(), pixel)))
         gdf = clip_to_extent(gdf, array_bounds(height, width, transform))
     if len(gdf):
         order = np.lexsort(
@@ -578,7 +582,8 @@ def regularize_footprints(
     object F1 among those with at most 1.5 corners per true corner and corners at most 10
     degrees off a right angle on average (on every strip, at equal object F1). Touching
     outlines can overlap afterwards; :func:`remove_overlaps` cuts them apart (snapping
-    within half a pixel).
+    within half a pixel), and :func:`~geounet.footprints.slivers.tidy_cut` opens and
+    closes away the teeth and notches the cut leaves.
 
     Args:
         gdf: Footprints in a projected CRS.
