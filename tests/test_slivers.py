@@ -92,3 +92,17 @@ def test_a_thin_notch_is_closed_unless_a_neighbour_fills_it() -> None:
     assert kept.equals(notched) and other.equals(plug)
     (opened_only,) = tidy_cut(np.array([notched], dtype=object), PIXEL, close=False)
     assert opened_only.equals(notched)
+
+
+def test_a_corner_a_hairs_breadth_off_the_wall_goes() -> None:
+    # what the overlap cut left on a roof (coordinates of a test scene, metres): two
+    # corners 5e-11 m apart, one a corner too many, which JOSM calls very close points
+    roof = Polygon(
+        [(500004.9872448637, 39984.98724497357), (500004.9872448637, 39995.01275513627),
+         (500019.7627551363, 39995.01275513627), (500019.6280466771, 39985.02842948263),
+         (500019.6280466771, 39985.02842948258)]
+    )  # fmt: skip
+    assert corners(roof) == 5
+    (tidied,) = tidy_cut(np.array([roof], dtype=object), PIXEL, radii_px=())  # no opening
+    assert corners(tidied) == 4
+    assert shapely.symmetric_difference(tidied, roof).area < 1e-6

@@ -195,6 +195,30 @@ def touching_roofs() -> tuple[np.ndarray, np.ndarray]:
     return prob, contact
 
 
+def test_squared_roofs_at_an_angle_touch_as_rectangles(tmp_path: Path) -> None:
+    # two roofs 20 degrees apart, the model's contact band between them: squared, cut
+    # apart and tidied (geounet.footprints.slivers), each is a rectangle again; the cut
+    # alone left one a corner too many, two corners a hair's breadth apart
+    from rasterio.features import rasterize
+    from shapely import affinity
+
+    from geounet.core.shape import corners
+
+    a = box(10, 10, 40, 30)
+    b = affinity.rotate(box(42, 5, 62, 36), 20, origin=(40, 20))
+    prob = rasterize([a, b], out_shape=(60, 80)).astype(np.float32) * 0.9
+    between = shapely.intersection(a.buffer(1.5), b.buffer(1.5))
+    contact = rasterize([between], out_shape=(60, 80)).astype(np.float32) * 0.9
+    path = write_two_band(tmp_path / "p.tif", prob, contact)
+    out = vectorize(
+        path, 0.5, min_area_m2=1, simplify_m=0, regularize=True, split=(path, {"contact": 2})
+    )
+    assert [corners(g) for g in out.geometry] == [4, 4]
+    first, second = out.geometry
+    assert shapely.intersection(first, second).area < 1e-9
+    assert shapely.distance(first, second) < 1e-6
+
+
 def test_watershed_splits_touching_roofs_only_at_contacts(tmp_path: Path) -> None:
     prob, contact = touching_roofs()
     prob_path = write_prob(tmp_path / "p.tif", prob)
