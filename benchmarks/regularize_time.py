@@ -5,9 +5,10 @@ once, vectorises it as ``geounet predict`` does, then times ``regularize_footpri
 followed by the overlap cut (and, by default, the tidying of the cut's teeth and notches),
 as ``predict`` runs them, with the default settings (turned up to 10 degrees, walls fitted
 within a pixel) and with those until 2026-12-05 (turned up to 5 degrees, walls not moved,
-the cut not tidied). Each time is the fastest of ``--repeats`` runs, on one core (the squaring is pure Python and shapely). The prediction
-before it (the network, the probability COG and the traced footprints, what ``geounet
-predict`` does without squaring, run once) is timed too, to give squaring's share.
+the cut not tidied). Each time is the fastest of ``--repeats`` runs, on one core (the
+squaring is pure Python and shapely). The prediction before it (the network, the
+probability COG and the traced footprints, what ``geounet predict`` does without
+squaring, run once) is timed too, to give squaring's share.
 
 Usage:
     python benchmarks/regularize_time.py [--scene sample_data/banepa/banepa_west_z19.tif]
@@ -78,12 +79,12 @@ def main() -> int:
     pixel = card.pixel_size_m  # the scenes of sample_data are at the model's pixel
     print(f"{args.scene.name}: {len(traced)} footprints")
     times = {}
-    for name, (options, opened) in SETTINGS.items():
+    for name, (options, tidied) in SETTINGS.items():
         best = float("inf")
         for _ in range(args.repeats):
             start = time.perf_counter()
             cut = remove_overlaps(regularize_footprints(traced, pixel, **options), snap=pixel / 2)
-            if opened:
+            if tidied:
                 tidy_cut(cut.geometry.to_numpy(), pixel)
             best = min(best, time.perf_counter() - start)
         times[name] = best

@@ -357,7 +357,11 @@ neighbours within N pixels instead of 2; ``parted`` splits each overlap between 
 outlines down its middle and ``byroofD`` gives it to the outline whose traced roof holds
 D times as much of it as the other's (``byroof``: more of it; else to the more confident;
 ``inf``: always to the more confident), pair by pair, before the remaining overlaps are
-cut. The ``today_*`` variants (2026-12-06) are ``regularize`` with one or two of its
+cut. ``regularize`` tidies the cut (:func:`~geounet.footprints.slivers.tidy_cut`, since
+2026-12-06; ``regularize_untidied`` does not): ``regularize_opened`` only opens,
+``regularize_tidiedR_..`` opens and closes at the radii R.. pixels, ``_fit0.95`` keeps a
+tidied outline that fits the cut one by an IoU of 0.95 (0.97 by default).
+The ``today_*`` variants (2026-12-06) are ``regularize`` with one or two of its
 settings changed: ``wallsR_wW`` walls moved up to R pixels, overlaps weighed W times,
 ``fitF`` squared at the coarsest tolerance that fits by F.
 The ``fit`` variants of 2026-12-04 (the traced outline kept where squaring changed it
