@@ -23,13 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from geounet.footprints.slivers import tidy_cut
-from geounet.footprints.vectorize import (
-    regularize_footprints,
-    remove_overlaps,
-    split_bands,
-    vectorize,
-)
+from geounet.footprints.vectorize import split_bands, square_footprints, vectorize
 from geounet.inference.options import PredictOptions
 from geounet.inference.scene import predict_scene
 from geounet.model.checkpoint import load_checkpoint
@@ -45,7 +39,7 @@ SETTINGS: dict[str, tuple[dict[str, Any], bool]] = {
         False,
     ),
 }
-"""Each setting: regularize_footprints' options, and whether the cut is tidied (tidy_cut)."""
+"""Each setting: regularize_footprints' options, and whether the cut is tidied."""
 
 
 def main() -> int:
@@ -83,9 +77,7 @@ def main() -> int:
         best = float("inf")
         for _ in range(args.repeats):
             start = time.perf_counter()
-            cut = remove_overlaps(regularize_footprints(traced, pixel, **options), snap=pixel / 2)
-            if tidied:
-                tidy_cut(cut.geometry.to_numpy(), pixel)
+            square_footprints(traced, pixel, tidy=tidied, **options)
             best = min(best, time.perf_counter() - start)
         times[name] = best
         print(f"{name}: {best:.1f} s ({1000 * best / max(len(traced), 1):.1f} ms a footprint)")

@@ -46,6 +46,7 @@ from geounet.footprints.vectorize import (
     regularize_footprints,
     remove_overlaps,
     split_bands,
+    square_footprints,
     vectorize,
 )
 from geounet.inference.options import PredictOptions
@@ -233,10 +234,7 @@ def _today(tidied: bool = True, **options: Any) -> Variant:
     """
 
     def variant(gdf: gpd.GeoDataFrame, pixel: float) -> gpd.GeoDataFrame:
-        cut = remove_overlaps(regularize_footprints(gdf, pixel, **options), snap=pixel / 2)
-        if not tidied:
-            return cut
-        return cut.set_geometry(list(tidy_cut(cut.geometry.to_numpy(), pixel)))
+        return square_footprints(gdf, pixel, tidy=tidied, **options)
 
     return variant
 

@@ -263,11 +263,9 @@ def vectorize(
             :data:`SIMPLIFY_M`.
         block: Side of the core blocks in pixels.
         advance: Called with the number of rows done after each row of blocks (progress).
-        regularize: Square the footprints (:func:`regularize_footprints`: walls at
-            right angles, few corners), cut touching ones apart (:func:`remove_overlaps`)
-            and open away the slivers the cut leaves
-            (:func:`~geounet.footprints.slivers.tidy_cut`), as ``geounet predict``
-            does by default; ``False`` keeps the outlines as traced.
+        regularize: Square the footprints (:func:`square_footprints`: walls at right
+            angles, few corners, touching ones cut apart), as ``geounet predict`` does by
+            default; ``False`` keeps the outlines as traced.
         split: ``(raster, {channel: band})``: the model's ``body`` and/or ``contact``
             probabilities on the same grid (bands 1-based), to split touching buildings by
             watershed; ``None`` splits by connectivity.
@@ -344,9 +342,7 @@ def vectorize(
         pixel = abs(a.a) * detail_scale(px_m, model_pixel_m)
         total = len(gdf)
         done = None if advance_squared is None else lambda n: advance_squared(n, total)
-        gdf = regularize_footprints(gdf, pixel=pixel, advance=done)
-        gdf = remove_overlaps(gdf, snap=pixel / 2)
-        gdf = gdf.set_geometry(list(tidy_cut(gdf.geometry.to_numpy(), pixel)))
+        gdf = square_footprints(gdf, pixel, advance=done)
         gdf = clip_to_extent(gdf, array_bounds(height, width, transform))
     if len(gdf):
         order = np.lexsort(
@@ -688,6 +684,35 @@ def regularize_footprints(
     return gpd.GeoDataFrame(
         traced.drop(columns=traced.geometry.name), geometry=list(chosen), crs=gdf.crs
     )
+
+
+def square_footprints(
+    gdf: gpd.GeoDataFrame,
+    pixel: float,
+    advance: Callable[[int], None] | None = None,
+    tidy: bool = True,
+    **options: Any,
+) -> gpd.GeoDataFrame:
+    """Footprints squared as ``geounet predict`` squares them.
+
+    :func:`regularize_footprints`, then :func:`remove_overlaps` (snapping within half a
+    pixel), then :func:`~geounet.footprints.slivers.tidy_cut`.
+
+    Args:
+        gdf: Footprints in a projected CRS, with a ``confidence`` column.
+        pixel: The model's pixel size in CRS units.
+        advance: Progress, as :func:`regularize_footprints` reports it.
+        tidy: Tidy the cut (``False``: as until 2026-12-06).
+        **options: :func:`regularize_footprints`' settings, where not its defaults.
+
+    Returns:
+        The squared footprints, none overlapping another; attributes kept.
+    """
+    squared = regularize_footprints(gdf, pixel, advance=advance, **options)
+    cut = remove_overlaps(squared, snap=pixel / 2)
+    if not tidy:
+        return cut
+    return cut.set_geometry(list(tidy_cut(cut.geometry.to_numpy(), pixel)))
 
 
 def _area_matched(
