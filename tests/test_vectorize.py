@@ -173,6 +173,33 @@ def test_regularize_squares_a_staircase_outline(tmp_path: Path) -> None:
     assert reg.geometry[0].intersection(true).area > 0.93 * true.area
 
 
+def test_a_raster_in_degrees_is_squared_on_the_ground(tmp_path: Path) -> None:
+    # at 60 degrees north a degree of longitude is half a degree of latitude on the
+    # ground: squared in degrees, a roof at 30 degrees would come out a parallelogram
+    from rasterio.features import rasterize
+    from shapely import affinity
+
+    from geounet.core.shape import right_angle_offsets
+
+    utm = "EPSG:32633"  # 15 E, 60 N
+    roof = affinity.rotate(box(500000, 6650000, 500016, 6650008), 30, origin="centroid")
+    roof_ll = gpd.GeoSeries([roof], crs=utm).to_crs("EPSG:4326").iloc[0]
+    step = 0.25 / 111_320  # square pixels in degrees: 0.25 m tall, 0.125 m wide here
+    west, north = roof_ll.bounds[0] - 40 * step, roof_ll.bounds[3] + 40 * step
+    transform = from_origin(west, north, step, step)
+    mask = rasterize([roof_ll], out_shape=(130, 320), transform=transform)
+    path = tmp_path / "p.tif"
+    profile = {"driver": "GTiff", "height": 130, "width": 320, "count": 1, "dtype": "uint8",
+               "crs": "EPSG:4326", "transform": transform}  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write((mask * 230).astype(np.uint8), 1)
+    out = vectorize(path, 0.5, min_area_m2=1, simplify_m=0, regularize=True)
+    assert len(out) == 1 and out.crs.to_epsg() == 4326
+    squared = out.to_crs(utm).geometry[0]
+    assert right_angle_offsets(squared).max() < 1.0  # right angles in metres
+    assert shapely.intersection(squared, roof).area > 0.9 * shapely.union(squared, roof).area
+
+
 def write_two_band(path: Path, prob: np.ndarray, contact: np.ndarray) -> Path:
     h, w = prob.shape
     profile = {

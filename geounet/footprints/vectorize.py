@@ -265,7 +265,8 @@ def vectorize(
         advance: Called with the number of rows done after each row of blocks (progress).
         regularize: Square the footprints (:func:`square_footprints`: walls at right
             angles, few corners, touching ones cut apart), as ``geounet predict`` does by
-            default; ``False`` keeps the outlines as traced.
+            default; ``False`` keeps the outlines as traced. A raster in degrees is
+            squared in its UTM zone (right angles on the ground, not in degrees).
         split: ``(raster, {channel: band})``: the model's ``body`` and/or ``contact``
             probabilities on the same grid (bands 1-based), to split touching buildings by
             watershed; ``None`` splits by connectivity.
@@ -339,10 +340,16 @@ def vectorize(
         geoms, conf = geoms[keep], conf[keep]
     gdf = gpd.GeoDataFrame({"confidence": conf}, geometry=geoms, crs=crs)
     if regularize and len(gdf):
-        pixel = abs(a.a) * detail_scale(px_m, model_pixel_m)
         total = len(gdf)
         done = None if advance_squared is None else lambda n: advance_squared(n, total)
-        gdf = square_footprints(gdf, pixel, advance=done)
+        if gdf.crs is not None and gdf.crs.is_geographic:
+            # a right angle in degrees is not one on the ground: square in metres
+            local = gdf.estimate_utm_crs()
+            pixel = px_m * detail_scale(px_m, model_pixel_m)
+            gdf = square_footprints(gdf.to_crs(local), pixel, advance=done).to_crs(crs)
+        else:
+            pixel = abs(a.a) * detail_scale(px_m, model_pixel_m)
+            gdf = square_footprints(gdf, pixel, advance=done)
         gdf = clip_to_extent(gdf, array_bounds(height, width, transform))
     if len(gdf):
         order = np.lexsort(
