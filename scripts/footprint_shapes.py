@@ -471,22 +471,23 @@ def table(results: dict[str, Any]) -> str:
     """One row per variant and place: F1, matched IoU, vertex ratio, corners, PoLiS."""
     lines = [
         "| variant | place | object F1 | matched IoU | vertex ratio | corner offset (deg) "
-        "| truth corner offset | PoLiS (m) | overlapping pairs |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| truth corner offset | PoLiS (m) | turn (deg) | overlapping pairs |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, places in results.items():
         strips = [r for place, r in places.items() if not place.endswith("(test)")]
         pooled = {key: sum(r[key] for r in strips) for key in strips[0]} if strips else {}
         rows = {**places, "four strips, pooled": pooled} if pooled else places
         for place, r in rows.items():
-            f = ShapeFigures(**{key: r[key] for key in SHAPE_FIELDS})
+            # results measured before a figure existed lack its sums
+            f = ShapeFigures(**{key: r[key] for key in SHAPE_FIELDS if key in r})
             tp, fp, fn = r["tp"], r["fp"], r["fn"]
             f1 = 2 * tp / max(2 * tp + fp + fn, 1)
             iou = r["iou_sum"] / max(tp, 1)
             lines.append(
                 f"| {name} | {place} | {f1:.3f} | {iou:.3f} | {f.vertex_ratio:.2f} | "
                 f"{f.predicted_offset:.1f} | {f.truth_offset:.1f} | {f.polis:.2f} | "
-                f"{r['overlaps']} |"
+                f"{f'{f.turn:.1f}' if f.turned_pairs else '-'} | {r['overlaps']} |"
             )
     return "\n".join(lines)
 

@@ -75,7 +75,8 @@ def test_footprints_only_pixel_and_object_level(data: dict[str, Path]) -> None:
     assert (shape["pairs"], shape["predicted_vertices"], shape["truth_vertices"]) == (1, 4, 4)
     assert shape["vertex_ratio"] == 1 and shape["predicted_right_angle_offset_deg"] == 0
     assert shape["polis_m"] == pytest.approx(0.5, abs=0.02)  # EPSG:3857 at the equator
-    assert "PoLiS" in shape["rule"]
+    assert shape["turn_deg"] == pytest.approx(0, abs=0.1)  # both boxes face north
+    assert "PoLiS" in shape["rule"] and "turn_deg" in shape["rule"]
 
 
 def test_prob_only_pixel_level_sweep_and_polygonised_objects(data: dict[str, Path]) -> None:

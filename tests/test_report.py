@@ -61,6 +61,11 @@ def test_kampala_report_figures(kampala_report: dict[str, Path]) -> None:
     console = Console(record=True, width=100)
     console.print(headline_table(rep))
     assert "object" in console.export_text()
+    # the outline figures of the matched pairs, in the page as in the JSON
+    shape = rep["objects"]["shape"]
+    page = kampala_report["html"].read_text()
+    assert shape["pairs"] > 0 and 0 <= shape["turn_deg"] <= 45
+    assert "PoLiS distance" in page and "turned from the true outline" in page
 
 
 @pytest.mark.chromium

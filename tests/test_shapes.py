@@ -11,7 +11,14 @@ from rasterio.transform import Affine
 from shapely import affinity
 from shapely.geometry import Polygon, box, shape
 
-from geounet.core.shape import outer_ring, polis, right_angle_offsets, shape_figures
+from geounet.core.shape import (
+    main_direction,
+    outer_ring,
+    polis,
+    right_angle_offsets,
+    shape_figures,
+    turn,
+)
 from geounet.footprints.vectorize import regularize_footprints, remove_overlaps
 
 IDENTITY = Affine.identity()  # 1 px = 1 unit: the regulariser's tolerances are in pixels
@@ -47,6 +54,23 @@ def test_outline_figures() -> None:
     figures = shape_figures([stairs], [rect])
     assert figures.vertex_ratio > 5  # a staircase: many corners, each a right angle
     assert figures.predicted_offset == 0 and figures.truth_offset == 0
+    assert figures.turn == 0  # a staircase's walls are its steps, on the pixel grid
+
+
+def test_main_direction_and_turn() -> None:
+    rect = box(0, 0, 10, 4)
+    assert main_direction(rect) == 0  # not 90: directions are modulo 90
+    assert main_direction(affinity.rotate(rect, 30)) == pytest.approx(30)
+    assert main_direction(affinity.rotate(rect, -30)) == pytest.approx(60)
+    ell = Polygon([(0, 0), (9, 0), (9, 3), (3, 3), (3, 8), (0, 8)])
+    assert main_direction(affinity.rotate(ell, 12)) == pytest.approx(12)
+    assert turn(rect, affinity.rotate(rect, 100)) == pytest.approx(10)  # 100 = 90 + 10
+    assert turn(affinity.rotate(rect, 44), affinity.rotate(rect, -44)) == pytest.approx(2)
+    octagon = shapely.Point(0, 0).buffer(1, quad_segs=2)  # walls every 45 degrees
+    assert np.isnan(main_direction(octagon)) and np.isnan(turn(rect, octagon))
+    figures = shape_figures([affinity.rotate(rect, 7), octagon], [rect, rect])
+    assert (figures.pairs, figures.turned_pairs) == (2, 1)
+    assert figures.turn == pytest.approx(7)  # the octagon has no direction to count
 
 
 def test_a_staircase_rectangle_becomes_four_corners() -> None:

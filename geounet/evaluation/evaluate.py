@@ -158,7 +158,9 @@ SHAPE_RULE = (
     "Outlines of the matched pairs, in the local UTM zone: vertex_ratio = predicted corners "
     "over true corners (collinear points not counted); right-angle offset = mean distance of "
     "each corner's angle from 90 or 270 degrees; polis_m = mean PoLiS distance (corners to "
-    "the other outline, both ways, halved), metres. Pairs that the edge of the evaluated "
+    "the other outline, both ways, halved), metres; turn_deg = mean angle between the "
+    "predicted and true outlines' main wall directions (modulo 90), degrees. Pairs that "
+    "the edge of the evaluated "
     "area (the scene, less its no-data) cuts are left out: a cut is not a wall."
 )
 

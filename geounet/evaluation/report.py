@@ -308,6 +308,10 @@ def to_html(report: Mapping[str, Any], pngs: Mapping[str, bytes]) -> str:
             ),
             ("outline: PoLiS distance to the true outline, m", shape["polis_m"]),
         ]
+        if "turn_deg" in shape:  # reports written before 2026-12-06 lack it
+            object_rows.append(
+                ("outline: turned from the true outline's direction, deg", shape["turn_deg"])
+            )
     sweep_html = ""
     if sweep.get("pixel"):
         best = (sweep.get("best_pixel") or {}).get("threshold")
