@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -20,6 +21,7 @@ from geounet.footprints.export import export_geojson, export_osm
 from geounet.footprints.vectorize import write_footprints
 
 runner = CliRunner()
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 # EPSG:32636 metres near Kampala: two roofs sharing a wall, and one with a courtyard
 LEFT = box(453000, 38000, 453010, 38008)
@@ -83,6 +85,51 @@ def test_an_osm_file_holds_new_buildings_that_read_back_as_the_same_polygons(
     for got, expected in zip(back, want, strict=True):
         assert got.is_valid
         assert got.hausdorff_distance(expected) < 1e-7  # rounded to 7 decimals (1 cm)
+
+
+def test_a_corner_on_a_neighbours_wall_is_a_node_of_both(tmp_path: Path) -> None:
+    # a small roof against the middle of a long one's wall (a T), at sub-millimetre
+    # coordinates: without the corner in both ways, rounding to 7 decimals puts it
+    # inside or outside the long roof, and JOSM reports crossing buildings
+    long = box(453000.0003, 38000.0004, 453020.0003, 38006.0004)
+    small = box(453007.0003, 38006.0004, 453012.0003, 38011.0004)
+    path = tmp_path / "t.buildings.gpkg"
+    gdf = gpd.GeoDataFrame({"id": [1, 2]}, geometry=[long, small], crs="EPSG:32636")
+    write_footprints(gdf, path)
+    out = tmp_path / "t.osm"
+    export_osm(path, out)
+    root = ET.parse(out).getroot()
+    ways = [[nd.get("ref") for nd in w if nd.tag == "nd"] for w in root if w.tag == "way"]
+    assert len(ways) == 2
+    shared = set(ways[0]) & set(ways[1])
+    assert len(shared) == 2  # the small roof's two corners on the wall are nodes of both
+    long_back, small_back = sorted(_areas(out), key=lambda g: g.area, reverse=True)
+    assert long_back.is_valid and small_back.is_valid
+    overlap = gpd.GeoSeries([long_back.intersection(small_back)], crs="EPSG:4326")
+    assert overlap.to_crs("EPSG:32636").area.iloc[0] < 1e-6  # touching, not crossing
+    want = gpd.GeoSeries([long], crs="EPSG:32636").to_crs("EPSG:4326").iloc[0]
+    assert long_back.hausdorff_distance(want) < 1e-7  # the wall's new node is on it
+    # scripts/osm_crossings.py counts the same: one pair touching, none crossing, no
+    # corner on the other's wall that is not its node
+    spec = importlib.util.spec_from_file_location("osm_crossings", SCRIPTS / "osm_crossings.py")
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    assert script.crossings(script.buildings(out), 1e-4, 0.02) == (1, 0, 0)
+
+
+def test_corners_a_few_millimetres_apart_are_one_node(tmp_path: Path) -> None:
+    # two roofs meeting corner to corner, 3.6 mm apart: one node, not two that swap places
+    first = box(453000, 38000, 453010, 38008)
+    second = box(453010.003, 38008.002, 453018, 38016)
+    path = tmp_path / "c.buildings.gpkg"
+    write_footprints(gpd.GeoDataFrame(geometry=[first, second], crs="EPSG:32636"), path)
+    out = tmp_path / "c.osm"
+    export_osm(path, out)
+    root = ET.parse(out).getroot()
+    ways = [{nd.get("ref") for nd in w if nd.tag == "nd"} for w in root if w.tag == "way"]
+    assert len(ways[0] & ways[1]) == 1
+    assert len([e for e in root if e.tag == "node"]) == 7
 
 
 def test_geojson_is_rfc_7946(footprints: Path, tmp_path: Path) -> None:

@@ -38,8 +38,8 @@ def export(
     """Write footprints for OpenStreetMap (open the .osm in JOSM) or as GeoJSON (EPSG:4326).
 
     The .osm file holds new objects only (negative ids): closed ways tagged building=yes
-    (multipolygon relations for roofs with courtyards), corners that touching roofs share
-    as one node, and a source tag. Review the buildings in JOSM before uploading them.
+    (multipolygon relations for roofs with courtyards), corners that touching roofs share,
+    and corners on a neighbour's wall, as nodes of both, and a source tag. Review the buildings in JOSM before uploading them.
     """
     from geounet.footprints.export import export_geojson, export_osm  # `--help` stays fast
 

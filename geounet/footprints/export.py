@@ -3,7 +3,8 @@
 ``.osm``: OpenStreetMap XML written by libosmium (pyosmium), every footprint a new object
 (negative ids, as JOSM expects for data to upload), a closed way tagged ``building=yes``,
 or a ``type=multipolygon`` relation when it has courtyards; corners that touching roofs
-share are one node, so JOSM sees the roofs as joined, not as overlapping. A ``source``
+share are one node, and a corner of one roof on a neighbour's wall is a node of that wall
+too, so JOSM sees the roofs as joined, not as crossing. A ``source``
 tag names the imagery and the model (from the footprints' provenance, or given).
 GeoJSON: RFC 7946 (longitude / latitude, EPSG:4326, right-hand rings).
 """
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
+import numpy as np
+import numpy.typing as npt
 import pyogrio
 import shapely
 from shapely.geometry import Polygon
@@ -28,6 +31,11 @@ from geounet.io.atomic import atomic_path
 
 COORDINATE_DIGITS = 7
 """Decimals of longitude and latitude written (OSM's own precision, about a centimetre)."""
+
+GLUE_DEGREES = 0.5 * 10.0**-COORDINATE_DIGITS
+"""How near a roof's corner must be to a neighbour's wall to become a corner of that wall
+too (:func:`glue_walls`): half the precision written (about half a centimetre), nearer
+than which rounding could put it on either side of the wall."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +91,42 @@ def _polygons(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
         if parts:
             rows.append(k)
             geoms.append(shapely.MultiPolygon(parts) if len(parts) > 1 else parts[0])
-    return lonlat.iloc[rows].set_geometry(geoms, crs="EPSG:4326")
+    glued = glue_walls(np.asarray(geoms, dtype=object), GLUE_DEGREES)
+    return lonlat.iloc[rows].set_geometry(list(glued), crs="EPSG:4326")
+
+
+def glue_walls(geoms: npt.NDArray[np.object_], tolerance: float) -> npt.NDArray[np.object_]:
+    """Each roof's corners that lie on a neighbour's wall added to that wall.
+
+    Touching roofs cut apart share a wall, but where one roof's corner lies along the
+    other's wall (a T), the other has no corner there. Rounded to the precision written
+    (:data:`COORDINATE_DIGITS`), that corner can then fall a few millimetres inside the
+    neighbour, and JOSM's validator reports the two as crossing buildings. With the corner
+    in both outlines, it is one node of both ways (:class:`_Nodes`). The corners are
+    added with :func:`shapely.snap`, which also moves a corner within ``tolerance`` of a
+    neighbour's corner onto it.
+
+    Args:
+        geoms: (Multi)polygons.
+        tolerance: How near a corner must be to a wall, in the coordinates' units.
+
+    Returns:
+        The outlines, each glued where that leaves it valid and of the same type.
+    """
+    if len(geoms) < 2:
+        return geoms
+    mine, theirs = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=tolerance)
+    apart = mine != theirs
+    mine, theirs = mine[apart], theirs[apart]
+    out = geoms.copy()
+    for k in np.unique(mine):
+        # the neighbours as glued so far: two corners within the tolerance of each other
+        # meet at the first one's, instead of swapping places
+        corners = shapely.multipoints(shapely.get_coordinates(out[theirs[mine == k]]))
+        glued = shapely.snap(geoms[k], corners, tolerance)
+        if glued.is_valid and glued.geom_type == geoms[k].geom_type:
+            out[k] = glued
+    return out
 
 
 def export_geojson(gpkg: str | os.PathLike[str], out: Path, overwrite: bool = False) -> Exported:
