@@ -1,9 +1,12 @@
-"""Count the buildings of an ``.osm`` file that JOSM would report as crossing.
+"""Count the buildings of an ``.osm`` file that JOSM's validator would warn about.
 
 Reads the file back with GDAL's OSM driver, as ``geounet export``'s tests do, and, in
 the local UTM zone, counts the pairs of buildings whose areas overlap (by more than
-``--min-overlap`` square metres: touching is fine) and the corners that lie on a
-neighbouring building's wall (within ``--near`` metres) without being a node of it.
+``--min-overlap`` square metres: touching is fine; JOSM: crossing buildings) and the
+corners that lie on a neighbouring building's wall (within ``--near`` metres) without
+being a node of it. It also counts the buildings with a corner between 0.001 and 10
+degrees off a right angle, measured in Web Mercator (JOSM's default view), which JOSM's
+"almost right angle buildings" test reports (its defaults).
 
 Usage:
   geounet export F.buildings.gpkg --to osm
@@ -50,6 +53,27 @@ def crossings(geoms: GeoSeries, min_overlap: float, near: float) -> tuple[int, i
     return len(a), int((overlap > min_overlap).sum()), loose
 
 
+ALMOST_SQUARE_DEG = (0.001, 10.0)
+"""JOSM's ``validator.RightAngleBuilding.minimumDelta`` and ``maximumDelta`` defaults."""
+
+
+def almost_square(geoms: GeoSeries) -> int:
+    """Buildings with a corner that JOSM reports as almost, but not quite, a right angle."""
+    low, high = ALMOST_SQUARE_DEG
+    flagged = 0
+    for geom in geoms.to_crs("EPSG:3857"):
+        for ring in shapely.get_exterior_ring(shapely.get_parts(geom)):
+            p = np.asarray(ring.coords)[:-1]
+            before, after = np.roll(p, 1, axis=0) - p, np.roll(p, -1, axis=0) - p
+            cross = before[:, 0] * after[:, 1] - before[:, 1] * after[:, 0]
+            angle = np.degrees(np.abs(np.arctan2(cross, (before * after).sum(axis=1))))
+            off = np.abs(angle - 90.0)
+            if np.any((off > low) & (off < high)):
+                flagged += 1
+                break
+    return flagged
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the counts of each file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -63,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"{path}: {len(geoms)} buildings, {pairs} pairs touching or overlapping, "
             f"{crossing} overlapping by more than {args.min_overlap:g} m2, {loose} corners "
-            f"within {args.near:g} m of a neighbour's wall that are not a node of it"
+            f"within {args.near:g} m of a neighbour's wall that are not a node of it, "
+            f"{almost_square(geoms)} buildings with a corner {ALMOST_SQUARE_DEG[0]:g}-"
+            f"{ALMOST_SQUARE_DEG[1]:g} degrees off a right angle"
         )
     return 0
 

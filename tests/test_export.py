@@ -11,6 +11,7 @@ import geopandas as gpd
 import pyogrio
 import pytest
 import shapely
+import shapely.affinity
 from shapely.geometry import Polygon, box
 from typer.testing import CliRunner
 
@@ -116,6 +117,11 @@ def test_a_corner_on_a_neighbours_wall_is_a_node_of_both(tmp_path: Path) -> None
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
     assert script.crossings(script.buildings(out), 1e-4, 0.02) == (1, 0, 0)
+    # and JOSM's almost-right-angle test: a square, no; a corner 0.5 degrees off, yes
+    square = shapely.affinity.rotate(box(0, 0, 10, 6), 30)
+    skewed = shapely.affinity.skew(box(20, 0, 30, 6), xs=0.5)
+    both = gpd.GeoSeries([square, skewed], crs="EPSG:3857")
+    assert script.almost_square(both) == 1
 
 
 def test_corners_a_few_millimetres_apart_are_one_node(tmp_path: Path) -> None:
