@@ -39,7 +39,8 @@ def export(
 
     The .osm file holds new objects only (negative ids): closed ways tagged building=yes
     (multipolygon relations for roofs with courtyards), corners that touching roofs share,
-    and corners on a neighbour's wall, as nodes of both, and a source tag. Review the buildings in JOSM before uploading them.
+    and corners on a neighbour's wall, as nodes of both, and a source tag. Review the
+    buildings in JOSM before uploading them.
     """
     from geounet.footprints.export import export_geojson, export_osm  # `--help` stays fast
 
