@@ -132,6 +132,27 @@ def test_resampling_returns_to_the_scene_grid(
     assert not off.resampled
 
 
+def test_a_scene_whose_pixels_are_not_square_on_the_ground_gets_a_note(
+    make_scene: MakeScene, tiny_model: Path, tmp_path: Path
+) -> None:
+    # EPSG:4326 with pixels as many degrees wide as tall, at 60 degrees north: each is
+    # 0.075 m wide and 0.15 m tall on the ground
+    from rasterio.transform import from_origin
+
+    step = 0.15 / 111_320
+    scene = tmp_path / "degrees.tif"
+    profile = {"driver": "GTiff", "height": 64, "width": 64, "count": 3, "dtype": "uint8",
+               "crs": "EPSG:4326", "transform": from_origin(15.0, 60.0, step, step)}  # fmt: skip
+    with rasterio.open(scene, "w", **profile) as dst:
+        dst.write(np.random.default_rng(0).integers(0, 256, (3, 64, 64), dtype=np.uint8))
+    res = predict_scene(scene, tmp_path / "out", tiny_model, PredictOptions(tile=64, overlap=16))
+    (note,) = [w for w in res.warnings if "square" in w]
+    assert note.startswith("degrees.tif: its pixels are 0.07") and "m wide and 0.15 m tall" in note
+    assert "gdalwarp -t_srs EPSG:32633" in note and "degrees.tif degrees_utm.tif" in note
+    square = predict_scene(make_scene(), tmp_path / "sq", tiny_model, PredictOptions(tile=64))
+    assert not [w for w in square.warnings if "square" in w]
+
+
 def test_refuses_existing_outputs_and_wrong_bands(
     make_scene: MakeScene, tiny_model: Path, tmp_path: Path
 ) -> None:

@@ -318,25 +318,38 @@ def read_window(
     return image, valid
 
 
-def ground_pixel_size_m(src: Reader) -> float:
-    """Mean ground size of a pixel at the scene centre, in metres.
+def centre_utm(src: Reader) -> ProjCRS:
+    """The UTM zone of the scene centre."""
+    crs = ProjCRS.from_user_input(src.crs.to_wkt())
+    cx, cy = src.xy(src.height // 2, src.width // 2)
+    lon, lat = Transformer.from_crs(crs, 4326, always_xy=True).transform(cx, cy)
+    zone = int((lon + 180) // 6) % 60 + 1
+    return ProjCRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
+
+
+def ground_pixel_xy_m(src: Reader) -> tuple[float, float]:
+    """Ground width and height of a pixel at the scene centre, in metres.
 
     Works for any CRS (degrees included) by measuring the centre pixel in the UTM zone
-    of the scene centre.
+    of the scene centre: in degrees, a pixel as many degrees wide as tall is narrower on
+    the ground than tall, by the cosine of the latitude.
     """
     crs = ProjCRS.from_user_input(src.crs.to_wkt())
     cx, cy = src.xy(src.height // 2, src.width // 2)
-    to_ll = Transformer.from_crs(crs, 4326, always_xy=True)
-    lon, lat = to_ll.transform(cx, cy)
-    zone = int((lon + 180) // 6) % 60 + 1
-    utm = ProjCRS.from_epsg((32600 if lat >= 0 else 32700) + zone)
-    to_utm = Transformer.from_crs(crs, utm, always_xy=True)
+    to_utm = Transformer.from_crs(crs, centre_utm(src), always_xy=True)
     t = src.transform
     x0, y0 = to_utm.transform(cx, cy)
     x1, y1 = to_utm.transform(cx + t.a, cy + t.d)
     x2, y2 = to_utm.transform(cx + t.b, cy + t.e)
-    dx = float(np.hypot(x1 - x0, y1 - y0))
-    dy = float(np.hypot(x2 - x0, y2 - y0))
+    return float(np.hypot(x1 - x0, y1 - y0)), float(np.hypot(x2 - x0, y2 - y0))
+
+
+def ground_pixel_size_m(src: Reader) -> float:
+    """Mean ground size of a pixel at the scene centre, in metres (any CRS).
+
+    See :func:`ground_pixel_xy_m`.
+    """
+    dx, dy = ground_pixel_xy_m(src)
     return (dx + dy) / 2 if dx and dy else max(dx, dy)
 
 
