@@ -41,6 +41,29 @@ def _cfg(scene: Path, labels: Path, out: Path, **kw: object) -> TrainConfig:
     return TrainConfig(**base)  # type: ignore[arg-type]
 
 
+def test_a_scene_whose_pixels_are_not_square_on_the_ground_is_refused(tmp_path: Path) -> None:
+    # EPSG:4326, pixels as many degrees wide as tall, at 60 degrees north: half as wide
+    # as tall on the ground; trained on as it is, the network would learn squashed roofs
+    import geopandas as gpd
+    import rasterio
+    from rasterio.transform import from_origin
+    from shapely.geometry import box
+
+    step = 0.15 / 111_320
+    scene = tmp_path / "north.tif"
+    profile = {"driver": "GTiff", "height": 128, "width": 128, "count": 3, "dtype": "uint8",
+               "crs": "EPSG:4326", "transform": from_origin(15.0, 60.0, step, step)}  # fmt: skip
+    with rasterio.open(scene, "w", **profile) as dst:
+        dst.write(np.full((3, 128, 128), 100, dtype=np.uint8))
+    roof = box(15.0 + 40 * step, 60.0 - 80 * step, 15.0 + 80 * step, 60.0 - 40 * step)
+    labels = tmp_path / "north.gpkg"
+    gpd.GeoDataFrame(geometry=[roof], crs="EPSG:4326").to_file(labels, layer="buildings")
+    with pytest.raises(
+        InputError, match=r"north.tif: its pixels are .* gdalwarp -t_srs EPSG:32633"
+    ):
+        build_training_data([scene], [labels], chip_size=64, val_fraction=0.3)
+
+
 def test_split_is_by_area_and_labels_in_another_crs_line_up(crop: tuple[Path, Path, Path]) -> None:
     scene, gpkg, geojson = crop
     a = build_training_data([scene], [gpkg], chip_size=64, val_fraction=0.3)

@@ -44,12 +44,11 @@ from geounet.io.raster import (
     GDAL_CACHE_BYTES,
     Reader,
     add_tags,
-    centre_utm,
     check_outputs,
     ground_pixel_size_m,
-    ground_pixel_xy_m,
     open_scene,
     select_bands,
+    squashed_pixels,
     write_cog,
 )
 from geounet.io.remote import is_local, source_stem
@@ -139,7 +138,7 @@ def predict_scene(
         batch = opts.batch_size or default_batch_size(device)
         timings: dict[str, float] = {}
         notes: list[str] = [note] if note else []
-        if squashed := _squashed_pixels(src, Path(str(scene)).name, card.pixel_size_m):
+        if squashed := squashed_pixels(src, Path(str(scene)).name, card.pixel_size_m):
             notes.append(squashed)
         # the raster's companion (footprints, or the split raster) is written under a
         # temporary name and renamed right after the raster: the outputs land together
@@ -252,31 +251,6 @@ def predict_scene(
         tta=tta,
         timings=timings,
         warnings=notes,
-    )
-
-
-ANISOTROPY_TOLERANCE = 0.15
-"""How much wider than tall (or taller than wide) a scene's pixels may be on the ground
-before ``geounet predict`` says so: the model sees every roof squashed by that much."""
-
-
-def _squashed_pixels(src: Reader, name: str, model_px_m: float) -> str | None:
-    """What to do about a scene whose pixels are not square on the ground, or ``None``.
-
-    A scene in degrees whose pixels are as many degrees wide as tall (EPSG:4326 exports)
-    has pixels narrower than tall on the ground, by the cosine of the latitude (half at
-    60 degrees); the model, trained on square pixels, then sees squashed roofs.
-    """
-    dx, dy = ground_pixel_xy_m(src)
-    if min(dx, dy) <= 0 or max(dx, dy) / min(dx, dy) <= 1 + ANISOTROPY_TOLERANCE:
-        return None
-    utm = centre_utm(src).to_epsg()
-    stem = Path(name).stem
-    return (
-        f"{name}: its pixels are {dx:.3g} m wide and {dy:.3g} m tall on the ground, so the "
-        "model sees its roofs squashed; reproject it to square pixels first, e.g. gdalwarp "
-        f"-t_srs EPSG:{utm} -tr {model_px_m:.3g} {model_px_m:.3g} -r bilinear {name} "
-        f"{stem}_utm.tif"
     )
 
 

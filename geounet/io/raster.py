@@ -353,6 +353,41 @@ def ground_pixel_size_m(src: Reader) -> float:
     return (dx + dy) / 2 if dx and dy else max(dx, dy)
 
 
+ANISOTROPY_TOLERANCE = 0.15
+"""How much wider than tall (or taller than wide) a scene's pixels may be on the ground
+before geounet says so (:func:`squashed_pixels`)."""
+
+
+def squashed_pixels(src: Reader, name: str, model_px_m: float) -> str | None:
+    """What to do about a scene whose pixels are not square on the ground, or ``None``.
+
+    A scene in degrees whose pixels are as many degrees wide as tall (EPSG:4326 exports)
+    has pixels narrower than tall on the ground, by the cosine of the latitude (half at
+    60 degrees). Resampling onto a model's pixel (``geounet predict``, and training's
+    grid) scales both sides alike, so the model would see every roof squashed.
+
+    Args:
+        src: The open scene.
+        name: Its file name, for the message.
+        model_px_m: The model's pixel, in metres (the ``gdalwarp`` command's).
+
+    Returns:
+        One line: what is wrong and the ``gdalwarp`` command that reprojects the scene to
+        square pixels in its UTM zone; ``None`` if its pixels are square enough.
+    """
+    dx, dy = ground_pixel_xy_m(src)
+    if min(dx, dy) <= 0 or max(dx, dy) / min(dx, dy) <= 1 + ANISOTROPY_TOLERANCE:
+        return None
+    utm = centre_utm(src).to_epsg()
+    stem = Path(name).stem
+    return (
+        f"{name}: its pixels are {dx:.3g} m wide and {dy:.3g} m tall on the ground, so the "
+        "model sees its roofs squashed; reproject it to square pixels first, e.g. gdalwarp "
+        f"-t_srs EPSG:{utm} -tr {model_px_m:.3g} {model_px_m:.3g} -r bilinear {name} "
+        f"{stem}_utm.tif"
+    )
+
+
 def lonlat_bounds(crs: Any, bounds: Sequence[float]) -> Bounds | None:
     """Bounds in ``crs`` as west, south, east, north in degrees (``None`` without a CRS).
 

@@ -37,7 +37,7 @@ from shapely.geometry.base import BaseGeometry
 from geounet.core.extents import Extent
 from geounet.core.resampling import check_resampling
 from geounet.errors import ChipSizeError, InputError
-from geounet.io.raster import ground_pixel_size_m, lonlat_bounds
+from geounet.io.raster import ground_pixel_size_m, lonlat_bounds, squashed_pixels
 from geounet.train.arrays import SceneArrays, TrainingData, chip_origins, count_footprints
 from geounet.train.targets import SceneLayout, TargetOptions
 
@@ -327,6 +327,8 @@ def _read_scene(
             check_resampling(scene_px_m, pixel_size_m, reference="--pixel-size", bypass="")
         except InputError as exc:
             raise InputError(f"{path.name}: {exc}") from exc
+        if squashed := squashed_pixels(src, path.name, pixel_size_m):
+            raise InputError(squashed)  # a grid of squashed roofs would teach their shapes
         factor = pixel_size_m / scene_px_m
         bands = [layout.band_names.index(b) + 1 for b in layout.image_bands]
         scale = RAW_SCALE.get(src.dtypes[0], 1.0)
