@@ -23,6 +23,8 @@ import pyogrio
 import shapely
 from geopandas import GeoSeries
 
+from geounet.core.shape import right_angle_offsets
+
 
 def buildings(path: Path) -> GeoSeries:
     """The buildings of an ``.osm`` file, in the local UTM zone."""
@@ -62,15 +64,8 @@ def almost_square(geoms: GeoSeries) -> int:
     low, high = ALMOST_SQUARE_DEG
     flagged = 0
     for geom in geoms.to_crs("EPSG:3857"):
-        for ring in shapely.get_exterior_ring(shapely.get_parts(geom)):
-            p = np.asarray(ring.coords)[:-1]
-            before, after = np.roll(p, 1, axis=0) - p, np.roll(p, -1, axis=0) - p
-            cross = before[:, 0] * after[:, 1] - before[:, 1] * after[:, 0]
-            angle = np.degrees(np.abs(np.arctan2(cross, (before * after).sum(axis=1))))
-            off = np.abs(angle - 90.0)
-            if np.any((off > low) & (off < high)):
-                flagged += 1
-                break
+        off = np.concatenate([right_angle_offsets(part) for part in shapely.get_parts(geom)])
+        flagged += bool(np.any((off > low) & (off < high)))
     return flagged
 
 

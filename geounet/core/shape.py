@@ -92,9 +92,14 @@ def main_direction(geom: BaseGeometry) -> float:
     return 0.0 if direction > 90.0 - 1e-9 else direction  # -1e-17 is 0, not 90
 
 
+def direction_offset(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    """The turn from direction ``a`` to ``b``, in degrees modulo 90, within [-45, 45)."""
+    return np.asarray((np.asarray(b, float) - np.asarray(a, float) + 45.0) % 90.0 - 45.0)
+
+
 def turn(a: BaseGeometry, b: BaseGeometry) -> float:
     """How far ``b``'s main direction is turned from ``a``'s, degrees in [0, 45] (or NaN)."""
-    return float(abs((main_direction(b) - main_direction(a) + 45.0) % 90.0 - 45.0))
+    return float(abs(direction_offset(main_direction(a), main_direction(b))))
 
 
 def polis(a: BaseGeometry, b: BaseGeometry) -> float:

@@ -307,11 +307,8 @@ def to_html(report: Mapping[str, Any], pngs: Mapping[str, bytes]) -> str:
                 f"{shape['truth_right_angle_offset_deg']:.1f}",
             ),
             ("outline: PoLiS distance to the true outline, m", shape["polis_m"]),
+            ("outline: turned from the true outline's direction, deg", shape["turn_deg"]),
         ]
-        if "turn_deg" in shape:  # reports written before 2026-12-06 lack it
-            object_rows.append(
-                ("outline: turned from the true outline's direction, deg", shape["turn_deg"])
-            )
     sweep_html = ""
     if sweep.get("pixel"):
         best = (sweep.get("best_pixel") or {}).get("threshold")

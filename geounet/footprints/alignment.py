@@ -20,10 +20,7 @@ import numpy.typing as npt
 import shapely
 from shapely import affinity
 
-
-def direction_offset(a: npt.ArrayLike, b: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    """The turn from direction ``a`` to ``b``, in degrees modulo 90, within [-45, 45)."""
-    return np.asarray((np.asarray(b, float) - np.asarray(a, float) + 45.0) % 90.0 - 45.0)
+from geounet.core.shape import direction_offset
 
 
 def align_to_neighbours(
